@@ -1,0 +1,14 @@
+"""The Celery application: `celery -A automation worker` and `celery -A automation beat`."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
+
+app = Celery("automation")
+# Every CELERY_* Django setting configures Celery (see automation/settings.py).
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

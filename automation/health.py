@@ -1,0 +1,103 @@
+"""Dependency checks behind GET /healthz.
+
+Each check returns a small dict with ``status`` ("ok" or "fail") and, on failure, the error. A
+check never raises: a dependency that is down is a result, not an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from automation.celery import app as celery_app
+from automation.models import Heartbeat
+from automation.services import BACKGROUND
+
+CHECK_TIMEOUT = 3.0  # seconds each network check may take before it counts as down
+
+Check = dict[str, Any]
+
+
+def check_database() -> Check:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"status": "ok", "vendor": connection.vendor}
+
+
+def check_broker() -> Check:
+    if settings.EMBEDDED:
+        # The embedded queue is a folder; it is "up" when this process can write to it.
+        probe = settings.CELERY_QUEUE_DIR / ".healthz"
+        probe.write_text(str(time.time()))
+        probe.unlink()
+        return {"status": "ok", "kind": "embedded"}
+    with celery_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
+        return {"status": "ok", "kind": conn.transport_cls}
+
+
+def check_channel_layer() -> Check:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured")
+    async_to_sync(_round_trip)(layer)
+    return {"status": "ok", "kind": type(layer).__name__}
+
+
+async def _round_trip(layer: Any) -> None:
+    channel = await layer.new_channel("healthz.")
+    await asyncio.wait_for(layer.send(channel, {"type": "healthz.ping"}), CHECK_TIMEOUT)
+    message = await asyncio.wait_for(layer.receive(channel), CHECK_TIMEOUT)
+    if message.get("type") != "healthz.ping":
+        raise RuntimeError(f"unexpected message {message!r}")
+
+
+def background_status() -> Check:
+    """How long ago a scheduled job last ran on a worker (informational, never fails /healthz).
+
+    It needs the database, so it is only asked when the database check passed.
+    """
+    heartbeat = Heartbeat.objects.filter(name=BACKGROUND).first()
+    if heartbeat is None:
+        return {"status": "unknown", "detail": "no background job has run yet"}
+    age = (timezone.now() - heartbeat.seen_at).total_seconds()
+    stale = age > 3 * settings.HEARTBEAT_INTERVAL + 10
+    return {
+        "status": "stale" if stale else "ok",
+        "last_seen": heartbeat.seen_at.isoformat(),
+        "age_seconds": round(age, 1),
+        "worker": heartbeat.worker,
+    }
+
+
+CHECKS: dict[str, Callable[[], Check]] = {
+    "database": check_database,
+    "broker": check_broker,
+    "channel_layer": check_channel_layer,
+}
+
+
+def run_checks() -> tuple[bool, dict[str, Check]]:
+    """Run every check; returns (all required dependencies up, results by name)."""
+    results: dict[str, Check] = {}
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            result = check()
+        except Exception as exc:  # any failure means "down"; we report it
+            result = {"status": "fail", "error": f"{exc.__class__.__name__}: {exc}"}
+        result["ms"] = round((time.perf_counter() - started) * 1000, 1)
+        results[name] = result
+    healthy = all(result["status"] == "ok" for result in results.values())
+    if results["database"]["status"] == "ok":
+        results["background"] = background_status()
+    return healthy, results

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import path, re_path
+from django.views.generic import RedirectView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from automation import views
+from automation.api import views as api_views
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    re_path(r"^healthz/?$", views.healthz, name="healthz"),
+    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/me/", api_views.me, name="api-me"),
+    path("admin/", admin.site.urls),
+]

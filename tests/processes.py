@@ -1,0 +1,175 @@
+"""Start the project's real processes (server, Celery worker) for tests, and stop them.
+
+Each process gets the environment of production or embedded mode explicitly, pointing at the
+test database that pytest-django created, so what it writes is what the test reads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "test-secret-key-" + "x" * 60
+
+
+def test_database_url() -> str:
+    """The URL of the database this test run uses (pytest-django's test database)."""
+    conf = connection.settings_dict
+    if conf["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{conf['NAME']}"
+    auth = quote(conf["USER"] or "")
+    if conf.get("PASSWORD"):
+        auth += ":" + quote(conf["PASSWORD"])
+    return f"postgres://{auth}@{conf['HOST'] or '127.0.0.1'}:{conf['PORT'] or 5432}/{conf['NAME']}"
+
+
+def project_env(**overrides: str | None) -> dict[str, str]:
+    """The environment for a child process: real settings, this run's database and data dir.
+
+    An override of None removes the variable.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "REDIS_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="automation.settings",
+        DATABASE_URL=test_database_url(),
+        SECRET_KEY=SECRET,
+        HTTPS="false",
+        PYTHONUNBUFFERED="1",
+    )
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        return http_get(self.url + path)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def interrupt(self, timeout: float = 20.0) -> int:
+        """Ctrl-C, then wait for a clean exit; returns the exit code."""
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=timeout)
+
+
+def start_server(env: dict[str, str], log: Path, *, timeout: float = 30.0) -> Server:
+    port = free_port()
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.output()}")
+        try:
+            server.get("/healthz")
+            return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    stop(process)
+    raise AssertionError(f"server did not answer within {timeout}s:\n{server.output()}")
+
+
+@contextmanager
+def running_server(env: dict[str, str], log: Path) -> Iterator[Server]:
+    server = start_server(env, log)
+    try:
+        yield server
+    finally:
+        stop(server.process)
+
+
+@contextmanager
+def celery_worker(
+    env: dict[str, str], log: Path, *, concurrency: int = 2
+) -> Iterator[subprocess.Popen]:
+    """A real `celery -A automation worker` process (prefork pool)."""
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "automation",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield process
+    finally:
+        stop(process, sig=signal.SIGTERM)
+
+
+def stop(process: subprocess.Popen, *, sig: int = signal.SIGINT, timeout: float = 20.0) -> None:
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(predicate, *, timeout: float = 20.0, interval: float = 0.1, message: str = ""):
+    """Poll ``predicate`` until it returns something truthy; fail with ``message`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(message or f"condition not met within {timeout}s")
