@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from django.utils import timezone
+
+from automation.ids import uuid7
 
 
 class Heartbeat(models.Model):
@@ -20,3 +24,277 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} seen {self.seen_at:%Y-%m-%d %H:%M:%S} by {self.worker}"
+
+
+class Workflow(models.Model):
+    """A business process, written as code (``@workflow``) or declared as data (admin, API)."""
+
+    class Kind(models.TextChoices):
+        CODE = "code", "Code"
+        DECLARATIVE = "declarative", "Declarative"
+
+    name = models.SlugField(max_length=200, unique=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.TextField(blank=True)
+    active = models.BooleanField(default=True, help_text="Inactive workflows start no new runs.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def latest_version(self) -> WorkflowVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class WorkflowVersion(models.Model):
+    """One immutable version of a workflow. Runs are pinned to the version they started on."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField(
+        default=dict, blank=True, help_text="The declarative definition (declarative workflows)."
+    )
+    code_ref = models.CharField(
+        max_length=300, blank=True, help_text="module:function of a code workflow."
+    )
+    checksum = models.CharField(max_length=64)
+    trigger_event = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Event type pattern that starts runs: exact or order.*",
+    )
+    trigger_filter = models.TextField(blank=True, help_text="CEL condition on `trigger`.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["workflow", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="workflow_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} v{self.number}"
+
+
+class RunStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # runnable: an "advance" message is on its way
+    RUNNING = "running", "Running"  # a worker holds the lease
+    WAITING = "waiting", "Waiting"  # suspended on a timer, event, approval or child; no worker
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class Run(models.Model):
+    """One execution of a workflow version. The database, not the broker, holds its state."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.PENDING)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(
+        null=True, blank=True, help_text="step, attempt, type, message, traceback of the failure."
+    )
+    trigger_event = models.ForeignKey(
+        "events.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    correlation_id = models.CharField(max_length=200, blank=True)
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    parent_step_id = models.CharField(max_length=200, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    concurrency_key = models.CharField(max_length=200, blank=True)
+    queued = models.BooleanField(
+        default=False, help_text="Held back by the workflow's concurrency limit."
+    )
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    recoveries = models.PositiveIntegerField(
+        default=0, help_text="Times the run was taken back from a worker that stopped answering."
+    )
+    waiting_for = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # One event starts each subscribed workflow once, however often it is routed.
+            models.UniqueConstraint(
+                fields=["workflow", "trigger_event"],
+                condition=models.Q(trigger_event__isnull=False),
+                name="run_once_per_workflow_and_event",
+            ),
+        ]
+        indexes = [
+            # Run lists, newest first.
+            models.Index(fields=["-created_at"], name="run_created_idx"),
+            # Lists filtered by workflow and status; the concurrency limit's count of active runs.
+            models.Index(
+                fields=["workflow", "status", "concurrency_key"], name="run_wf_status_idx"
+            ),
+            # Recovery sweep: running runs whose lease expired; pending runs never dispatched.
+            models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
+            # Filter by correlation id.
+            models.Index(fields=["correlation_id"], name="run_correlation_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} run {self.id}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class StepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting"  # sleep, event, approval, child, parallel, or retry pending
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"  # final: retries exhausted or not retryable
+    SKIPPED = "skipped", "Skipped"
+
+
+class StepRecord(models.Model):
+    """The journal: one row per step of a run, holding its result once it is known.
+
+    Replaying a workflow returns the recorded output (or re-raises the recorded error) instead of
+    executing the step again; (run, step_id) is unique, so a second result is a conflict, not a
+    second row.
+    """
+
+    class Kind(models.TextChoices):
+        STEP = "step", "Step"
+        SLEEP = "sleep", "Sleep"
+        WAIT_EVENT = "wait_event", "Wait for event"
+        APPROVAL = "approval", "Approval"
+        EMIT = "emit", "Emit event"
+        CHILD = "child", "Child workflow"
+        PARALLEL = "parallel", "Parallel"
+        BRANCH = "branch", "Parallel branch"
+        VALUE = "value", "Recorded value"
+        COMPENSATION = "compensation", "Compensation"
+        ON_FAILURE = "on_failure", "Failure handler"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.CharField(max_length=200)
+    seq = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Order in which the workflow reached it (None: branch)."
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.STEP)
+    status = models.CharField(max_length=20, choices=StepStatus.choices)
+    attempt = models.PositiveIntegerField(default=1)
+    input = models.JSONField(null=True, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error = models.JSONField(
+        null=True, blank=True, help_text="type, message, traceback, retryable of the last failure."
+    )
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="Earlier failed attempts: error, started, finished."
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Branch steps: when a silent worker loses its claim."
+    )
+
+    class Meta:
+        ordering = ["run", "started_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_id"], name="step_unique_per_run"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_id} ({self.status}, attempt {self.attempt})"
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Timer(models.Model):
+    """A durable timer: wake a run (or retry a branch) at ``due_at``. Fired by a periodic sweep."""
+
+    class Kind(models.TextChoices):
+        WAKE = "wake", "Wake run"  # sleep, retry backoff, wait deadline
+        RUN_TIMEOUT = "run_timeout", "Run timeout"
+        BRANCH = "branch", "Retry parallel branch"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="timers")
+    step_id = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WAKE)
+    due_at = models.DateTimeField()
+    fired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["due_at"]
+        indexes = [
+            # The timer sweep: unfired timers by due time.
+            models.Index(
+                fields=["due_at"], condition=models.Q(fired_at__isnull=True), name="timer_due_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.step_id or ''} at {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Wait(models.Model):
+    """A run waiting for an event: matched by type and data (exact match or CEL), with a deadline."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        MATCHED = "matched", "Matched"
+        TIMED_OUT = "timed_out", "Timed out"
+        CANCELLED = "cancelled", "Cancelled"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="waits")
+    step_id = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=200)
+    match = models.JSONField(default=dict, blank=True, help_text="Exact values by path in data.")
+    expression = models.TextField(blank=True, help_text="CEL condition on `event`.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    deadline = models.DateTimeField(null=True, blank=True)
+    event = models.ForeignKey(
+        "events.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_id"], name="wait_unique_per_run_step"),
+        ]
+        indexes = [
+            # Routing an event: the open waits for its type.
+            models.Index(
+                fields=["event_type"],
+                condition=models.Q(status="open"),
+                name="wait_open_type_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} waits for {self.event_type} ({self.status})"

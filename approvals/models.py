@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.utils import timezone
+
+from automation.ids import uuid7
+
+
+class ApprovalQuerySet(models.QuerySet):
+    def pending(self) -> ApprovalQuerySet:
+        return self.filter(status=Approval.Status.PENDING)
+
+    def inbox(self, user) -> ApprovalQuerySet:
+        """Approvals the user may decide: assigned to them or to one of their groups."""
+        return self.filter(
+            models.Q(assignee_users=user) | models.Q(assignee_groups__in=user.groups.all())
+        ).distinct()
+
+
+class Approval(models.Model):
+    """A run's question to people: approve or reject, with a comment. The run waits for it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class OnTimeout(models.TextChoices):
+        REJECT = "reject", "Reject"
+        APPROVE = "approve", "Approve"
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    run = models.ForeignKey("automation.Run", on_delete=models.CASCADE, related_name="approvals")
+    step_id = models.CharField(max_length=200)
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    context = models.JSONField(default=dict, blank=True, help_text="Data shown to the approver.")
+    assignees = models.JSONField(
+        default=list, blank=True, help_text='As declared: ["group:managers", "user:alice"].'
+    )
+    assignee_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="assigned_approvals"
+    )
+    assignee_groups = models.ManyToManyField(Group, blank=True, related_name="assigned_approvals")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    due_at = models.DateTimeField(null=True, blank=True)
+    on_timeout = models.CharField(
+        max_length=20, choices=OnTimeout.choices, default=OnTimeout.REJECT
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ApprovalQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("decide_any_approval", "Can decide approvals assigned to others")]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_id"], name="approval_unique_per_run_step"),
+        ]
+        indexes = [
+            # The inbox: pending approvals, newest first.
+            models.Index(fields=["status", "-created_at"], name="approval_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.status})"
