@@ -262,7 +262,7 @@ class Timer(models.Model):
 
 
 class Wait(models.Model):
-    """A run waiting for an event: matched by type and data (exact match or CEL), with a deadline."""
+    """A run waiting for an event matched by type and data (exact or CEL), with a deadline."""
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"

@@ -28,7 +28,8 @@ class Event(models.Model):
     causation_id = models.CharField(
         max_length=200, blank=True, help_text="The run or event that caused this event."
     )
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "", for "no key": the unique constraint below only applies to real keys.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now)
     routed_at = models.DateTimeField(null=True, blank=True)
