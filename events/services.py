@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from automation.engine import dispatch
 from events.models import Event
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def event_record(
             raise
         # A concurrent delivery of the same event committed first.
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
-    transaction.on_commit(lambda: _dispatch_route(event.id))
+    dispatch.route(event.id)
     return event, True
 
 
@@ -101,15 +102,6 @@ def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
     meta.setdefault("source", "app")
     event, _ = event_record(type=type, data=data if data is not None else {}, **meta)
     return event
-
-
-def _dispatch_route(event_id: Any) -> None:
-    from events.tasks import route_event
-
-    try:
-        route_event.delay(str(event_id))
-    except Exception:  # the sweep routes it later; the event is safely stored
-        logger.exception("could not enqueue routing of event %s; the sweep will route it", event_id)
 
 
 def event_route(*, event_id: Any) -> int:
