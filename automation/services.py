@@ -314,11 +314,18 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def run_retry(*, run: Run) -> Run:
-    """Resume a failed run from the step that failed (its earlier steps are not repeated)."""
+    """Resume a failed run from the step that failed. Earlier steps are not repeated, except
+    those whose effect a compensation undid: they run again."""
     with transaction.atomic():
         locked = Run.objects.select_for_update().get(id=run.id)
         if locked.status != RunStatus.FAILED:
             raise WorkflowError(f"only failed runs can be retried; run {run.id} is {locked.status}")
+        undone = StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
+        ).values_list("step_id", flat=True)
+        StepRecord.objects.filter(
+            run=run, step_id__in=[step_id.removeprefix("compensate:") for step_id in undone]
+        ).delete()
         StepRecord.objects.filter(
             run=run, kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]
         ).delete()

@@ -63,6 +63,10 @@ INSTALLED_APPS = [
     "events",
     "approvals",
 ]
+# Example workflows of every common pattern; they only react to `example.*` events.
+EXAMPLES = env_bool("EXAMPLES", default=EMBEDDED)
+if EXAMPLES:
+    INSTALLED_APPS.append("examples")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
