@@ -175,6 +175,15 @@ class Run(models.Model):
         return self.status in FINISHED_STATUSES
 
 
+class DeadLetterRun(Run):
+    """Failed runs, as the admin's dead-letter list: inspect, fix the cause, retry in bulk."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead-letter run"
+        verbose_name_plural = "dead letter (failed runs)"
+
+
 class StepStatus(models.TextChoices):
     RUNNING = "running", "Running"
     WAITING = "waiting", "Waiting"  # sleep, event, approval, child, parallel, or retry pending
