@@ -333,3 +333,33 @@ def test_a_run_that_keeps_killing_its_workers_is_dead_lettered(workflow_harness,
     run = workflow_harness.refresh(run)
     assert run.status == "failed"
     assert run.error["type"] == "DeadLetter"
+
+
+def test_workflow_versions_are_immutable(workflow_harness):
+    from automation.models import WorkflowVersion
+
+    registry.sync_code_workflows(force=True)
+    version = WorkflowVersion.objects.get(workflow__name="test-noop")
+    version.trigger_event = "changed"
+    with pytest.raises(ValueError, match="immutable"):
+        version.save()
+
+
+def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflow_harness):
+    events = [
+        ("audit.login", "ada"),
+        ("audit.logout", "ada"),
+        ("audit.login", "system"),  # filtered out
+        ("auditor.hired", "ada"),  # another type
+    ]
+    for event_type, user in events:
+        workflow_harness.emit(event_type, {"user": user})
+    runs = Run.objects.filter(workflow__name="test-wildcard")
+    assert sorted(run.output for run in runs) == ["audit.login", "audit.logout"]
+    from events.services import event_route
+
+    event = runs[0].trigger_event
+    # Routing the same event again (a redelivered task, a sweep) starts nothing new.
+    type(event).objects.filter(id=event.id).update(routed_at=None)
+    workflow_harness._committed(event_route, event_id=event.id)
+    assert Run.objects.filter(workflow__name="test-wildcard").count() == 2
