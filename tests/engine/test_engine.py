@@ -363,3 +363,26 @@ def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflo
     type(event).objects.filter(id=event.id).update(routed_at=None)
     workflow_harness._committed(event_route, event_id=event.id)
     assert Run.objects.filter(workflow__name="test-wildcard").count() == 2
+
+
+def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_harness, clock):
+    from automation.engine import executor, steps
+    from automation.services import run_start
+
+    run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
+    queue = workflow_harness.backend.queue
+    workflow_harness._committed(executor.run_advance, queue.popleft()[1][0])
+    branch_messages = list(queue)  # both branches dispatched, neither run yet
+    queue.clear()
+    assert len(branch_messages) == 2
+
+    workflow_harness._committed(run_cancel, run=run)
+    workflow_harness.drain()
+    assert workflow_harness.refresh(run).status == "cancelled"
+    assert set(run.steps.filter(kind="branch").values_list("status", flat=True)) == {"skipped"}
+
+    for _, args in branch_messages:  # the late deliveries do nothing
+        assert steps.execute_branch(*args) == "nothing to do"
+    clock.advance(timedelta(hours=1))
+    workflow_harness.tick()  # and the recovery sweep does not send them again
+    assert not queue
