@@ -386,3 +386,15 @@ def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_ha
     clock.advance(timedelta(hours=1))
     workflow_harness.tick()  # and the recovery sweep does not send them again
     assert not queue
+
+
+def test_a_lost_advance_message_is_sent_again_by_the_sweep(workflow_harness, clock):
+    from automation.services import run_start
+
+    run = workflow_harness._committed(run_start, workflow="test-noop")
+    workflow_harness.backend.queue.clear()  # the broker lost it
+    workflow_harness.tick()
+    assert workflow_harness.refresh(run).status == "pending"  # not yet: it may still arrive
+    clock.advance(timedelta(minutes=3))
+    workflow_harness.tick()
+    assert workflow_harness.refresh(run).status == "succeeded"
