@@ -57,17 +57,21 @@ def run_start(
     parent_run: Run | None = None,
     parent_step_id: str = "",
     started_by: Any = None,
+    version: WorkflowVersion | None = None,
+    send: bool = True,
 ) -> Run:
     """Start a run of the workflow's latest version; it is dispatched after commit.
 
     With ``event``, the run's input is the event's data and the event starts the workflow at
-    most once (a second call returns the first run).
+    most once (a second call returns the first run). ``send=False`` leaves the "advance"
+    message to the caller, who advances the run itself (the redispatch sweep sends it if the
+    caller dies first).
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
     if not wf.active:
         raise WorkflowError(f"workflow {wf.name!r} is inactive; activate it to start runs")
-    version = wf.latest_version()
+    version = version or wf.latest_version()
     if version is None:
         raise WorkflowError(f"workflow {wf.name!r} has no version yet")
     data = event.data if event is not None else (input if input is not None else {})
@@ -87,13 +91,15 @@ def run_start(
     try:
         with transaction.atomic():
             _apply_limits(run, spec)
+            if run.status == RunStatus.PENDING and not run.queued:
+                run.dispatched_at = clock.now()
             run.save()
             if spec is not None and spec.timeout is not None:
                 run.deadline_at = clock.now() + spec.timeout
                 run.save(update_fields=["deadline_at"])
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
-            if run.status == RunStatus.PENDING and not run.queued:
-                _dispatch(run.id)
+            if run.dispatched_at is not None and send:
+                dispatch.advance(run.id)
     except IntegrityError:
         if event is None:
             raise
@@ -149,8 +155,11 @@ def _dispatch(run_id: Any) -> None:
     dispatch.advance(run_id)
 
 
-def runs_start_for_event(event: Any) -> list[Run]:
-    """Start every active workflow whose trigger matches the event (at most once each)."""
+def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
+    """Start every active workflow whose trigger matches the event (at most once each).
+
+    ``send_first=False``: the caller advances the first run itself (one broker round trip
+    less between an event and its first step)."""
     registry.sync_code_workflows()
     latest: dict[int, WorkflowVersion] = {}
     versions = (
@@ -164,7 +173,10 @@ def runs_start_for_event(event: Any) -> list[Run]:
     for version in latest.values():
         pattern, condition = _trigger(version)
         if matching.type_matches(pattern, event.type) and _filter_passes(version, condition, event):
-            runs.append(run_start(workflow=version.workflow, event=event))
+            send = send_first or bool(runs)
+            runs.append(
+                run_start(workflow=version.workflow, version=version, event=event, send=send)
+            )
     return runs
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from automation.models import Run, StepRecord
 
 MAX_STEP_ID = 200
+_SIDE_TABLE_KINDS = {"sleep", "wait_event", "approval", "parallel", "branch", "child"}
 
 
 class EventView:
@@ -114,6 +115,13 @@ class Context:
 
     def _remember(self, record: StepRecord) -> None:
         self._journal[record.step_id] = record
+
+    def used_side_tables(self) -> bool:
+        """Whether this run may have timers, waits, approvals or branches left to close."""
+        return self.run.deadline_at is not None or any(
+            record.kind in _SIDE_TABLE_KINDS or record.attempt > 1 or record.status == "waiting"
+            for record in self._journal.values()
+        )
 
     # --- steps ----------------------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ def _replay(run_id: Any, owner: str) -> str:
         return _finish(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
+    ctx.lease_expires_at = run.lease_expires_at  # type: ignore[attr-defined]
     try:
         if run.deadline_at is not None and clock.now() >= run.deadline_at:
             raise RunTimedOut(f"the run passed its deadline {run.deadline_at.isoformat()}")
@@ -110,7 +111,7 @@ def _replay(run_id: Any, owner: str) -> str:
     except Exception as exc:  # the workflow body itself raised
         error = error_info(exc, retryable=False, step="(workflow)")
         return _unwind(ctx, run, owner, wakeups, error=error)
-    return _finish(run, owner, RunStatus.SUCCEEDED, output=output)
+    return _finish(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
 
 
 def _spec(run: Run) -> registry.WorkflowSpec:
@@ -180,8 +181,10 @@ def _finish(
     *,
     output: Any = None,
     error: dict[str, Any] | None = None,
+    cleanup: bool = True,
 ) -> str:
-    from approvals.services import approvals_cancel_for_run
+    """End the run. ``cleanup`` closes its timers, waits, approvals and branches (skipped for
+    runs that never made any: a plain sequence of steps)."""
     from automation.services import run_finished
 
     now = clock.now()
@@ -198,15 +201,8 @@ def _finish(
         )
         if not updated:
             return "lease lost"
-        Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
-        # Branches still pending when the run ended (fail fast, cancel) will never be needed.
-        StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
-        ).update(status="skipped", finished_at=now, lease_expires_at=None)
-        Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
-            status=Wait.Status.CANCELLED, resolved_at=now
-        )
-        approvals_cancel_for_run(run_id=run.id)
+        if cleanup:
+            _close_side_tables(run, now)
         run.status, run.output, run.error = status, output, error
         run_finished(run=run)
     if status == RunStatus.FAILED:
@@ -214,3 +210,17 @@ def _finish(
             "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
         )
     return status
+
+
+def _close_side_tables(run: Run, now: Any) -> None:
+    from approvals.services import approvals_cancel_for_run
+
+    Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
+    # Branches still pending when the run ended (fail fast, cancel) will never be needed.
+    StepRecord.objects.filter(
+        run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
+    ).update(status="skipped", finished_at=now, lease_expires_at=None)
+    Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
+        status=Wait.Status.CANCELLED, resolved_at=now
+    )
+    approvals_cancel_for_run(run_id=run.id)

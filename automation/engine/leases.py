@@ -50,10 +50,18 @@ def claim(run_id: Any, owner: str) -> bool:
 
 
 def renew(ctx: Context, extra: float = 0) -> None:
-    """Extend our lease before a step runs (by its timeout too); LeaseLost if it was taken."""
+    """Make sure our lease outlasts the next step (by its timeout too); LeaseLost if it was
+    taken. Skipped while more than half a lease remains: nobody takes an unexpired lease, and
+    every result is recorded with a conditional write anyway."""
     owner = getattr(ctx, "owner", None)
     if owner is None:
         return
-    expires = clock.now() + _duration(extra)
+    now = clock.now()
+    current = getattr(ctx, "lease_expires_at", None)
+    margin = timedelta(seconds=extra + settings.AUTOMATION_LEASE_SECONDS / 2)
+    if current is not None and current - now > margin:
+        return
+    expires = now + _duration(extra)
     if not Run.objects.filter(id=ctx.run.id, lease_owner=owner).update(lease_expires_at=expires):
         raise LeaseLost("the run's lease was taken over by another worker")
+    ctx.lease_expires_at = expires  # type: ignore[attr-defined]
