@@ -13,7 +13,7 @@ import socket
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from automation.engine import clock, dispatch, matching, registry, steps
@@ -100,6 +100,8 @@ def run_start(
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
             if run.dispatched_at is not None and send:
                 dispatch.advance(run.id)
+            if run.status == RunStatus.CANCELLED:  # skipped by its concurrency limit
+                run_finished(run=run)
     except IntegrityError:
         if event is None:
             raise
@@ -297,33 +299,46 @@ def _has_limit(run: Run) -> bool:
 
 
 def _start_queued(run: Run) -> None:
-    nxt = (
-        Run.objects.filter(
-            workflow_id=run.workflow_id,
-            concurrency_key=run.concurrency_key,
-            queued=True,
-            status=RunStatus.PENDING,
-        )
-        .order_by("created_at")
-        .first()
-    )
-    if nxt is not None and Run.objects.filter(id=nxt.id, queued=True).update(
-        queued=False, waiting_for=""
-    ):
-        _dispatch(nxt.id)
+    """Start queued runs of the same key while slots are free. Takes the same lock as starting
+    a run, so a run queued concurrently with this release is never stranded."""
+    spec_limit = _limit(run)
+    Workflow.objects.select_for_update().filter(pk=run.workflow_id).first()
+    same_key = Run.objects.filter(workflow_id=run.workflow_id, concurrency_key=run.concurrency_key)
+    active = same_key.filter(status__in=ACTIVE_STATUSES, queued=False).count()
+    waiting = same_key.filter(queued=True, status=RunStatus.PENDING).order_by("created_at")
+    for nxt in waiting[: max(0, spec_limit - active)]:
+        if Run.objects.filter(id=nxt.id, queued=True).update(queued=False, waiting_for=""):
+            _dispatch(nxt.id)
+
+
+def _limit(run: Run) -> int:
+    try:
+        spec = registry.get_workflow(run.workflow.name, run.version.number)
+    except (UnknownWorkflow, WorkflowError):
+        return 1
+    return spec.concurrency.limit if spec.concurrency else 1
 
 
 # --- operator actions -----------------------------------------------------------------------
 
 
 def run_cancel(*, run: Run) -> Run:
-    """Ask a run to stop: its waits end and its completed steps are compensated."""
+    """Ask a run to stop: its waits and approvals close now, its child runs are cancelled, and
+    its completed steps are compensated. A running run stops before its next step."""
+    from approvals.services import approvals_cancel_for_run
+
     with transaction.atomic():
         updated = Run.objects.filter(id=run.id, status__in=ACTIVE_STATUSES).update(
             cancel_requested=True, wakeups=F("wakeups") + 1
         )
         if not updated:
             raise WorkflowError(f"run {run.id} has already finished ({run.status})")
+        Wait.objects.filter(run_id=run.id, status=Wait.Status.OPEN).update(
+            status=Wait.Status.CANCELLED, resolved_at=clock.now()
+        )
+        approvals_cancel_for_run(run_id=run.id)
+        for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
+            run_cancel(run=child)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
@@ -335,30 +350,26 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def run_retry(*, run: Run) -> Run:
-    """Resume a failed run from the step that failed. Earlier steps are not repeated, except
-    those whose effect a compensation undid: they run again."""
+    """Resume a failed run from the step that failed it, with a fresh attempt budget. Earlier
+    steps are not repeated, except those whose effect a compensation undid: they run again.
+    Failures the workflow itself caught stay as they were."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(id=run.id)
+        locked = (
+            Run.objects.select_for_update().select_related("workflow", "version").get(id=run.id)
+        )
         if locked.status != RunStatus.FAILED:
             raise WorkflowError(f"only failed runs can be retried; run {run.id} is {locked.status}")
-        undone = StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
+        journal = StepRecord.objects.filter(run=run)
+        undone = journal.filter(
+            kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
         ).values_list("step_id", flat=True)
-        StepRecord.objects.filter(
-            run=run, step_id__in=[step_id.removeprefix("compensate:") for step_id in undone]
-        ).delete()
-        StepRecord.objects.filter(
-            run=run, kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]
-        ).delete()
-        StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.CHILD, status=StepStatus.FAILED
-        ).delete()
-        failed = StepRecord.objects.filter(run=run, status=StepStatus.FAILED)
-        for record in failed:
-            record.status, record.next_attempt_at = StepStatus.WAITING, None
-            record.save(update_fields=["status", "next_attempt_at"])
-            if record.kind == StepRecord.Kind.BRANCH:
-                dispatch.branch(run.id, record.step_id)
+        journal.filter(step_id__in=[s.removeprefix("compensate:") for s in undone]).delete()
+        journal.filter(kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]).delete()
+        failed_step = (locked.error or {}).get("step")
+        record = journal.filter(step_id=failed_step, status=StepStatus.FAILED).first()
+        if record is not None:
+            _reset_for_retry(run, record)
+        _rearm_deadline(locked)
         Run.objects.filter(id=run.id).update(
             status=RunStatus.PENDING,
             error=None,
@@ -373,6 +384,43 @@ def run_retry(*, run: Run) -> Run:
     return run
 
 
+def _reset_for_retry(run: Run, record: StepRecord) -> None:
+    if record.kind == StepRecord.Kind.CHILD:
+        record.delete()  # a new child run is started
+        return
+    marker = {
+        "attempt": record.attempt,
+        "retried_at": clock.now().isoformat(),
+        "error": {"type": "Retried", "message": "retried by an operator"},
+    }
+    StepRecord.objects.filter(pk=record.pk).update(
+        status=StepStatus.WAITING,
+        next_attempt_at=None,
+        attempt=0,
+        attempts=[*record.attempts, marker],
+    )
+    if record.kind == StepRecord.Kind.PARALLEL:
+        branches = StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.BRANCH, step_id__startswith=f"{record.step_id}["
+        ).exclude(status=StepStatus.SUCCEEDED)
+        for branch in branches:
+            branch.status, branch.next_attempt_at, branch.attempt = StepStatus.WAITING, None, 0
+            branch.save(update_fields=["status", "next_attempt_at", "attempt"])
+            dispatch.branch(run.id, branch.step_id)
+
+
+def _rearm_deadline(run: Run) -> None:
+    """A retried run gets its whole timeout again."""
+    try:
+        spec = registry.get_workflow(run.workflow.name, run.version.number)
+    except (UnknownWorkflow, WorkflowError):
+        return
+    if spec.timeout is not None:
+        deadline = clock.now() + spec.timeout
+        Run.objects.filter(id=run.id).update(deadline_at=deadline)
+        Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=deadline)
+
+
 def runs_retry_failed(*, runs: Any) -> int:
     """Retry every failed run in ``runs`` (the dead-letter queue). Returns how many."""
     count = 0
@@ -380,7 +428,3 @@ def runs_retry_failed(*, runs: Any) -> int:
         run_retry(run=run)
         count += 1
     return count
-
-
-def runs_active_for(*, workflow: Workflow) -> Any:
-    return Run.objects.filter(workflow=workflow).filter(Q(status__in=ACTIVE_STATUSES))

@@ -19,6 +19,7 @@ from automation.engine.errors import (
     Cancelled,
     DeterminismError,
     LeaseLost,
+    RunTimedOut,
     StepFailed,
     Suspend,
     UnknownWorkflow,
@@ -31,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 MAX_REPLAYS = 50  # per delivery; a run woken this often while running is picked up again later
 COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_interval=300.0)
-
-
-class RunTimedOut(Exception):
-    """The run passed its deadline (the workflow's ``timeout``)."""
 
 
 def run_advance(run_id: Any) -> str:
@@ -92,10 +89,7 @@ def _replay(run_id: Any, owner: str) -> str:
         return _finish(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
-    ctx.lease_expires_at = run.lease_expires_at  # type: ignore[attr-defined]
     try:
-        if run.deadline_at is not None and clock.now() >= run.deadline_at:
-            raise RunTimedOut(f"the run passed its deadline {run.deadline_at.isoformat()}")
         result = spec.fn(ctx, _trigger(run))
         output = to_json(result, "the workflow's return value")
     except Suspend as suspended:
@@ -104,6 +98,8 @@ def _replay(run_id: Any, owner: str) -> str:
         return "lease lost"
     except Cancelled:
         return _unwind(ctx, run, owner, wakeups, error=None)
+    except RunTimedOut as exc:
+        return _unwind(ctx, run, owner, wakeups, error=error_info(exc, retryable=False))
     except StepFailed as exc:
         return _unwind(ctx, run, owner, wakeups, error={**exc.error, "step": exc.step_id})
     except DeterminismError as exc:
@@ -151,6 +147,8 @@ def _unwind(
         return _suspend(run, owner, wakeups, suspended.reason)
     except LeaseLost:
         return "lease lost"
+    except (DeterminismError, Exception) as exc:  # the failure path itself broke: end anyway
+        problems.append(error_info(exc, retryable=False, step="(compensation)"))
     if error is None:
         return _finish(
             run, owner, RunStatus.CANCELLED, error={"message": "cancelled"} | _extra(problems)
