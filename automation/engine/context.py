@@ -190,8 +190,8 @@ class Context:
             return record.output
         if record is not None and record.status == "failed":
             raise StepFailed(step_id, record.error or {})
-        due = record.next_attempt_at if record is not None else None
-        if record is not None and record.status == "waiting" and due and due > clock.now():
+        waiting = record is not None and record.status == "waiting"
+        if waiting and record.next_attempt_at and not steps.is_due(self, record):
             raise Suspend(f"retry of {step_id!r} at {record.next_attempt_at.isoformat()}")
         policy = RetryPolicy.from_value(retry, self._default_retry)
         limit = parse_duration(timeout).total_seconds() if timeout is not None else None
