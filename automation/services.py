@@ -465,6 +465,10 @@ def runs_retry_failed(*, runs: Any) -> int:
     """Retry every failed run in ``runs`` (the dead-letter queue). Returns how many."""
     count = 0
     for run in runs.filter(status=RunStatus.FAILED):
-        run_retry(run=run)
+        try:
+            run_retry(run=run)
+        except WorkflowError as exc:  # e.g. retried meanwhile by someone else
+            logger.warning("run %s not retried: %s", run.id, exc)
+            continue
         count += 1
     return count

@@ -190,8 +190,13 @@ def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
     """Release the run to wait. If something woke it while we worked, replay instead."""
+    # Reaching a wait is progress: earlier takeovers no longer count towards the dead letter.
     updated = Run.objects.filter(id=run.id, lease_owner=owner, wakeups=wakeups).update(
-        status=RunStatus.WAITING, lease_owner="", lease_expires_at=None, waiting_for=reason[:300]
+        status=RunStatus.WAITING,
+        lease_owner="",
+        lease_expires_at=None,
+        waiting_for=reason[:300],
+        recoveries=0,
     )
     if updated:
         return "waiting"

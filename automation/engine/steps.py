@@ -16,11 +16,11 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from automation.engine import clock, dispatch, leases
 from automation.engine.errors import (
@@ -136,16 +136,20 @@ def _begin_attempt(
     """Record that an attempt starts (so a crash during it is visible and counted)."""
     now = clock.now()
     if record is None:
-        return StepRecord.objects.create(
-            run=ctx.run,
-            step_id=step_id,
-            seq=seq,
-            kind=kind,
-            status=StepStatus.RUNNING,
-            attempt=1,
-            input=input,
-            started_at=now,
-        )
+        try:
+            with transaction.atomic():
+                return StepRecord.objects.create(
+                    run=ctx.run,
+                    step_id=step_id,
+                    seq=seq,
+                    kind=kind,
+                    status=StepStatus.RUNNING,
+                    attempt=1,
+                    input=input,
+                    started_at=now,
+                )
+        except IntegrityError:  # another worker journaled it first: the run is not ours
+            raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
         history.append(_history(record, {"type": "WorkerLost", "message": "worker stopped"}))
@@ -213,7 +217,9 @@ def _record_success(record: StepRecord, output: Any) -> None:
     record.status, record.output, record.finished_at = StepStatus.SUCCEEDED, output, now
 
 
-def record_failure(record: StepRecord, exc: Exception, policy: RetryPolicy, *, timer_kind: str):
+def record_failure(
+    record: StepRecord, exc: Exception, policy: RetryPolicy, *, timer_kind: str
+) -> NoReturn:
     """Schedule a retry (a Timer row, then Suspend) or fail the step for good (StepFailed)."""
     retryable = policy.is_retryable(exc)
     error = error_info(exc, retryable=retryable)
