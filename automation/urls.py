@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -11,5 +11,6 @@ urlpatterns = [
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
+    path("api/", include("approvals.api.urls")),
     path("admin/", admin.site.urls),
 ]
