@@ -5,19 +5,43 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from approvals.models import Approval
+from approvals.models import Approval, ApprovalEvent, ApprovalVote
+
+
+class _ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class VoteInline(_ReadOnlyInline):
+    model = ApprovalVote
+    fields = ["user", "decision", "comment", "created_at"]
+    readonly_fields = fields
+
+
+class HistoryInline(_ReadOnlyInline):
+    model = ApprovalEvent
+    fields = ["at", "action", "actor", "detail"]
+    readonly_fields = fields
 
 
 @admin.register(Approval)
 class ApprovalAdmin(admin.ModelAdmin):
     list_display = ["title", "status", "run", "step_id", "due_at", "decided_by", "created_at"]
-    list_filter = ["status", "created_at"]
+    list_filter = ["status", "escalated", "created_at"]
     search_fields = ["title", "=run__id"]
-    list_select_related = ["decided_by"]
+    list_select_related = ["decided_by", "run__workflow"]
     readonly_fields = [f.name for f in Approval._meta.fields] + [
         "assignee_users",
         "assignee_groups",
     ]
+    inlines = [VoteInline, HistoryInline]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -32,6 +32,7 @@ class Approval(models.Model):
     class OnTimeout(models.TextChoices):
         REJECT = "reject", "Reject"
         APPROVE = "approve", "Approve"
+        ESCALATE = "escalate", "Escalate"
 
     id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     run = models.ForeignKey("automation.Run", on_delete=models.CASCADE, related_name="approvals")
@@ -51,6 +52,20 @@ class Approval(models.Model):
     on_timeout = models.CharField(
         max_length=20, choices=OnTimeout.choices, default=OnTimeout.REJECT
     )
+    quorum = models.PositiveIntegerField(
+        default=1, help_text="Approvals needed; a single rejection rejects."
+    )
+    four_eyes = models.BooleanField(
+        default=False, help_text="The user who started the run may not decide it."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    escalate_to = models.JSONField(
+        default=list, blank=True, help_text="Assignees who take over when it times out."
+    )
+    escalation_timeout = models.DurationField(null=True, blank=True)
+    escalated = models.BooleanField(default=False)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -73,3 +88,56 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.status})"
+
+
+class ApprovalVote(models.Model):
+    """One assignee's decision. An approval with a quorum collects several."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    decision = models.CharField(
+        max_length=10, choices=[("approve", "Approve"), ("reject", "Reject")]
+    )
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            # One vote per person: a second click is a conflict, not a second vote.
+            models.UniqueConstraint(fields=["approval", "user"], name="one_vote_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.decision}s {self.approval_id}"
+
+
+class ApprovalEvent(models.Model):
+    """The audit trail: every change of an approval, who made it and when."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        VOTED = "voted", "Voted"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        ESCALATED = "escalated", "Escalated"
+        CANCELLED = "cancelled", "Cancelled"
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="history")
+    action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # An approval's history, in order (approval page, admin).
+            models.Index(fields=["approval", "at"], name="approval_history_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor or 'the system'} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -289,11 +289,18 @@ class Context:
         context: dict[str, Any] | None = None,
         timeout: str | float | timedelta | None = None,
         on_timeout: str = "reject",
+        quorum: int = 1,
+        four_eyes: bool = False,
+        escalate_to: list[str] | None = None,
+        escalation_timeout: str | float | timedelta | None = None,
     ) -> dict[str, Any]:
         """Ask people ("user:alice", "group:managers") to approve; wait for the decision.
 
         Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
-        "decided_by"}``. After ``timeout`` the step decides ``on_timeout`` (reject or approve).
+        "decided_by", "decided_at", "votes"}``. ``quorum``: approvals needed (one rejection
+        rejects). ``four_eyes``: whoever started the run cannot decide. After ``timeout`` the
+        step decides ``on_timeout``: reject, approve, or escalate (hand it to ``escalate_to``
+        for ``escalation_timeout``, then reject).
         """
         record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
@@ -307,6 +314,12 @@ class Context:
                 context=context or {},
                 timeout=parse_duration(timeout) if timeout is not None else None,
                 on_timeout=on_timeout,
+                quorum=quorum,
+                four_eyes=four_eyes,
+                escalate_to=escalate_to,
+                escalation_timeout=(
+                    parse_duration(escalation_timeout) if escalation_timeout is not None else None
+                ),
             )
             self._remember(record)
         return steps.approval_result(self, record)

@@ -130,6 +130,8 @@ def workflow(
             description=inspect.getdoc(fn) or "",
         )
         fn.workflow_name = wf_name  # type: ignore[attr-defined]
+        global _generation
+        _generation += 1
         return fn
 
     if callable(name) and not isinstance(name, str):
@@ -206,13 +208,15 @@ def autodiscover() -> None:
     autodiscover_modules("workflows")
 
 
-_synced = False
+_generation = 0  # bumped by every registration
+_synced_generation = -1
 
 
 def sync_code_workflows(force: bool = False) -> None:
-    """Create the Workflow and WorkflowVersion rows of the registered code workflows."""
-    global _synced
-    if _synced and not force:
+    """Create the Workflow and WorkflowVersion rows of the registered code workflows (once per
+    process, and again whenever a workflow was registered since)."""
+    global _synced_generation
+    if _synced_generation == _generation and not force:
         return
     from automation.models import Workflow, WorkflowVersion
 
@@ -240,4 +244,4 @@ def sync_code_workflows(force: bool = False) -> None:
                 spec.name,
                 spec.version,
             )
-    _synced = True
+    _synced_generation = _generation

@@ -305,11 +305,10 @@ def is_due(ctx: Context, record: StepRecord) -> bool:
         return False
     if due <= clock.now():
         return True
+    # The record's own timer carries the same due time; earlier timers of the step (retries,
+    # a deadline moved by an escalation) do not count.
     return Timer.objects.filter(
-        run_id=ctx.run.id,
-        step_id=record.step_id,
-        fired_at__isnull=False,
-        due_at__gte=record.started_at,
+        run_id=ctx.run.id, step_id=record.step_id, fired_at__isnull=False, due_at=due
     ).exists()
 
 
@@ -462,6 +461,7 @@ def start_approval(
     context: dict[str, Any],
     timeout: timedelta | None,
     on_timeout: str,
+    **options: Any,
 ) -> StepRecord:
     from approvals.services import approval_create
 
@@ -484,6 +484,7 @@ def start_approval(
             assignees=assignees,
             due_at=due,
             on_timeout=on_timeout,
+            **options,
         )
         if due:
             Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)

@@ -331,14 +331,18 @@ def test_a_timer_fired_by_a_sweeper_whose_clock_runs_ahead_still_wakes_the_run(
 ):
     from datetime import timedelta
 
+    from django.utils import timezone
+
     from automation.models import Timer
+    from automation.services import run_wake
 
     run = workflow_harness.start("review-nap", {})
     timer = Timer.objects.get(run=run)
-    # The sweeper's clock is 3 s ahead of the worker's: model it as an earlier due_at.
-    Timer.objects.filter(pk=timer.pk).update(due_at=timer.due_at - timedelta(seconds=3))
-    clock.advance(timer.due_at - clock.now() - timedelta(seconds=2))
-    workflow_harness.tick()
+    clock.advance(timer.due_at - clock.now() - timedelta(seconds=2))  # this worker: 2 s early
+    # A sweeper whose clock runs 3 s ahead finds the timer due and fires it.
+    Timer.objects.filter(pk=timer.pk).update(fired_at=timezone.now())
+    workflow_harness._committed(run_wake, run_id=run.id)
+    workflow_harness.drain()
     assert workflow_harness.result(run) == {"woke": True}
 
 

@@ -182,3 +182,26 @@ def wildcard(ctx: Any, event: Any) -> str:
 @workflow("test-reserved-id")
 def reserved_id(ctx: Any, event: Any) -> None:
     ctx.step("compensate:charge", noop)
+
+
+@workflow("test-quorum")
+def quorum(ctx: Any, event: Any) -> dict[str, Any]:
+    return ctx.approval("ok", title="Two managers", assignees=["group:managers"], quorum=2)
+
+
+@workflow("test-four-eyes")
+def four_eyes(ctx: Any, event: Any) -> dict[str, Any]:
+    return ctx.approval("ok", title="Not your own", assignees=["group:managers"], four_eyes=True)
+
+
+@workflow("test-escalate")
+def escalate(ctx: Any, event: Any) -> dict[str, Any]:
+    return ctx.approval(
+        "ok",
+        title="Escalates",
+        assignees=["group:managers"],
+        timeout="1h",
+        on_timeout="escalate",
+        escalate_to=["group:directors"],
+        escalation_timeout="2h",
+    )
