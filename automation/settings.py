@@ -251,6 +251,8 @@ HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 30.0, minimum=0.5)
 # where admins can see them; schedules of their own are added there too.
 CELERY_BEAT_SCHEDULE = {
     "automation.heartbeat": {"task": "automation.heartbeat", "schedule": HEARTBEAT_INTERVAL},
+    # Routes events whose after-commit dispatch was lost (broker down, process killed).
+    "events.sweep_unrouted": {"task": "events.sweep_unrouted", "schedule": 5.0},
 }
 
 
@@ -272,3 +274,15 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
     },
 }
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+# Largest webhook (and POST /api/events/) body accepted, unless an endpoint sets its own.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# How long a rotated-out webhook secret still verifies, so senders can switch over.
+WEBHOOK_SECRET_ROTATION_GRACE = env_int("WEBHOOK_SECRET_ROTATION_GRACE", 86400, minimum=0)
+# Deepest nesting of objects/arrays accepted in an event body (deeper: 400).
+EVENTS_MAX_JSON_DEPTH = env_int("EVENTS_MAX_JSON_DEPTH", 64, minimum=2, maximum=500)
+# Seconds a process keeps event schemas and signal bridges cached before re-reading them.
+EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, minimum=0.0)

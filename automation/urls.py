@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -12,4 +12,6 @@ urlpatterns = [
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
     path("admin/", admin.site.urls),
+    path("api/", include("events.api.urls")),
+    path("", include("events.urls")),
 ]
