@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 from django.utils.dateparse import parse_datetime
 
@@ -34,8 +35,11 @@ def from_structured(body: bytes) -> dict[str, Any]:
 
 
 def from_binary(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+    # Header values are percent-encoded by the HTTP binding (non-ASCII, '%', '"').
     attributes = {
-        name.lower()[3:]: value for name, value in headers.items() if name.lower().startswith("ce-")
+        name.lower()[3:]: unquote(value)
+        for name, value in headers.items()
+        if name.lower().startswith("ce-")
     }
     data = parse_json_object(body, what="CloudEvent data") if body.strip() else {}
     return _record_kwargs(attributes, data, mode="binary")

@@ -36,3 +36,15 @@ def nothing_stored():
         assert Event.objects.count() == 0
 
     return check
+
+
+@pytest.fixture(autouse=True)
+def _fresh_config_caches():
+    """Schemas and bridges are cached per process; a rolled-back test must not leave them."""
+    from events import bridge, schemas
+
+    schemas.cache_clear()
+    bridge.cache_clear()
+    yield
+    schemas.cache_clear()
+    bridge.cache_clear()
