@@ -31,7 +31,14 @@ def emit_scheduled(
 
     The task id is the idempotency key, so a redelivered message emits nothing twice.
     """
-    name = getattr(self.request, "periodic_task_name", None) or "schedule"
+    # Beat sends the PeriodicTask's name as a message header; workers expose custom headers as
+    # request attributes, eager calls keep them under `headers`.
+    headers = getattr(self.request, "headers", None) or {}
+    name = (
+        getattr(self.request, "periodic_task_name", None)
+        or headers.get("periodic_task_name")
+        or "schedule"
+    )
     event, _ = services.event_record(
         type=type,
         data=data if data is not None else {},
