@@ -70,9 +70,14 @@ def test_field_change_from_a_to_b():
 
 def test_a_bridge_event_exists_only_if_the_transaction_commits():
     SignalBridge.objects.create(model="auth.Group", action="created", event_type="group.created")
-    with pytest.raises(RuntimeError), transaction.atomic():
-        Group.objects.create(name="ghost")
-        raise RuntimeError("business write failed")
+
+    def failing_business_write():
+        with transaction.atomic():
+            Group.objects.create(name="ghost")
+            raise RuntimeError("business write failed")
+
+    with pytest.raises(RuntimeError):
+        failing_business_write()
     assert not Event.objects.exists()
 
 
@@ -173,9 +178,14 @@ def test_a_redelivered_schedule_message_emits_once():
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{}, {"cron": "* *"}, {"cron": "* * * * *", "every_seconds": 5}, {"every_seconds": 0}],
+    ("options", "message"),
+    [
+        ({}, "exactly one"),
+        ({"cron": "* *"}, "5 fields"),
+        ({"cron": "* * * * *", "every_seconds": 5}, "exactly one"),
+        ({"every_seconds": 0}, "at least 1"),
+    ],
 )
-def test_schedule_needs_one_valid_timing(options):
-    with pytest.raises(ValueError):
+def test_schedule_needs_one_valid_timing(options, message):
+    with pytest.raises(ValueError, match=message):
         schedule_create(name="x", event_type="a.b", **options)

@@ -37,7 +37,7 @@ def assert_refused(response, status: int, code: str, *, mentions: str = "") -> N
 
 
 def test_standard_webhook_is_stored_with_its_type_data_and_delivery_id(make_endpoint, post_hook):
-    endpoint, secret = make_endpoint()
+    _endpoint, secret = make_endpoint()
     body = body_of(SIGNUP)
     headers = standard_webhooks_headers(secret, body, msg_id="msg_1")
     response = post_hook("shop", body, {**headers, "Authorization": "Bearer x"})
