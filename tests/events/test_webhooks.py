@@ -373,3 +373,14 @@ def test_webhooks_need_no_csrf_token(make_endpoint):
     strict = Client(enforce_csrf_checks=True)
     response = strict.post("/hooks/lan", body_of({"type": "a.b"}), content_type="application/json")
     assert response.status_code == 202  # also without the trailing slash
+
+
+def test_a_nul_character_the_database_cannot_store_is_never_a_500(make_endpoint, post_hook):
+    from django.db import connection
+
+    make_endpoint("lan", "none")
+    response = post_hook("lan", b'{"type": "a.b", "text": "nul\\u0000here"}')
+    if connection.vendor == "postgresql":  # jsonb refuses U+0000
+        assert_refused(response, 400, "unstorable_value")
+    else:
+        assert response.status_code == 202
