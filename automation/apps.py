@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AutomationConfig(AppConfig):
@@ -7,3 +10,13 @@ class AutomationConfig(AppConfig):
 
     def ready(self) -> None:
         from automation import signals  # noqa: F401  (connects the Celery signal handlers)
+        from automation.engine import registry
+
+        registry.autodiscover()
+        post_migrate.connect(_sync_code_workflows, sender=self)
+
+
+def _sync_code_workflows(**kwargs: Any) -> None:
+    from automation.engine import registry
+
+    registry.sync_code_workflows(force=True)

@@ -130,6 +130,15 @@ class Run(models.Model):
         default=0, help_text="Times the run was taken back from a worker that stopped answering."
     )
     waiting_for = models.CharField(max_length=300, blank=True)
+    wakeups = models.PositiveIntegerField(
+        default=0, help_text="Bumped by every wake-up, so a worker about to suspend sees it."
+    )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an advance message was last sent."
+    )
+    deadline_at = models.DateTimeField(
+        null=True, blank=True, help_text="The run fails when it is still active then."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

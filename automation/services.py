@@ -1,13 +1,37 @@
-"""Writes of the automation domain. Each function is one transaction, named <thing>_<verb>."""
+"""Writes of the automation domain: starting, waking, cancelling and retrying runs.
+
+Each function is one transaction and is named <thing>_<verb>. The engine (automation/engine/)
+executes runs; these services are what the rest of the system calls: events routing, approvals,
+the admin, the API and management commands.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from typing import Any
 
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from automation.models import Heartbeat
+from automation.engine import clock, dispatch, matching, registry, steps
+from automation.engine.errors import UnknownWorkflow, WorkflowError
+from automation.models import (
+    ACTIVE_STATUSES,
+    Heartbeat,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Timer,
+    Wait,
+    Workflow,
+    WorkflowVersion,
+)
+
+logger = logging.getLogger(__name__)
 
 BACKGROUND = "background"
 
@@ -19,3 +43,323 @@ def heartbeat_record(*, name: str = BACKGROUND) -> Heartbeat:
         defaults={"seen_at": timezone.now(), "worker": f"{socket.gethostname()}:{os.getpid()}"},
     )
     return heartbeat
+
+
+# --- starting runs --------------------------------------------------------------------------
+
+
+def run_start(
+    *,
+    workflow: str | Workflow,
+    input: dict[str, Any] | None = None,
+    event: Any = None,
+    correlation_id: str = "",
+    parent_run: Run | None = None,
+    parent_step_id: str = "",
+    started_by: Any = None,
+) -> Run:
+    """Start a run of the workflow's latest version; it is dispatched after commit.
+
+    With ``event``, the run's input is the event's data and the event starts the workflow at
+    most once (a second call returns the first run).
+    """
+    registry.sync_code_workflows()
+    wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
+    if not wf.active:
+        raise WorkflowError(f"workflow {wf.name!r} is inactive; activate it to start runs")
+    version = wf.latest_version()
+    if version is None:
+        raise WorkflowError(f"workflow {wf.name!r} has no version yet")
+    data = event.data if event is not None else (input if input is not None else {})
+    if not isinstance(data, dict):
+        raise WorkflowError("a run's input must be a JSON object")
+    run = Run(
+        workflow=wf,
+        version=version,
+        input=steps.to_json(data, "the run's input"),
+        trigger_event=event,
+        parent_run=parent_run,
+        parent_step_id=parent_step_id,
+        correlation_id=correlation_id or (event.correlation_id if event is not None else ""),
+        started_by=started_by,
+    )
+    spec = registry.get_workflow(wf.name, version.number) if wf.kind == Workflow.Kind.CODE else None
+    try:
+        with transaction.atomic():
+            _apply_limits(run, spec)
+            run.save()
+            if spec is not None and spec.timeout is not None:
+                run.deadline_at = clock.now() + spec.timeout
+                run.save(update_fields=["deadline_at"])
+                Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
+            if run.status == RunStatus.PENDING and not run.queued:
+                _dispatch(run.id)
+    except IntegrityError:
+        if event is None:
+            raise
+        return Run.objects.get(workflow=wf, trigger_event=event)
+    return run
+
+
+def _workflow(name: str) -> Workflow:
+    try:
+        return Workflow.objects.get(name=name)
+    except Workflow.DoesNotExist:
+        known = ", ".join(Workflow.objects.values_list("name", flat=True)) or "none"
+        raise UnknownWorkflow(f"no workflow named {name!r} (known: {known})") from None
+
+
+def _apply_limits(run: Run, spec: registry.WorkflowSpec | None) -> None:
+    """Apply the workflow's concurrency limit to a run about to be created."""
+    if spec is None or spec.concurrency is None:
+        return
+    limit = spec.concurrency
+    run.concurrency_key = _concurrency_key(limit, run.input)
+    # Serialise starts of this workflow so two starts cannot both see a free slot.
+    Workflow.objects.select_for_update().filter(pk=run.workflow_id).first()
+    active = Run.objects.filter(
+        workflow_id=run.workflow_id,
+        concurrency_key=run.concurrency_key,
+        status__in=ACTIVE_STATUSES,
+        queued=False,
+    )
+    if active.count() < limit.limit:
+        return
+    if limit.on_limit == "queue":
+        run.queued = True
+        run.waiting_for = "a free slot (concurrency limit)"
+    elif limit.on_limit == "skip":
+        run.status = RunStatus.CANCELLED
+        run.finished_at = clock.now()
+        run.error = {"message": f"skipped: {limit.limit} run(s) already active for this key"}
+    else:
+        for previous in active:
+            run_cancel(run=previous)
+
+
+def _concurrency_key(limit: registry.Concurrency, data: dict[str, Any]) -> str:
+    if limit.key is None:
+        return ""
+    value = limit.key(data) if callable(limit.key) else matching.lookup(data, limit.key)
+    return "" if value is None or value is matching._MISSING else str(value)[:200]
+
+
+def _dispatch(run_id: Any) -> None:
+    Run.objects.filter(id=run_id).update(dispatched_at=clock.now())
+    dispatch.advance(run_id)
+
+
+def runs_start_for_event(event: Any) -> list[Run]:
+    """Start every active workflow whose trigger matches the event (at most once each)."""
+    registry.sync_code_workflows()
+    latest: dict[int, WorkflowVersion] = {}
+    versions = (
+        WorkflowVersion.objects.filter(workflow__active=True)
+        .exclude(trigger_event="")
+        .select_related("workflow")
+        .order_by("workflow_id", "-number")
+    )
+    for version in versions:
+        latest.setdefault(version.workflow_id, version)
+    runs = []
+    for version in latest.values():
+        if matching.type_matches(version.trigger_event, event.type) and _filter_passes(
+            version, event
+        ):
+            runs.append(run_start(workflow=version.workflow, event=event))
+    return runs
+
+
+def _filter_passes(version: WorkflowVersion, event: Any) -> bool:
+    if not version.trigger_filter:
+        return True
+    try:
+        return matching.condition(version.trigger_filter, {"trigger": event.as_trigger()})
+    except matching.ExpressionError as exc:
+        logger.warning(
+            "workflow %s v%d: filter %r could not be evaluated for event %s (%s); not started",
+            version.workflow.name,
+            version.number,
+            version.trigger_filter,
+            event.id,
+            exc,
+        )
+        return False
+
+
+# --- waking runs ----------------------------------------------------------------------------
+
+
+def run_wake(*, run_id: Any) -> bool:
+    """Something a run waits for happened: make it runnable. Returns True if it was waiting.
+
+    ``wakeups`` is bumped in every case, so a worker that is about to suspend this run sees
+    the wake-up and replays instead of going to sleep on it.
+    """
+    with transaction.atomic():
+        Run.objects.filter(id=run_id, status__in=ACTIVE_STATUSES).update(wakeups=F("wakeups") + 1)
+        woke = Run.objects.filter(id=run_id, status=RunStatus.WAITING).update(
+            status=RunStatus.PENDING, waiting_for="", dispatched_at=clock.now()
+        )
+        if woke:
+            dispatch.advance(run_id)
+    return bool(woke)
+
+
+def wait_accepts(wait: Wait, event: Any) -> bool:
+    if not matching.data_matches(wait.match or {}, event.data):
+        return False
+    if not wait.expression:
+        return True
+    try:
+        return matching.condition(wait.expression, {"event": event.as_trigger()})
+    except matching.ExpressionError as exc:
+        logger.warning("wait %s/%s: %s", wait.run_id, wait.step_id, exc)
+        return False
+
+
+def wait_resolve(*, wait: Wait, event: Any, wake: bool = True) -> bool:
+    """Give ``event`` to the waiting step if it still waits and the event matches."""
+    if not wait_accepts(wait, event):
+        return False
+    with transaction.atomic():
+        if not Wait.objects.filter(pk=wait.pk, status=Wait.Status.OPEN).update(
+            status=Wait.Status.MATCHED, event_id=event.id, resolved_at=clock.now()
+        ):
+            return False
+        steps.complete_waiting(wait.run_id, wait.step_id, event.as_trigger())
+        if wake:
+            run_wake(run_id=wait.run_id)
+    return True
+
+
+def waits_resolve_for_event(event: Any) -> int:
+    """Resume the runs waiting for this event. Returns how many it resumed."""
+    waits = Wait.objects.filter(status=Wait.Status.OPEN, event_type=event.type)
+    return sum(wait_resolve(wait=wait, event=event) for wait in waits)
+
+
+def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
+    """Record the outcome of a waiting step decided outside the run, and resume the run."""
+    with transaction.atomic():
+        if not steps.complete_waiting(run_id, step_id, output):
+            return False
+        run_wake(run_id=run_id)
+    return True
+
+
+def run_finished(*, run: Run) -> None:
+    """Called in the transaction that ends a run: tell its parent, free its slot."""
+    if run.parent_run_id and run.parent_step_id:
+        if run.status == RunStatus.SUCCEEDED:
+            step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
+        else:
+            error = {
+                "type": "ChildFailed",
+                "message": f"child run {run.id} {run.status}",
+                "child_run_id": str(run.id),
+                "child_error": run.error,
+                "retryable": False,
+            }
+            if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
+                run_wake(run_id=run.parent_run_id)
+    if run.concurrency_key or _has_limit(run):
+        _start_queued(run)
+
+
+def _has_limit(run: Run) -> bool:
+    try:
+        spec = registry.get_workflow(run.workflow.name, run.version.number)
+    except (UnknownWorkflow, WorkflowError):
+        return False
+    return spec.concurrency is not None
+
+
+def _start_queued(run: Run) -> None:
+    nxt = (
+        Run.objects.filter(
+            workflow_id=run.workflow_id,
+            concurrency_key=run.concurrency_key,
+            queued=True,
+            status=RunStatus.PENDING,
+        )
+        .order_by("created_at")
+        .first()
+    )
+    if nxt is not None and Run.objects.filter(id=nxt.id, queued=True).update(
+        queued=False, waiting_for=""
+    ):
+        _dispatch(nxt.id)
+
+
+# --- operator actions -----------------------------------------------------------------------
+
+
+def run_cancel(*, run: Run) -> Run:
+    """Ask a run to stop: its waits end and its completed steps are compensated."""
+    with transaction.atomic():
+        updated = Run.objects.filter(id=run.id, status__in=ACTIVE_STATUSES).update(
+            cancel_requested=True, wakeups=F("wakeups") + 1
+        )
+        if not updated:
+            raise WorkflowError(f"run {run.id} has already finished ({run.status})")
+        if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
+            status=RunStatus.PENDING
+        ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
+            queued=False
+        ):
+            _dispatch(run.id)
+    run.refresh_from_db()
+    return run
+
+
+def run_retry(*, run: Run) -> Run:
+    """Resume a failed run from the step that failed. Earlier steps are not repeated, except
+    those whose effect a compensation undid: they run again."""
+    with transaction.atomic():
+        locked = Run.objects.select_for_update().get(id=run.id)
+        if locked.status != RunStatus.FAILED:
+            raise WorkflowError(f"only failed runs can be retried; run {run.id} is {locked.status}")
+        undone = StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
+        ).values_list("step_id", flat=True)
+        StepRecord.objects.filter(
+            run=run, step_id__in=[step_id.removeprefix("compensate:") for step_id in undone]
+        ).delete()
+        StepRecord.objects.filter(
+            run=run, kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]
+        ).delete()
+        StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.CHILD, status=StepStatus.FAILED
+        ).delete()
+        failed = StepRecord.objects.filter(run=run, status=StepStatus.FAILED)
+        for record in failed:
+            record.status, record.next_attempt_at = StepStatus.WAITING, None
+            record.save(update_fields=["status", "next_attempt_at"])
+            if record.kind == StepRecord.Kind.BRANCH:
+                dispatch.branch(run.id, record.step_id)
+        Run.objects.filter(id=run.id).update(
+            status=RunStatus.PENDING,
+            error=None,
+            output=None,
+            finished_at=None,
+            recoveries=0,
+            cancel_requested=False,
+            waiting_for="",
+        )
+        _dispatch(run.id)
+    run.refresh_from_db()
+    return run
+
+
+def runs_retry_failed(*, runs: Any) -> int:
+    """Retry every failed run in ``runs`` (the dead-letter queue). Returns how many."""
+    count = 0
+    for run in runs.filter(status=RunStatus.FAILED):
+        run_retry(run=run)
+        count += 1
+    return count
+
+
+def runs_active_for(*, workflow: Workflow) -> Any:
+    return Run.objects.filter(workflow=workflow).filter(Q(status__in=ACTIVE_STATUSES))

@@ -8,6 +8,7 @@ beat are separate processes, SECRET_KEY must be given, and HTTPS hardening is on
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -62,6 +63,10 @@ INSTALLED_APPS = [
     "events",
     "approvals",
 ]
+# Example workflows of every common pattern; they only react to `example.*` events.
+EXAMPLES = env_bool("EXAMPLES", default=EMBEDDED)
+if EXAMPLES:
+    INSTALLED_APPS.append("examples")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -247,10 +252,25 @@ CELERY_TIMEZONE = TIME_ZONE
 EMBEDDED_CONCURRENCY = env_int("EMBEDDED_CONCURRENCY", 4, minimum=1, maximum=64)
 # How often the scheduler records that it is alive (shown by /healthz).
 HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 30.0, minimum=0.5)
+# --- Engine ---------------------------------------------------------------------------------
+
+# How long a worker holds a run without renewing (renewed before each step, by the step's
+# timeout too). A killed worker's run is taken over this long after it died.
+AUTOMATION_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 60.0, minimum=1.0)
+# A pending run (or branch) whose advance message was not consumed within this time is re-sent.
+AUTOMATION_REDISPATCH_SECONDS = env_float("RUN_REDISPATCH_SECONDS", 120.0, minimum=1.0)
+# Runs taken back from dead workers this many times are failed ("dead-lettered").
+AUTOMATION_MAX_RECOVERIES = env_int("RUN_MAX_RECOVERIES", 5, minimum=1)
+# wait_for_event also accepts an event stored this long before the wait began.
+AUTOMATION_WAIT_LOOKBACK = timedelta(seconds=env_float("WAIT_LOOKBACK_SECONDS", 300.0))
+# How often the sweep fires due timers and recovers runs; a due timer fires within this.
+SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 1.0, minimum=0.1)
+
 # Periodic jobs of the platform. DatabaseScheduler copies these into django-celery-beat's tables,
 # where admins can see them; schedules of their own are added there too.
 CELERY_BEAT_SCHEDULE = {
     "automation.heartbeat": {"task": "automation.heartbeat", "schedule": HEARTBEAT_INTERVAL},
+    "automation.sweep": {"task": "automation.sweep", "schedule": SWEEP_INTERVAL},
     # Routes events whose after-commit dispatch was lost (broker down, process killed).
     "events.sweep_unrouted": {"task": "events.sweep_unrouted", "schedule": 5.0},
 }

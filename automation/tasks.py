@@ -1,13 +1,30 @@
-"""Celery tasks of the automation domain. Tasks only parse their arguments and call a service."""
+"""Celery tasks of the automation domain. Tasks only call the engine or a service; each is
+safe to deliver any number of times."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from automation import services
+from automation.engine import executor, steps, sweeps
 
 
 @shared_task(name="automation.heartbeat")
 def heartbeat() -> None:
     """Record that background work runs (scheduled by beat; also sent when a worker starts)."""
     services.heartbeat_record()
+
+
+@shared_task(name="automation.advance_run")
+def advance_run(run_id: str) -> str:
+    return executor.run_advance(run_id)
+
+
+@shared_task(name="automation.run_branch")
+def run_branch(run_id: str, step_id: str) -> str:
+    return steps.execute_branch(run_id, step_id)
+
+
+@shared_task(name="automation.sweep")
+def sweep() -> dict[str, int]:
+    return sweeps.sweep()

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
@@ -106,7 +107,7 @@ def event_record(
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
-    transaction.on_commit(lambda: _dispatch_route(event.id))
+    dispatch.route(event.id)
     return event, True
 
 
@@ -135,16 +136,6 @@ def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
     meta.setdefault("source", "app")
     event, _ = event_record(type=type, data=data if data is not None else {}, **meta)
     return event
-
-
-def _dispatch_route(event_id: Any) -> None:
-    from events.tasks import route_event
-
-    try:
-        # No publish retries: with the broker down the request must not hang; the sweep routes.
-        route_event.apply_async((str(event_id),), retry=False)
-    except Exception:  # the sweep routes it later; the event is safely stored
-        logger.exception("could not enqueue routing of event %s; the sweep will route it", event_id)
 
 
 def event_route(*, event_id: Any) -> int:

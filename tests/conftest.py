@@ -39,3 +39,6 @@ def users(django_user_model):
     operator = django_user_model.objects.create_user("olivia", "olivia@example.com", "olivia-pass")
     outsider = django_user_model.objects.create_user("oscar", "oscar@example.com", "oscar-pass")
     return {"admin": admin, "operator": operator, "outsider": outsider}
+
+
+pytest_plugins = ["automation.testing"]

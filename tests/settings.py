@@ -17,6 +17,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so other processes (Celery workers, the server) see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
 
+# The example workflows, and the workflows the engine tests use.
+INSTALLED_APPS = [
+    *(app for app in INSTALLED_APPS if app != "examples"),  # noqa: F405
+    "examples",
+    "tests.engine_app",
+]
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Templates may reference static files that `collectstatic` has not hashed in a test run.
 STORAGES = {

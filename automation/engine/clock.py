@@ -1,0 +1,30 @@
+"""The engine's clock. Every due time (sleeps, retries, deadlines) is computed from ``now()``.
+
+Tests move it forward (``automation.testing``'s ``clock`` fixture) to fire durable timers at
+once; in production it is the database server's notion of "now" as Django sees it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+_offset = timedelta(0)
+
+
+def now() -> datetime:
+    return timezone.now() + _offset
+
+
+def advance(delta: timedelta) -> None:
+    """Move the clock forward (tests only move it; production never calls this)."""
+    global _offset
+    if delta < timedelta(0):
+        raise ValueError("the clock only moves forward")
+    _offset += delta
+
+
+def reset() -> None:
+    global _offset
+    _offset = timedelta(0)

@@ -1,0 +1,346 @@
+"""The context a workflow function receives: every durable operation goes through it.
+
+A run is executed by replaying its function from the start. Each operation has an id; when the
+journal already holds its result, the operation returns it (or re-raises its error) without
+doing anything; the first operation without a result does its work, records it, and carries on,
+or suspends the run (``Suspend``) when it has to wait. The order of operations is checked
+against the journal, so code that changed under a running run fails loudly (DeterminismError).
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_module
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from automation.engine import clock, steps
+from automation.engine.durations import parse_duration
+from automation.engine.errors import (
+    TIMED_OUT,
+    Cancelled,
+    DeterminismError,
+    StepFailed,
+    Suspend,
+    TimedOut,
+    WorkflowError,
+)
+from automation.engine.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from automation.engine.registry import WorkflowSpec
+    from automation.models import Run, StepRecord
+
+MAX_STEP_ID = 200
+
+
+class EventView:
+    """The trigger event as workflow code sees it: ``event.data``, ``event.type``, …"""
+
+    def __init__(self, trigger: dict[str, Any]) -> None:
+        self._trigger = trigger
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._trigger[name]
+        except KeyError:
+            raise AttributeError(f"event has no attribute {name!r}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._trigger[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._trigger)
+
+
+class Context:
+    """What ``fn(ctx, event)`` uses to do durable work. One instance per replay."""
+
+    def __init__(self, run: Run, journal: list[StepRecord], spec: WorkflowSpec | None) -> None:
+        self.run = run
+        self.run_id = str(run.id)
+        self.input: dict[str, Any] = run.input or {}
+        self.correlation_id = run.correlation_id
+        self._spec = spec
+        self._default_retry = spec.retry if spec else RetryPolicy()
+        self._journal = {record.step_id: record for record in journal}
+        self._by_seq = {record.seq: record for record in journal if record.seq is not None}
+        self._seq = 0
+        self._seen: set[str] = set()
+        self._counters: dict[str, int] = {}
+        self.compensations: list[tuple[str, Callable[[Any], Any], Any]] = []
+        self.cancelling = False
+
+    # --- ids and replay bookkeeping -----------------------------------------------------------
+
+    def idempotency_key(self, step_id: str) -> str:
+        """A stable key for the step's external effect: the same on every retry and replay."""
+        return f"{self.run_id}:{step_id}"
+
+    def _auto_id(self, prefix: str) -> str:
+        count = self._counters.get(prefix, 0) + 1
+        self._counters[prefix] = count
+        return f"{prefix}#{count}"
+
+    def _enter(self, step_id: str, kind: str) -> tuple[StepRecord | None, int]:
+        """Claim the next position in the replay for ``step_id``; return its journal record."""
+        if not isinstance(step_id, str) or not step_id.strip() or len(step_id) > MAX_STEP_ID:
+            raise WorkflowError(f"step id {step_id!r}: a non-empty string of at most 200 chars")
+        if step_id in self._seen:
+            raise WorkflowError(
+                f"duplicate step id {step_id!r}: every step of a run needs its own id "
+                "(inside a loop, put the index or item key in the id)"
+            )
+        self._seen.add(step_id)
+        seq = self._seq
+        self._seq += 1
+        record = self._journal.get(step_id)
+        expected = self._by_seq.get(seq)
+        if expected is not None and expected.step_id != step_id:
+            raise DeterminismError(
+                f"replay diverged at operation #{seq + 1}: the journal has {expected.kind} "
+                f"{expected.step_id!r}, the code now asks for {kind} {step_id!r}. The code "
+                "changed under a running run; ship the change as a new workflow version."
+            )
+        if record is not None and (record.seq != seq or record.kind != kind):
+            raise DeterminismError(
+                f"replay diverged at {kind} {step_id!r}: the journal recorded it as "
+                f"{record.kind} #{(record.seq or 0) + 1}, the code reaches it as #{seq + 1}"
+            )
+        unfinished = record is None or record.status not in ("succeeded", "failed")
+        if unfinished and self.run.cancel_requested and not self.cancelling:
+            raise Cancelled("cancel requested")
+        return record, seq
+
+    def _remember(self, record: StepRecord) -> None:
+        self._journal[record.step_id] = record
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    def step(
+        self,
+        step_id: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retry: dict[str, Any] | RetryPolicy | None = None,
+        timeout: str | float | timedelta | None = None,
+        compensate: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` once, durably: its JSON result is recorded and returned on
+        every replay. Failures are retried per ``retry``; ``compensate(output)`` undoes it if the
+        run fails later (saga)."""
+        return self._step(
+            step_id, "step", fn, args, kwargs, retry=retry, timeout=timeout, compensate=compensate
+        )
+
+    def action(
+        self,
+        step_id: str,
+        name: str,
+        input: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Run the registered action ``name`` with ``input`` as a step."""
+        from automation.engine.registry import get_action
+
+        spec = get_action(name)
+        if spec.retry is not None and "retry" not in options:
+            options["retry"] = spec.retry
+        return self._step(step_id, "step", spec.fn, (input or {}, self), {}, **options)
+
+    def _step(
+        self,
+        step_id: str,
+        kind: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        retry: dict[str, Any] | RetryPolicy | None = None,
+        timeout: str | float | timedelta | None = None,
+        compensate: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        record, seq = self._enter(step_id, kind)
+        if record is not None and record.status == "succeeded":
+            if compensate is not None:
+                self.compensations.append((step_id, compensate, record.output))
+            return record.output
+        if record is not None and record.status == "failed":
+            raise StepFailed(step_id, record.error or {})
+        due = record.next_attempt_at if record is not None else None
+        if record is not None and record.status == "waiting" and due and due > clock.now():
+            raise Suspend(f"retry of {step_id!r} at {record.next_attempt_at.isoformat()}")
+        policy = RetryPolicy.from_value(retry, self._default_retry)
+        limit = parse_duration(timeout).total_seconds() if timeout is not None else None
+        record, output = steps.execute(
+            self,
+            record,
+            step_id=step_id,
+            seq=seq,
+            kind=kind,
+            fn=fn,
+            args=args,
+            kwargs=kwargs,
+            policy=policy,
+            timeout=limit,
+        )
+        self._remember(record)
+        if compensate is not None:
+            self.compensations.append((step_id, compensate, output))
+        return output
+
+    # --- waiting --------------------------------------------------------------------------------
+
+    def sleep(self, step_id: str, duration: str | float | timedelta) -> None:
+        """Wait ``duration`` ("1h", "3d", seconds) holding no worker and no broker message."""
+        self.sleep_until(step_id, None, duration=parse_duration(duration))
+
+    def sleep_until(
+        self, step_id: str, when: datetime | None, *, duration: timedelta | None = None
+    ) -> None:
+        record, seq = self._enter(step_id, "sleep")
+        if record is None:
+            due = when if when is not None else clock.now() + (duration or timedelta(0))
+            record = steps.start_sleep(self, step_id=step_id, seq=seq, due=due)
+            self._remember(record)
+        steps.finish_sleep_if_due(self, record)
+
+    def wait_for_event(
+        self,
+        step_id: str,
+        event_type: str,
+        *,
+        match: dict[str, Any] | str | None = None,
+        timeout: str | float | timedelta | None = None,
+        lookback: str | float | timedelta | None = None,
+    ) -> dict[str, Any] | TimedOut:
+        """Wait for an event of ``event_type`` whose data matches ``match`` (a dict of exact
+        values by dotted path, or a CEL condition on ``event``). Returns the event as a dict, or
+        a falsy TimedOut after ``timeout``. An event that arrived within ``lookback`` (default:
+        the AUTOMATION_WAIT_LOOKBACK setting) before the wait began also counts."""
+        record, seq = self._enter(step_id, "wait_event")
+        if record is None:
+            record = steps.start_wait(
+                self,
+                step_id=step_id,
+                seq=seq,
+                event_type=event_type,
+                match=match,
+                timeout=parse_duration(timeout) if timeout is not None else None,
+                lookback=parse_duration(lookback) if lookback is not None else None,
+            )
+            self._remember(record)
+        output = steps.wait_result(self, record)
+        return TIMED_OUT if output.get("timed_out") else output
+
+    def approval(
+        self,
+        step_id: str,
+        *,
+        title: str,
+        assignees: list[str],
+        description: str = "",
+        context: dict[str, Any] | None = None,
+        timeout: str | float | timedelta | None = None,
+        on_timeout: str = "reject",
+    ) -> dict[str, Any]:
+        """Ask people ("user:alice", "group:managers") to approve; wait for the decision.
+
+        Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
+        "decided_by"}``. After ``timeout`` the step decides ``on_timeout`` (reject or approve).
+        """
+        record, seq = self._enter(step_id, "approval")
+        if record is None:
+            record = steps.start_approval(
+                self,
+                step_id=step_id,
+                seq=seq,
+                title=title,
+                assignees=assignees,
+                description=description,
+                context=context or {},
+                timeout=parse_duration(timeout) if timeout is not None else None,
+                on_timeout=on_timeout,
+            )
+            self._remember(record)
+        return steps.approval_result(self, record)
+
+    # --- events, children, branches -------------------------------------------------------------
+
+    def emit(
+        self,
+        event_type: str,
+        data: dict[str, Any] | None = None,
+        *,
+        step_id: str | None = None,
+        subject: str = "",
+    ) -> str:
+        """Emit an event exactly once (its causation is this run). Returns the event id."""
+        step_id = step_id or self._auto_id(f"emit:{event_type}")
+        record, seq = self._enter(step_id, "emit")
+        if record is None:
+            record = steps.emit_event(
+                self,
+                step_id=step_id,
+                seq=seq,
+                event_type=event_type,
+                data=data or {},
+                subject=subject,
+            )
+            self._remember(record)
+        return record.output["event_id"]
+
+    def child(
+        self,
+        step_id: str,
+        workflow: str,
+        input: dict[str, Any] | None = None,
+    ) -> Any:
+        """Start the workflow ``workflow`` as a child run and wait for its output.
+
+        A failed child raises StepFailed here (catch it to carry on)."""
+        record, seq = self._enter(step_id, "child")
+        if record is None:
+            record = steps.start_child(
+                self, step_id=step_id, seq=seq, workflow=workflow, input=input or {}
+            )
+            self._remember(record)
+        return steps.child_result(self, record)
+
+    def parallel(
+        self,
+        step_id: str,
+        branches: list[Callable[..., Any] | tuple[Any, ...]],
+        *,
+        retry: dict[str, Any] | RetryPolicy | None = None,
+    ) -> list[Any]:
+        """Run branches concurrently, each as its own task on any worker. Each branch is a
+        module-level function or ``(function, arg, …)``. Returns their results in order once all
+        succeed; the first branch that fails for good fails this step (StepFailed)."""
+        record, seq = self._enter(step_id, "parallel")
+        if record is None:
+            policy = RetryPolicy.from_value(retry, self._default_retry)
+            record = steps.start_parallel(
+                self, step_id=step_id, seq=seq, branches=branches, policy=policy
+            )
+            self._remember(record)
+        return steps.parallel_result(self, record)
+
+    # --- recorded values ------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The current time, recorded: a replay sees the same value."""
+        return datetime.fromisoformat(self._value("now", lambda: clock.now().isoformat()))
+
+    def uuid(self) -> uuid_module.UUID:
+        """A random UUID, recorded: a replay sees the same value."""
+        return uuid_module.UUID(self._value("uuid", lambda: str(uuid_module.uuid4())))
+
+    def _value(self, prefix: str, produce: Callable[[], Any]) -> Any:
+        step_id = self._auto_id(prefix)
+        record, seq = self._enter(step_id, "value")
+        if record is None:
+            record = steps.record_value(self, step_id=step_id, seq=seq, value=produce())
+            self._remember(record)
+        return record.output

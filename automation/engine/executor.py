@@ -1,0 +1,212 @@
+"""Advancing a run: take its lease, replay the workflow against the journal, and record how it
+ended (succeeded, failed after compensating, cancelled) or why it waits.
+
+``run_advance`` is what the ``automation.advance_run`` task calls. It is safe to deliver any
+number of times: a run that is not pending is left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from automation.engine import clock, leases, registry
+from automation.engine.context import Context, EventView
+from automation.engine.errors import (
+    Cancelled,
+    DeterminismError,
+    LeaseLost,
+    StepFailed,
+    Suspend,
+    UnknownWorkflow,
+)
+from automation.engine.retry import RetryPolicy
+from automation.engine.steps import error_info, to_json
+from automation.models import Run, RunStatus, StepRecord, Timer, Wait, Workflow
+
+logger = logging.getLogger(__name__)
+
+MAX_REPLAYS = 50  # per delivery; a run woken this often while running is picked up again later
+COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_interval=300.0)
+
+
+class RunTimedOut(Exception):
+    """The run passed its deadline (the workflow's ``timeout``)."""
+
+
+def run_advance(run_id: Any) -> str:
+    """Advance the run as far as it goes. Returns what happened, for logs and tests."""
+    owner = leases.new_owner()
+    if not leases.claim(run_id, owner):
+        return "not pending"
+    for _ in range(MAX_REPLAYS):
+        outcome = _replay(run_id, owner)
+        if outcome != "again":
+            return outcome
+    _release(run_id, owner)
+    return "released"
+
+
+def _release(run_id: Any, owner: str) -> None:
+    from automation.engine import dispatch
+
+    with transaction.atomic():
+        if Run.objects.filter(id=run_id, lease_owner=owner).update(
+            status=RunStatus.PENDING, lease_owner="", lease_expires_at=None
+        ):
+            dispatch.advance(run_id)
+
+
+def _trigger(run: Run) -> EventView:
+    if run.trigger_event is not None:
+        return EventView(run.trigger_event.as_trigger())
+    return EventView(
+        {
+            "id": None,
+            "type": None,
+            "source": "manual",
+            "subject": "",
+            "data": run.input,
+            "body": run.input,
+            "headers": {},
+            "correlation_id": run.correlation_id,
+            "causation_id": "",
+            "occurred_at": None,
+            "received_at": None,
+        }
+    )
+
+
+def _replay(run_id: Any, owner: str) -> str:
+    run = Run.objects.select_related("workflow", "version", "trigger_event").get(id=run_id)
+    if run.lease_owner != owner:
+        return "lease lost"
+    wakeups = run.wakeups
+    journal = list(StepRecord.objects.filter(run=run))
+    try:
+        spec = _spec(run)
+    except UnknownWorkflow as exc:
+        return _finish(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
+    ctx = Context(run, journal, spec)
+    ctx.owner = owner  # type: ignore[attr-defined]
+    try:
+        if run.deadline_at is not None and clock.now() >= run.deadline_at:
+            raise RunTimedOut(f"the run passed its deadline {run.deadline_at.isoformat()}")
+        result = spec.fn(ctx, _trigger(run))
+        output = to_json(result, "the workflow's return value")
+    except Suspend as suspended:
+        return _suspend(run, owner, wakeups, suspended.reason)
+    except LeaseLost:
+        return "lease lost"
+    except Cancelled:
+        return _unwind(ctx, run, owner, wakeups, error=None)
+    except StepFailed as exc:
+        return _unwind(ctx, run, owner, wakeups, error={**exc.error, "step": exc.step_id})
+    except DeterminismError as exc:
+        return _unwind(ctx, run, owner, wakeups, error=error_info(exc, retryable=False))
+    except Exception as exc:  # the workflow body itself raised
+        error = error_info(exc, retryable=False, step="(workflow)")
+        return _unwind(ctx, run, owner, wakeups, error=error)
+    return _finish(run, owner, RunStatus.SUCCEEDED, output=output)
+
+
+def _spec(run: Run) -> registry.WorkflowSpec:
+    if run.workflow.kind != Workflow.Kind.CODE:
+        raise UnknownWorkflow(
+            f"workflow {run.workflow.name!r} is {run.workflow.kind}; this engine build runs code "
+            "workflows only"
+        )
+    return registry.get_workflow(run.workflow.name, run.version.number)
+
+
+def _unwind(
+    ctx: Context, run: Run, owner: str, wakeups: int, *, error: dict[str, Any] | None
+) -> str:
+    """Compensate completed steps in reverse order, then run on_failure; end the run."""
+    ctx.cancelling = True
+    problems: list[dict[str, Any]] = []
+    try:
+        for step_id, undo, output in reversed(ctx.compensations):
+            try:
+                ctx._step(
+                    f"compensate:{step_id}",
+                    "compensation",
+                    undo,
+                    (output,),
+                    {},
+                    retry=COMPENSATION_RETRY,
+                )
+            except StepFailed as exc:
+                problems.append({**exc.error, "step": exc.step_id})
+        if error is not None and ctx._spec is not None and ctx._spec.on_failure is not None:
+            try:
+                ctx._step("on_failure", "on_failure", ctx._spec.on_failure, (ctx, error), {})
+            except StepFailed as exc:
+                problems.append({**exc.error, "step": exc.step_id})
+    except Suspend as suspended:  # a compensation waits for its retry
+        return _suspend(run, owner, wakeups, suspended.reason)
+    except LeaseLost:
+        return "lease lost"
+    if error is None:
+        return _finish(
+            run, owner, RunStatus.CANCELLED, error={"message": "cancelled"} | _extra(problems)
+        )
+    return _finish(run, owner, RunStatus.FAILED, error=error | _extra(problems))
+
+
+def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"compensation_errors": problems} if problems else {}
+
+
+def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
+    """Release the run to wait. If something woke it while we worked, replay instead."""
+    updated = Run.objects.filter(id=run.id, lease_owner=owner, wakeups=wakeups).update(
+        status=RunStatus.WAITING, lease_owner="", lease_expires_at=None, waiting_for=reason[:300]
+    )
+    if updated:
+        return "waiting"
+    if Run.objects.filter(id=run.id, lease_owner=owner).exists():
+        return "again"
+    return "lease lost"
+
+
+def _finish(
+    run: Run,
+    owner: str,
+    status: str,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+) -> str:
+    from approvals.services import approvals_cancel_for_run
+    from automation.services import run_finished
+
+    now = clock.now()
+    with transaction.atomic():
+        updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
+            status=status,
+            output=output,
+            error=error,
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            waiting_for="",
+            wakeups=F("wakeups") + 1,
+        )
+        if not updated:
+            return "lease lost"
+        Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
+        Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
+            status=Wait.Status.CANCELLED, resolved_at=now
+        )
+        approvals_cancel_for_run(run_id=run.id)
+        run.status, run.output, run.error = status, output, error
+        run_finished(run=run)
+    if status == RunStatus.FAILED:
+        logger.warning(
+            "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
+        )
+    return status

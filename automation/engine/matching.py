@@ -1,0 +1,80 @@
+"""Which events a workflow or a waiting step wants: type patterns, exact matches and CEL.
+
+CEL (the Common Expression Language of Kubernetes and Inngest) is not Turing-complete and has no
+side effects; expressions are compiled once and cached, and a bad one is rejected with the
+parser's message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+MAX_EXPRESSION_LENGTH = 2000
+_MISSING = object()
+
+
+class ExpressionError(ValueError):
+    """A CEL expression that does not compile, or fails on the data it is given."""
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """Exact type, or a wildcard: ``order.*`` matches order.created and order.line.added."""
+    if not pattern:
+        return False
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == event_type
+    return fnmatch.fnmatchcase(event_type, pattern)
+
+
+def lookup(data: Any, path: str) -> Any:
+    """``data["a"]["b"][0]`` for the path ``a.b.0``; ``_MISSING`` when absent."""
+    current = data
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return _MISSING
+    return current
+
+
+def data_matches(match: dict[str, Any], data: dict[str, Any]) -> bool:
+    """Every key (a dotted path into ``data``) equals its value."""
+    return all(lookup(data, path) == expected for path, expected in match.items())
+
+
+@lru_cache(maxsize=1024)
+def compile_expression(expression: str) -> Any:
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"expression is {len(expression)} characters; the limit is {MAX_EXPRESSION_LENGTH}"
+        )
+    try:
+        return cel.compile(expression)
+    except (ValueError, RuntimeError) as exc:
+        raise ExpressionError(str(exc)) from None
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    program = compile_expression(expression)
+    try:
+        return program.execute(context)
+    except KeyError as exc:
+        raise ExpressionError(f"{expression!r}: no such field {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ExpressionError(f"{expression!r}: {exc}") from None
+
+
+def condition(expression: str, context: dict[str, Any]) -> bool:
+    """Evaluate a CEL condition, which must produce a boolean."""
+    result = evaluate(expression, context)
+    if not isinstance(result, bool):
+        raise ExpressionError(
+            f"{expression!r} gave {type(result).__name__} {result!r}; conditions give true or false"
+        )
+    return result

@@ -1,0 +1,666 @@
+"""How each durable operation is recorded in the journal (StepRecord) and its side tables.
+
+Every write that records a result is conditional on the state it expects (``status`` and
+``attempt``), so when two workers race on one step, only one result is recorded; the loser
+sees ``LeaseLost`` and abandons. Nothing here holds a transaction open while user code runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from automation.engine import clock, dispatch, leases
+from automation.engine.errors import (
+    LeaseLost,
+    NonRetryableError,
+    StepFailed,
+    StepTimeout,
+    Suspend,
+    WorkflowError,
+)
+from automation.engine.retry import RetryPolicy
+from automation.models import StepRecord, StepStatus, Timer, Wait
+
+if TYPE_CHECKING:
+    from automation.engine.context import Context
+
+logger = logging.getLogger(__name__)
+
+Interceptor = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+_interceptor: Interceptor | None = None
+
+
+def set_interceptor(interceptor: Interceptor | None) -> Interceptor | None:
+    """Route every step call through ``interceptor(step_id, fn) -> fn`` (the testing harness
+    uses it to replace actions with fakes). Returns the previous interceptor."""
+    global _interceptor
+    previous, _interceptor = _interceptor, interceptor
+    return previous
+
+
+# --- JSON and errors ------------------------------------------------------------------------
+
+
+class NotJSONError(NonRetryableError):
+    pass
+
+
+def to_json(value: Any, what: str) -> Any:
+    """``value`` as it will read back from the journal (round-tripped through JSON), so the
+    first execution and every replay see the same thing."""
+    try:
+        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError) as exc:
+        raise NotJSONError(
+            f"{what} is not JSON-serialisable ({exc}); return dicts, lists, strings, numbers, "
+            "booleans or None"
+        ) from None
+
+
+def _input_json(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    from automation.engine.context import Context
+
+    shown = [arg for arg in args if not isinstance(arg, Context)]
+    value: Any = shown[0] if len(shown) == 1 and not kwargs else {"args": shown, **kwargs}
+    try:
+        return to_json(value, "input")
+    except NotJSONError:
+        return {"repr": repr(value)[:2000]}
+
+
+def error_info(exc: BaseException, *, retryable: bool, step: str | None = None) -> dict[str, Any]:
+    """What a person needs to act on a failure. Never local variables (they may hold secrets)."""
+    info = {
+        "type": type(exc).__name__,
+        "message": str(exc)[:4000],
+        "traceback": "".join(traceback.format_exception(exc))[-20000:],
+        "retryable": retryable,
+    }
+    if step is not None:
+        info["step"] = step
+    return info
+
+
+# --- running code with a timeout ------------------------------------------------------------
+
+
+def _call(fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    """Call ``fn``; past ``timeout`` seconds raise StepTimeout. In a main thread (Celery's
+    prefork workers, tests) the call is interrupted; elsewhere it is judged when it returns."""
+    if not timeout:
+        return fn(*args, **kwargs)
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise StepTimeout(f"the step ran longer than its timeout of {timeout:g}s")
+
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    started = time.monotonic()
+    result = fn(*args, **kwargs)
+    if time.monotonic() - started > timeout:
+        raise StepTimeout(f"the step ran longer than its timeout of {timeout:g}s")
+    return result
+
+
+def _attempt(step_id: str, fn: Callable, args: tuple, kwargs: dict, timeout: float | None) -> Any:
+    if _interceptor is not None:
+        fn = _interceptor(step_id, fn)
+    return to_json(_call(fn, args, kwargs, timeout), f"the result of step {step_id!r}")
+
+
+# --- plain steps ----------------------------------------------------------------------------
+
+
+def _begin_attempt(
+    ctx: Context, record: StepRecord | None, *, step_id: str, seq: int, kind: str, input: Any
+) -> StepRecord:
+    """Record that an attempt starts (so a crash during it is visible and counted)."""
+    now = clock.now()
+    if record is None:
+        return StepRecord.objects.create(
+            run=ctx.run,
+            step_id=step_id,
+            seq=seq,
+            kind=kind,
+            status=StepStatus.RUNNING,
+            attempt=1,
+            input=input,
+            started_at=now,
+        )
+    history = list(record.attempts)
+    if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
+        history.append(_history(record, {"type": "WorkerLost", "message": "worker stopped"}))
+    updated = StepRecord.objects.filter(
+        pk=record.pk, status=record.status, attempt=record.attempt
+    ).update(
+        status=StepStatus.RUNNING,
+        attempt=record.attempt + 1,
+        started_at=now,
+        next_attempt_at=None,
+        finished_at=None,
+        attempts=history,
+    )
+    if not updated:
+        raise LeaseLost(f"step {step_id!r} was taken over")
+    record.refresh_from_db()
+    return record
+
+
+def _history(record: StepRecord, error: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "attempt": record.attempt,
+        "started_at": record.started_at.isoformat(),
+        "finished_at": (record.finished_at or clock.now()).isoformat(),
+        "error": {k: v for k, v in (error or {}).items() if k != "traceback"},
+    }
+
+
+def execute(
+    ctx: Context,
+    record: StepRecord | None,
+    *,
+    step_id: str,
+    seq: int,
+    kind: str,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    policy: RetryPolicy,
+    timeout: float | None,
+) -> tuple[StepRecord, Any]:
+    """Run one attempt of a step and record its outcome. Returns (record, output); raises
+    Suspend when a retry is scheduled and StepFailed when the step failed for good."""
+    record = _begin_attempt(
+        ctx, record, step_id=step_id, seq=seq, kind=kind, input=_input_json(args, kwargs)
+    )
+    leases.renew(ctx, extra=timeout or 0)
+    try:
+        output = _attempt(step_id, fn, args, kwargs, timeout)
+    except Exception as exc:
+        record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)
+        raise AssertionError("record_failure always raises") from exc
+    _record_success(record, output)
+    return record, output
+
+
+def _record_success(record: StepRecord, output: Any) -> None:
+    now = clock.now()
+    updated = StepRecord.objects.filter(
+        pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
+    ).update(status=StepStatus.SUCCEEDED, output=output, error=None, finished_at=now)
+    if not updated:
+        raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+    record.status, record.output, record.finished_at = StepStatus.SUCCEEDED, output, now
+
+
+def record_failure(record: StepRecord, exc: Exception, policy: RetryPolicy, *, timer_kind: str):
+    """Schedule a retry (a Timer row, then Suspend) or fail the step for good (StepFailed)."""
+    retryable = policy.is_retryable(exc)
+    error = error_info(exc, retryable=retryable)
+    now = clock.now()
+    history = [*record.attempts, _history(record, error)]
+    if retryable and record.attempt < policy.max_attempts:
+        due = now + timedelta(seconds=policy.delay(record.attempt, exc))
+        with transaction.atomic():
+            updated = StepRecord.objects.filter(
+                pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
+            ).update(
+                status=StepStatus.WAITING,
+                error=error,
+                next_attempt_at=due,
+                finished_at=now,
+                attempts=history,
+            )
+            if not updated:
+                raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+            Timer.objects.create(
+                run_id=record.run_id, step_id=record.step_id, kind=timer_kind, due_at=due
+            )
+        raise Suspend(f"retry {record.attempt + 1} of {record.step_id!r} at {due.isoformat()}")
+    updated = StepRecord.objects.filter(
+        pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
+    ).update(status=StepStatus.FAILED, error=error, finished_at=now, attempts=history)
+    if not updated:
+        raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+    record.status, record.error = StepStatus.FAILED, error
+    raise StepFailed(record.step_id, {**error, "attempt": record.attempt})
+
+
+def record_value(ctx: Context, *, step_id: str, seq: int, value: Any) -> StepRecord:
+    return StepRecord.objects.create(
+        run=ctx.run,
+        step_id=step_id,
+        seq=seq,
+        kind=StepRecord.Kind.VALUE,
+        status=StepStatus.SUCCEEDED,
+        output=to_json(value, step_id),
+        finished_at=clock.now(),
+    )
+
+
+def complete_waiting(run_id: Any, step_id: str, output: Any) -> bool:
+    """Record the outcome of a step that waited on something outside the run (an event, a
+    decision, a child). Returns False when it was already recorded."""
+    return bool(
+        StepRecord.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.WAITING).update(
+            status=StepStatus.SUCCEEDED,
+            output=output,
+            finished_at=clock.now(),
+            next_attempt_at=None,
+        )
+    )
+
+
+def fail_waiting(run_id: Any, step_id: str, error: dict[str, Any]) -> bool:
+    return bool(
+        StepRecord.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.WAITING).update(
+            status=StepStatus.FAILED, error=error, finished_at=clock.now(), next_attempt_at=None
+        )
+    )
+
+
+def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, **extra: Any):
+    return StepRecord.objects.create(
+        run=ctx.run,
+        step_id=step_id,
+        seq=seq,
+        kind=kind,
+        status=StepStatus.WAITING,
+        input=to_json(input, f"the input of {step_id!r}"),
+        started_at=clock.now(),
+        **extra,
+    )
+
+
+def _refreshed(record: StepRecord) -> StepRecord:
+    record.refresh_from_db()
+    return record
+
+
+# --- sleep ----------------------------------------------------------------------------------
+
+
+def start_sleep(ctx: Context, *, step_id: str, seq: int, due: datetime) -> StepRecord:
+    with transaction.atomic():
+        record = _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.SLEEP,
+            input={"until": due.isoformat()},
+            next_attempt_at=due,
+        )
+        Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)
+    return record
+
+
+def finish_sleep_if_due(ctx: Context, record: StepRecord) -> None:
+    if record.status == StepStatus.SUCCEEDED:
+        return
+    if record.next_attempt_at is not None and record.next_attempt_at <= clock.now():
+        complete_waiting(ctx.run.id, record.step_id, {"slept_until": record.input["until"]})
+        record.status = StepStatus.SUCCEEDED
+        return
+    raise Suspend(f"sleeping in {record.step_id!r} until {record.input['until']}")
+
+
+# --- wait for an event ----------------------------------------------------------------------
+
+
+def start_wait(
+    ctx: Context,
+    *,
+    step_id: str,
+    seq: int,
+    event_type: str,
+    match: dict[str, Any] | str | None,
+    timeout: timedelta | None,
+    lookback: timedelta | None,
+) -> StepRecord:
+    from automation.engine import matching
+
+    exact = match if isinstance(match, dict) else {}
+    expression = match if isinstance(match, str) else ""
+    if match is not None and not isinstance(match, dict | str):
+        raise WorkflowError(f"wait {step_id!r}: match must be a dict or a CEL string")
+    if expression:
+        matching.compile_expression(expression)  # a bad expression fails now, not on each event
+    deadline = clock.now() + timeout if timeout else None
+    with transaction.atomic():
+        record = _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.WAIT_EVENT,
+            input={
+                "event_type": event_type,
+                "match": match,
+                "deadline": deadline.isoformat() if deadline else None,
+            },
+            next_attempt_at=deadline,
+        )
+        wait = Wait.objects.create(
+            run=ctx.run,
+            step_id=step_id,
+            event_type=event_type,
+            match=to_json(exact, "match"),
+            expression=expression,
+            deadline=deadline,
+        )
+        if deadline:
+            Timer.objects.create(run=ctx.run, step_id=step_id, due_at=deadline)
+    # Look back only once the wait is committed: an event stored after this query is routed to
+    # the wait, one stored before it is found here, so none falls between the two.
+    _resolve_from_lookback(ctx, wait, lookback)
+    return _refreshed(record)
+
+
+def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None) -> None:
+    from django.utils import timezone
+
+    from automation.services import wait_resolve
+    from events.models import Event
+
+    window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
+    candidates = (
+        Event.objects.filter(type=wait.event_type, received_at__gte=timezone.now() - window)
+        .exclude(id=ctx.run.trigger_event_id)
+        .order_by("received_at")[:500]
+    )
+    for event in candidates:
+        if wait_resolve(wait=wait, event=event, wake=False):
+            return
+
+
+def wait_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
+    if record.status == StepStatus.SUCCEEDED:
+        return record.output
+    deadline = record.next_attempt_at
+    if deadline is not None and deadline <= clock.now():
+        now = clock.now()
+        with transaction.atomic():
+            timed_out = Wait.objects.filter(
+                run=ctx.run, step_id=record.step_id, status=Wait.Status.OPEN
+            ).update(status=Wait.Status.TIMED_OUT, resolved_at=now)
+            if timed_out:
+                complete_waiting(ctx.run.id, record.step_id, {"timed_out": True})
+        record = _refreshed(record)
+        if record.status == StepStatus.SUCCEEDED:
+            return record.output
+    raise Suspend(f"waiting in {record.step_id!r} for event {record.input['event_type']}")
+
+
+# --- approvals ------------------------------------------------------------------------------
+
+
+def start_approval(
+    ctx: Context,
+    *,
+    step_id: str,
+    seq: int,
+    title: str,
+    assignees: list[str],
+    description: str,
+    context: dict[str, Any],
+    timeout: timedelta | None,
+    on_timeout: str,
+) -> StepRecord:
+    from approvals.services import approval_create
+
+    due = clock.now() + timeout if timeout else None
+    with transaction.atomic():
+        record = _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.APPROVAL,
+            input={"title": title, "assignees": assignees, "due": due.isoformat() if due else None},
+            next_attempt_at=due,
+        )
+        approval_create(
+            run=ctx.run,
+            step_id=step_id,
+            title=title,
+            description=description,
+            context=to_json(context, "approval context"),
+            assignees=assignees,
+            due_at=due,
+            on_timeout=on_timeout,
+        )
+        if due:
+            Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)
+    return record
+
+
+def approval_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
+    from approvals.services import approval_expire
+
+    if record.status == StepStatus.SUCCEEDED:
+        return record.output
+    if record.next_attempt_at is not None and record.next_attempt_at <= clock.now():
+        approval_expire(run_id=ctx.run.id, step_id=record.step_id)
+        record = _refreshed(record)
+        if record.status == StepStatus.SUCCEEDED:
+            return record.output
+    raise Suspend(f"waiting in {record.step_id!r} for an approval")
+
+
+# --- emit -----------------------------------------------------------------------------------
+
+
+def emit_event(
+    ctx: Context, *, step_id: str, seq: int, event_type: str, data: dict[str, Any], subject: str
+) -> StepRecord:
+    from events.services import event_record
+
+    with transaction.atomic():
+        event, _ = event_record(
+            type=event_type,
+            data=to_json(data, f"the data of {step_id!r}"),
+            source=f"run:{ctx.run_id}",
+            subject=subject,
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.run_id,
+            idempotency_key=ctx.idempotency_key(step_id),
+        )
+        return StepRecord.objects.create(
+            run=ctx.run,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.EMIT,
+            status=StepStatus.SUCCEEDED,
+            input={"type": event_type, "data": event.data},
+            output={"event_id": str(event.id), "type": event_type},
+            finished_at=clock.now(),
+        )
+
+
+# --- child workflows ------------------------------------------------------------------------
+
+
+def start_child(
+    ctx: Context, *, step_id: str, seq: int, workflow: str, input: dict[str, Any]
+) -> StepRecord:
+    from automation.services import run_start
+
+    with transaction.atomic():
+        child = run_start(
+            workflow=workflow,
+            input=input,
+            parent_run=ctx.run,
+            parent_step_id=step_id,
+            correlation_id=ctx.correlation_id,
+        )
+        return _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.CHILD,
+            input={"workflow": workflow, "child_run_id": str(child.id), "input": input},
+        )
+
+
+def child_result(ctx: Context, record: StepRecord) -> Any:
+    if record.status == StepStatus.SUCCEEDED:
+        return record.output
+    if record.status == StepStatus.FAILED:
+        raise StepFailed(record.step_id, record.error or {})
+    raise Suspend(f"waiting in {record.step_id!r} for child run {record.input['child_run_id']}")
+
+
+# --- parallel branches ----------------------------------------------------------------------
+
+
+def _branch_ref(branch: Any, step_id: str, index: int) -> dict[str, Any]:
+    fn, *args = branch if isinstance(branch, tuple) else (branch,)
+    qualname = getattr(fn, "__qualname__", "")
+    if not callable(fn) or "<" in qualname:
+        raise WorkflowError(
+            f"parallel {step_id!r} branch {index}: use a module-level function (or a tuple "
+            f"(function, arg, …)); {fn!r} cannot be found again by another worker"
+        )
+    return {"fn": f"{fn.__module__}:{qualname}", "args": to_json(args, f"{step_id}[{index}] args")}
+
+
+def branch_id(step_id: str, index: int) -> str:
+    return f"{step_id}[{index}]"
+
+
+def start_parallel(
+    ctx: Context, *, step_id: str, seq: int, branches: list[Any], policy: RetryPolicy
+) -> StepRecord:
+    if not branches:
+        raise WorkflowError(f"parallel {step_id!r} needs at least one branch")
+    refs = [_branch_ref(branch, step_id, i) for i, branch in enumerate(branches)]
+    redispatch = clock.now() + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
+    with transaction.atomic():
+        record = _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.PARALLEL,
+            input={"branches": len(refs)},
+        )
+        for index, ref in enumerate(refs):
+            StepRecord.objects.create(
+                run=ctx.run,
+                step_id=branch_id(step_id, index),
+                seq=None,
+                kind=StepRecord.Kind.BRANCH,
+                status=StepStatus.WAITING,
+                attempt=0,
+                input={**ref, "retry": policy.as_dict()},
+                lease_expires_at=redispatch,
+            )
+            dispatch.branch(ctx.run.id, branch_id(step_id, index))
+    return record
+
+
+def _branches(run_id: Any, step_id: str, count: int) -> list[StepRecord]:
+    ids = [branch_id(step_id, i) for i in range(count)]
+    by_id = {r.step_id: r for r in StepRecord.objects.filter(run_id=run_id, step_id__in=ids)}
+    return [by_id[i] for i in ids]
+
+
+def parallel_result(ctx: Context, record: StepRecord) -> list[Any]:
+    if record.status == StepStatus.SUCCEEDED:
+        return record.output
+    if record.status == StepStatus.FAILED:
+        raise StepFailed(record.step_id, record.error or {})
+    branches = _branches(ctx.run.id, record.step_id, record.input["branches"])
+    failed = next((b for b in branches if b.status == StepStatus.FAILED), None)
+    if failed is not None:
+        error = {**(failed.error or {}), "branch": failed.step_id}
+        fail_waiting(ctx.run.id, record.step_id, error)
+        raise StepFailed(record.step_id, error)
+    if all(b.status == StepStatus.SUCCEEDED for b in branches):
+        output = [b.output for b in branches]
+        complete_waiting(ctx.run.id, record.step_id, output)
+        return output
+    done = sum(b.status == StepStatus.SUCCEEDED for b in branches)
+    raise Suspend(f"waiting in {record.step_id!r} for branches ({done}/{len(branches)} done)")
+
+
+def _resolve_function(ref: str) -> Callable[..., Any]:
+    module, _, qualname = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def execute_branch(run_id: Any, step_id: str) -> str:
+    """Run one parallel branch (a task of its own, on any worker). Safe to redeliver."""
+    from automation.models import Run
+    from automation.services import run_wake
+
+    now = clock.now()
+    record = StepRecord.objects.filter(run_id=run_id, step_id=step_id).first()
+    run = Run.objects.filter(id=run_id).only("status").first()
+    if record is None or run is None or run.finished or record.status in ("succeeded", "failed"):
+        return "nothing to do"
+    if (
+        record.status == StepStatus.WAITING
+        and record.next_attempt_at
+        and record.next_attempt_at > now
+    ):
+        return "retry not due"
+    if (
+        record.status == StepStatus.RUNNING
+        and record.lease_expires_at
+        and record.lease_expires_at > now
+    ):
+        return "running elsewhere"
+    lease = now + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS)
+    claimed = StepRecord.objects.filter(
+        pk=record.pk, status=record.status, attempt=record.attempt
+    ).update(
+        status=StepStatus.RUNNING,
+        attempt=record.attempt + 1,
+        started_at=now,
+        next_attempt_at=None,
+        lease_expires_at=lease,
+    )
+    if not claimed:
+        return "claimed by another worker"
+    record.refresh_from_db()
+    policy = RetryPolicy.from_value(record.input.get("retry"))
+    try:
+        fn = _resolve_function(record.input["fn"])
+        output = _attempt(step_id, fn, tuple(record.input.get("args", [])), {}, None)
+    except Exception as exc:
+        try:
+            record_failure(record, exc, policy, timer_kind=Timer.Kind.BRANCH)
+        except Suspend:
+            return "retry scheduled"
+        except StepFailed:
+            run_wake(run_id=run_id)  # fail fast: the run learns at once
+            return "failed"
+    _record_success(record, output)
+    parent = step_id.rsplit("[", 1)[0]
+    parent_record = StepRecord.objects.get(run_id=run_id, step_id=parent)
+    if all(
+        b.status == StepStatus.SUCCEEDED
+        for b in _branches(run_id, parent, parent_record.input["branches"])
+    ):
+        run_wake(run_id=run_id)
+    return "succeeded"

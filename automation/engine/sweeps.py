@@ -1,0 +1,151 @@
+"""The periodic sweep: fire due timers, recover runs from workers that died, re-send lost
+dispatches, dead-letter runs that keep killing their workers.
+
+Each item is handled on its own: one broken run is logged and never stops the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from automation.engine import clock, dispatch
+from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def sweep() -> dict[str, int]:
+    return {
+        "timers": timers_fire(),
+        "recovered": runs_recover(),
+        "redispatched": runs_redispatch(),
+        "branches": branches_recover(),
+    }
+
+
+def _each(items: Any, handle: Any, what: str) -> int:
+    done = 0
+    for item in items:
+        try:
+            done += bool(handle(item))
+        except Exception:
+            logger.exception("sweep: %s %s failed; continuing with the others", what, item)
+    return done
+
+
+def timers_fire() -> int:
+    """Fire every timer that is due (claimed one by one, so two sweeps never fire one twice)."""
+    from automation.services import run_wake
+
+    due = Timer.objects.filter(fired_at__isnull=True, due_at__lte=clock.now()).order_by("due_at")
+
+    def fire(timer: Timer) -> bool:
+        with transaction.atomic():
+            if not Timer.objects.filter(pk=timer.pk, fired_at__isnull=True).update(
+                fired_at=clock.now()
+            ):
+                return False  # another sweep got there first
+            if timer.kind == Timer.Kind.BRANCH:
+                dispatch.branch(timer.run_id, timer.step_id)
+            else:
+                run_wake(run_id=timer.run_id)
+        return True
+
+    return _each(list(due[:BATCH]), fire, "timer")
+
+
+def runs_recover() -> int:
+    """Runs whose worker stopped renewing its lease go back to pending (or to the dead letter
+    after AUTOMATION_MAX_RECOVERIES)."""
+    expired = Run.objects.filter(status=RunStatus.RUNNING, lease_expires_at__lt=clock.now())
+
+    def recover(run: Run) -> bool:
+        with transaction.atomic():
+            if run.recoveries >= settings.AUTOMATION_MAX_RECOVERIES:
+                return _dead_letter(run)
+            if not Run.objects.filter(
+                id=run.id, status=RunStatus.RUNNING, lease_owner=run.lease_owner
+            ).update(
+                status=RunStatus.PENDING,
+                lease_owner="",
+                lease_expires_at=None,
+                recoveries=F("recoveries") + 1,
+                dispatched_at=clock.now(),
+            ):
+                return False
+            dispatch.advance(run.id)
+        logger.warning("run %s recovered from %s (lease expired)", run.id, run.lease_owner)
+        return True
+
+    return _each(list(expired.only("id", "recoveries", "lease_owner")[:BATCH]), recover, "run")
+
+
+def _dead_letter(run: Run) -> bool:
+    from automation.engine.executor import _finish
+
+    message = (
+        f"dead-lettered: the run was taken back from {run.recoveries} workers that stopped while "
+        "running it (killed, out of memory?). Fix the cause, then retry it."
+    )
+    return bool(
+        _finish(
+            run,
+            run.lease_owner,
+            RunStatus.FAILED,
+            error={"message": message, "type": "DeadLetter", "retryable": True},
+        )
+    )
+
+
+def runs_redispatch() -> int:
+    """Pending runs whose "advance" message was lost (broker down at the time) are re-sent."""
+    cutoff = clock.now() - timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
+    stale = Run.objects.filter(status=RunStatus.PENDING, queued=False, dispatched_at__lt=cutoff)
+
+    def resend(run_id: Any) -> bool:
+        with transaction.atomic():
+            if Run.objects.filter(id=run_id, status=RunStatus.PENDING).update(
+                dispatched_at=clock.now()
+            ):
+                dispatch.advance(run_id)
+                return True
+        return False
+
+    return _each(list(stale.values_list("id", flat=True)[:BATCH]), resend, "run")
+
+
+def branches_recover() -> int:
+    """Parallel branches whose worker died, or whose dispatch was lost, are sent again."""
+    now = clock.now()
+    stuck = StepRecord.objects.filter(
+        kind=StepRecord.Kind.BRANCH,
+        status__in=[StepStatus.RUNNING, StepStatus.WAITING],
+        next_attempt_at__isnull=True,
+        lease_expires_at__lt=now,
+    )
+
+    def resend(record: StepRecord) -> bool:
+        later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
+        with transaction.atomic():
+            if (
+                StepRecord.objects.filter(
+                    pk=record.pk, lease_expires_at=record.lease_expires_at
+                ).update(lease_expires_at=later)
+                and record.status == StepStatus.WAITING
+            ):
+                dispatch.branch(record.run_id, record.step_id)
+                return True
+            if record.status == StepStatus.RUNNING:
+                dispatch.branch(record.run_id, record.step_id)
+                return True
+        return False
+
+    return _each(list(stuck[:BATCH]), resend, "branch")

@@ -1,0 +1,198 @@
+"""Test workflows inside pytest with time skipped: ``WorkflowHarness`` and pytest fixtures.
+
+The harness runs the real engine against the test database, in the test's own thread: every
+"advance run" and "run branch" message is queued in memory and executed by ``run_until_idle``;
+durable timers are fired at once by moving the engine's clock to the next due time. Actions
+and steps can be replaced by fakes. Enable the fixtures in a conftest.py::
+
+    pytest_plugins = ["automation.testing"]
+
+    def test_onboarding(workflow_harness, django_user_model):
+        run = workflow_harness.start("onboard-user", {"email": "a@example.com"})
+        workflow_harness.fake("send-welcome", returns={"sent": True})
+        workflow_harness.run_until_idle()          # 3-day sleeps pass in milliseconds
+        assert workflow_harness.refresh(run).status == "succeeded"
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import TestCase
+
+from automation.engine import clock, dispatch, executor, steps, sweeps
+from automation.engine.durations import parse_duration
+from automation.models import Run, RunStatus, Timer
+
+__all__ = ["WorkflowHarness", "clock_fixture", "workflow_harness"]
+
+
+class _InMemoryBackend:
+    def __init__(self) -> None:
+        self.queue: deque[tuple[str, tuple[str, ...]]] = deque()
+
+    def advance(self, run_id: str) -> None:
+        self.queue.append(("advance", (run_id,)))
+
+    def branch(self, run_id: str, step_id: str) -> None:
+        self.queue.append(("branch", (run_id, step_id)))
+
+    def route(self, event_id: str) -> None:
+        self.queue.append(("route", (event_id,)))
+
+
+class WorkflowHarness:
+    """Drive runs to completion in a test. Use as a context manager (or the fixture)."""
+
+    def __init__(self) -> None:
+        self.backend = _InMemoryBackend()
+        self.fakes: dict[str, Callable[..., Any]] = {}
+        self.calls: dict[str, int] = {}
+        self._previous_backend: Any = None
+        self._previous_interceptor: Any = None
+
+    def __enter__(self) -> WorkflowHarness:
+        self._previous_backend = dispatch.set_backend(self.backend)
+        self._previous_interceptor = steps.set_interceptor(self._intercept)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        dispatch.set_backend(self._previous_backend)
+        steps.set_interceptor(self._previous_interceptor)
+        clock.reset()
+
+    # --- fakes ----------------------------------------------------------------------------------
+
+    def fake(self, name: str, returns: Any = None, *, raises: BaseException | None = None) -> None:
+        """Replace the step with this id, or the action with this name, by a fake that returns
+        ``returns`` (or calls it, if callable, with the step's arguments) or raises ``raises``."""
+
+        def fake_fn(*args: Any, **kwargs: Any) -> Any:
+            if raises is not None:
+                raise raises
+            return returns(*args, **kwargs) if callable(returns) else returns
+
+        self.fakes[name] = fake_fn
+
+    def _intercept(self, step_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        self.calls[step_id] = self.calls.get(step_id, 0) + 1
+        action_name = getattr(fn, "action_name", None)
+        return self.fakes.get(step_id) or (action_name and self.fakes.get(action_name)) or fn
+
+    # --- driving --------------------------------------------------------------------------------
+
+    def _committed(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` and run the on-commit callbacks it registers, as a commit would (a test
+        wrapped in a transaction never commits)."""
+        with TestCase.captureOnCommitCallbacks(execute=True):
+            return fn(*args, **kwargs)
+
+    def start(
+        self,
+        workflow: str,
+        input: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Run:
+        """Start a run (as ``run_start`` does) and drive it until it waits or ends."""
+        from automation.services import run_start
+
+        run = self._committed(run_start, workflow=workflow, input=input, **options)
+        self.drain()
+        return run
+
+    def emit(
+        self,
+        type: str,
+        data: dict[str, Any] | None = None,
+        **meta: Any,
+    ) -> Any:
+        """Store an event as application code would, route it, and drive what it started."""
+        from events.services import emit
+
+        event = self._committed(emit, type, data or {}, **meta)
+        self.drain()
+        return event
+
+    def decide(self, run: Run, step_id: str, decision: str, *, user: Any, comment: str = "") -> Any:
+        """Decide the approval of ``step_id`` as ``user``, then drive the run on."""
+        from approvals.models import Approval
+        from approvals.services import approval_decide
+
+        approval = Approval.objects.get(run=run, step_id=step_id)
+        self._committed(
+            approval_decide, approval=approval, user=user, decision=decision, comment=comment
+        )
+        self.drain()
+        return approval
+
+    def drain(self) -> int:
+        """Execute queued messages (and the ones they queue) until none is left."""
+        from events.services import event_route
+
+        handled = 0
+        while self.backend.queue:
+            what, args = self.backend.queue.popleft()
+            if what == "advance":
+                self._committed(executor.run_advance, args[0])
+            elif what == "branch":
+                self._committed(steps.execute_branch, *args)
+            else:
+                self._committed(event_route, event_id=args[0])
+            handled += 1
+        return handled
+
+    def advance_time(self, duration: str | float | timedelta) -> None:
+        """Move the clock forward, fire what fell due, and run what that woke."""
+        clock.advance(parse_duration(duration))
+        self.tick()
+
+    def tick(self) -> None:
+        """One sweep (timers, recoveries) and a drain, without moving the clock."""
+        self._committed(sweeps.sweep)
+        self.drain()
+
+    def run_until_idle(self, *, max_skip: str | float | timedelta = "365d") -> None:
+        """Drain, then skip to each next timer and fire it, until nothing is due within
+        ``max_skip``. Runs still waiting afterwards wait for events or decisions."""
+        limit = clock.now() + parse_duration(max_skip)
+        self.drain()
+        while True:
+            timer = (
+                Timer.objects.filter(fired_at__isnull=True, due_at__lte=limit)
+                .order_by("due_at")
+                .first()
+            )
+            if timer is None:
+                return
+            if timer.due_at > clock.now():
+                clock.advance(timer.due_at - clock.now())
+            self.tick()
+
+    def refresh(self, run: Run) -> Run:
+        run.refresh_from_db()
+        return run
+
+    def result(self, run: Run) -> Any:
+        """The run's output once it succeeded; AssertionError with its error otherwise."""
+        run = self.refresh(run)
+        if run.status != RunStatus.SUCCEEDED:
+            raise AssertionError(f"run {run.id} is {run.status}: {run.error or run.waiting_for}")
+        return run.output
+
+
+@pytest.fixture
+def workflow_harness(db: Any) -> Iterator[WorkflowHarness]:
+    """A WorkflowHarness bound to the test database."""
+    with WorkflowHarness() as harness:
+        yield harness
+
+
+@pytest.fixture(name="clock")
+def clock_fixture() -> Iterator[Any]:
+    """The engine clock; ``clock.advance(timedelta)`` moves durable time forward."""
+    yield clock
+    clock.reset()

@@ -1,0 +1,1 @@
+"""Example workflows: one per pattern of the seed documents (see workflows.py)."""

@@ -1,0 +1,92 @@
+"""Stand-ins for the external systems the examples talk to (a CRM, a payment provider, …).
+
+They keep what they did in ``LEDGER`` so a demo (or a test) can see each external effect, and
+they fail on demand through their input, to show retries and compensations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from automation import NonRetryableError, RetryAfter, action
+
+logger = logging.getLogger(__name__)
+
+# effect name -> list of inputs it was called with (per process; for demos and tests)
+LEDGER: dict[str, list[Any]] = defaultdict(list)
+
+
+def _did(effect: str, payload: Any) -> None:
+    LEDGER[effect].append(payload)
+    logger.info("example effect %s: %s", effect, payload)
+
+
+@action("example.create-user")
+def create_user(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    _did("create-user", input)
+    return {"userId": f"user-{input['email'].split('@')[0]}", "email": input["email"]}
+
+
+@action("example.send-email")
+def send_email(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    _did("send-email", input)
+    return {"sent": True, "to": input["to"]}
+
+
+def add_to_crm(user_id: str) -> dict[str, Any]:
+    _did("crm-add", user_id)
+    return {"crmId": f"crm-{user_id}"}
+
+
+def remove_from_crm(output: dict[str, Any]) -> None:
+    _did("crm-remove", output["crmId"])
+
+
+def notify_warehouse(order_id: str) -> str:
+    _did("warehouse", order_id)
+    return "warehouse notified"
+
+
+def send_receipt(order_id: str) -> str:
+    _did("receipt", order_id)
+    return "receipt sent"
+
+
+def update_analytics(order_id: str) -> str:
+    _did("analytics", order_id)
+    return "analytics updated"
+
+
+def book(kind: str, trip: dict[str, Any]) -> dict[str, Any]:
+    if trip.get("fail") == kind:
+        raise NonRetryableError(f"no {kind} available for {trip['destination']}")
+    _did(f"book-{kind}", trip["destination"])
+    return {"kind": kind, "booking": f"{kind}-{trip['destination']}"}
+
+
+def cancel_booking(output: dict[str, Any]) -> None:
+    _did(f"cancel-{output['kind']}", output["booking"])
+
+
+_calls: dict[str, int] = defaultdict(int)
+
+
+def flaky_sync(record: dict[str, Any]) -> dict[str, Any]:
+    """Fails its first ``record['failures']`` calls (rate-limited), then succeeds."""
+    key = record["id"]
+    _calls[key] += 1
+    if _calls[key] <= record.get("failures", 0):
+        raise RetryAfter(1, f"rate limited on call {_calls[key]}")
+    _did("sync", key)
+    return {"synced": key, "calls": _calls[key]}
+
+
+def charge(order: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+    """A payment provider call: the idempotency key makes a repeated call charge once."""
+    charges = LEDGER["charges-by-key"]
+    if idempotency_key not in charges:
+        charges.append(idempotency_key)
+        _did("charge", {"amount": order["amount"], "key": idempotency_key})
+    return {"charged": order["amount"], "key": idempotency_key}

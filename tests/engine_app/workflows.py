@@ -1,0 +1,174 @@
+"""Workflows exercising engine behaviour. Steps that must be counted append a line per real
+execution to ``<DATA_DIR>/executions.log``, which every process of a test run shares."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from automation import Concurrency, NonRetryableError, workflow
+
+
+def log_execution(tag: str) -> None:
+    with (Path(settings.DATA_DIR) / "executions.log").open("a") as handle:
+        handle.write(f"{tag} {os.getpid()}\n")
+
+
+def executions(tag: str) -> int:
+    path = Path(settings.DATA_DIR) / "executions.log"
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text().splitlines() if line.split()[0] == tag)
+
+
+def slow_step(run_key: str, seconds: float) -> dict[str, Any]:
+    log_execution(f"start:{run_key}")
+    time.sleep(seconds)
+    log_execution(f"end:{run_key}")
+    return {"pid": os.getpid()}
+
+
+def whoami(seconds: float) -> dict[str, Any]:
+    time.sleep(seconds)
+    return {"pid": os.getpid()}
+
+
+def noop() -> None:
+    return None
+
+
+def always_fails(message: str) -> None:
+    raise ValueError(message)
+
+
+def refuse(message: str) -> None:
+    raise NonRetryableError(message)
+
+
+def returns_a_set() -> Any:
+    return {1, 2}
+
+
+@workflow("test-slow", on="test.slow")
+def slow(ctx: Any, event: Any) -> dict[str, Any]:
+    result = ctx.step("slow", slow_step, event.data["key"], event.data.get("seconds", 3))
+    return {"worker_pid": result["pid"]}
+
+
+@workflow("test-sleep", on="test.sleep")
+def sleeper(ctx: Any, event: Any) -> dict[str, Any]:
+    before = ctx.now()
+    ctx.sleep("nap", event.data.get("duration", "2s"))
+    after = ctx.now()
+    return {"slept": (after - before).total_seconds()}
+
+
+@workflow("test-wait", on="test.wait")
+def waiter(ctx: Any, event: Any) -> dict[str, Any]:
+    got = ctx.wait_for_event(
+        "reply",
+        "test.reply",
+        match={"key": event.data["key"]},
+        timeout=event.data.get("timeout", "1h"),
+        lookback=event.data.get("lookback"),
+    )
+    return {"timed_out": not got, "reply": got["data"] if got else None}
+
+
+@workflow("test-wait-cel", on="test.wait_cel")
+def waiter_cel(ctx: Any, event: Any) -> dict[str, Any]:
+    got = ctx.wait_for_event("big", "test.reading", match="event.data.value > 100", timeout="1h")
+    return {"value": got["data"]["value"] if got else None}
+
+
+@workflow("test-parallel", on="test.parallel")
+def parallel(ctx: Any, event: Any) -> list[Any]:
+    seconds = event.data.get("seconds", 1)
+    return ctx.parallel("fan", [(whoami, seconds), (whoami, seconds)])
+
+
+@workflow("test-parallel-fails", on="test.parallel_fails")
+def parallel_fails(ctx: Any, event: Any) -> list[Any]:
+    return ctx.parallel("fan", [(whoami, 0), (refuse, "branch broke")])
+
+
+@workflow("test-noop", on="test.noop")
+def three_noops(ctx: Any, event: Any) -> None:
+    ctx.step("one", noop)
+    ctx.step("two", noop)
+    ctx.step("three", noop)
+
+
+@workflow("test-bad-result")
+def bad_result(ctx: Any, event: Any) -> None:
+    ctx.step("set", returns_a_set)
+
+
+@workflow("test-duplicate-id")
+def duplicate_id(ctx: Any, event: Any) -> None:
+    ctx.step("same", noop)
+    ctx.step("same", noop)
+
+
+@workflow("test-body-raises")
+def body_raises(ctx: Any, event: Any) -> None:
+    ctx.step("fine", noop)
+    raise RuntimeError("the workflow code itself is broken")
+
+
+@workflow("test-retry", retry={"max_attempts": 3, "initial": "10s", "backoff": "exponential"})
+def retrying(ctx: Any, event: Any) -> None:
+    ctx.step("flaky", always_fails, "boom")
+
+
+@workflow("test-non-retryable")
+def non_retryable(ctx: Any, event: Any) -> None:
+    ctx.step("refused", refuse, "bad input")
+
+
+@workflow("test-step-timeout")
+def step_timeout(ctx: Any, event: Any) -> None:
+    ctx.step("slow", whoami, 2, timeout="200ms", retry={"max_attempts": 1})
+
+
+@workflow("test-run-timeout", timeout="1h")
+def run_timeout(ctx: Any, event: Any) -> None:
+    ctx.sleep("long", "2h")
+
+
+@workflow("test-one-per-customer", concurrency=Concurrency(limit=1, key="customer"))
+def one_per_customer(ctx: Any, event: Any) -> None:
+    ctx.sleep("hold", "1h")
+
+
+@workflow("test-skip-when-busy", concurrency=Concurrency(limit=1, key="customer", on_limit="skip"))
+def skip_when_busy(ctx: Any, event: Any) -> None:
+    ctx.sleep("hold", "1h")
+
+
+@workflow(
+    "test-latest-wins",
+    concurrency=Concurrency(limit=1, key="customer", on_limit="cancel_previous"),
+)
+def latest_wins(ctx: Any, event: Any) -> None:
+    ctx.sleep("hold", "1h")
+
+
+def record_failure(ctx: Any, error: dict[str, Any]) -> dict[str, Any]:
+    return {"alerted": error.get("step")}
+
+
+@workflow("test-on-failure", on_failure=record_failure)
+def with_on_failure(ctx: Any, event: Any) -> None:
+    ctx.step("refused", refuse, "no")
+
+
+@workflow("test-values")
+def values(ctx: Any, event: Any) -> dict[str, Any]:
+    first = ctx.uuid()
+    ctx.sleep("pause", "1m")
+    return {"uuid": str(first), "now": ctx.now().isoformat()}
