@@ -9,8 +9,8 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
-        from events import bridge, schemas
-        from events.models import EventSchema, SignalBridge
+        from events import bridge, endpoints, schemas
+        from events.models import EventSchema, SignalBridge, WebhookEndpoint
 
         # The signal bridge listens to every model; rules decide which changes become events.
         pre_save.connect(bridge.on_pre_save, dispatch_uid="events.bridge.pre_save")
@@ -20,3 +20,6 @@ class EventsConfig(AppConfig):
         for signal in (post_save, post_delete):
             signal.connect(schemas.cache_clear, sender=EventSchema, dispatch_uid=f"{signal}.schema")
             signal.connect(bridge.cache_clear, sender=SignalBridge, dispatch_uid=f"{signal}.bridge")
+            signal.connect(
+                endpoints.cache_clear, sender=WebhookEndpoint, dispatch_uid=f"{signal}.endpoint"
+            )

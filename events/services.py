@@ -99,9 +99,7 @@ def event_record(
     # Insert first: new deliveries (the common case) cost one statement, and the unique
     # constraint, not a prior SELECT, decides between concurrent duplicates.
     try:
-        # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
-        with transaction.atomic():
-            event = Event.objects.create(**fields)
+        event = _insert(fields)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -109,6 +107,16 @@ def event_record(
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
     dispatch.route(event.id)
     return event, True
+
+
+def _insert(fields: dict[str, Any]) -> Event:
+    if transaction.get_connection().in_atomic_block:
+        # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
+        with transaction.atomic():
+            return Event.objects.create(**fields)
+    # Autocommit (the webhook and API hot path): the lone INSERT commits by itself, which saves
+    # the BEGIN and COMMIT round trips; a duplicate's error leaves nothing to roll back.
+    return Event.objects.create(**fields)
 
 
 _MAX_LENGTHS = {

@@ -13,9 +13,8 @@ from django.db import DatabaseError, DataError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from events import services
+from events import endpoints, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
-from events.models import WebhookEndpoint
 from events.payloads import BadPayload
 from events.signatures import SignatureError
 
@@ -44,7 +43,7 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
 def _receive(request: HttpRequest, slug: str) -> JsonResponse:
     if request.method != "POST":
         raise HttpError(405, "method_not_allowed", "Deliver webhooks with POST.")
-    endpoint = WebhookEndpoint.objects.filter(slug=slug, active=True).first()
+    endpoint = endpoints.endpoint_active(slug)
     if endpoint is None:
         raise HttpError(404, "unknown_endpoint", f"No active webhook endpoint {slug!r}.")
     if not is_json_type(request.content_type or ""):

@@ -41,10 +41,10 @@ def nothing_stored():
 @pytest.fixture(autouse=True)
 def _fresh_config_caches():
     """Schemas and bridges are cached per process; a rolled-back test must not leave them."""
-    from events import bridge, schemas
+    from events import bridge, endpoints, schemas
 
-    schemas.cache_clear()
-    bridge.cache_clear()
+    for module in (schemas, bridge, endpoints):
+        module.cache_clear()
     yield
-    schemas.cache_clear()
-    bridge.cache_clear()
+    for module in (schemas, bridge, endpoints):
+        module.cache_clear()
