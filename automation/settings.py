@@ -306,3 +306,10 @@ WEBHOOK_SECRET_ROTATION_GRACE = env_int("WEBHOOK_SECRET_ROTATION_GRACE", 86400, 
 EVENTS_MAX_JSON_DEPTH = env_int("EVENTS_MAX_JSON_DEPTH", 64, minimum=2, maximum=500)
 # Seconds a process keeps event schemas and signal bridges cached before re-reading them.
 EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, minimum=0.0)
+# How events reach the router. publish: "route event X" goes to the broker after each commit
+# (lowest latency, no extra process). outbox: nothing is published; `manage.py route_events`
+# processes poll the event table (the outbox) for unrouted events, which takes the broker
+# publish off the ingest hot path (see README, "Events and webhooks").
+EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
+# Seconds `manage.py route_events` sleeps when it found nothing to route.
+EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)

@@ -4,8 +4,11 @@
 Two endpoints served by one gunicorn (2 sync workers) on PostgreSQL, loopback only:
 
 - bare:   /bench/bare/  parse the JSON body, one INSERT, 202 (Django + PostgreSQL, nothing else)
-- ingest: /hooks/bench/ Standard Webhooks verify + store the event + route (publish "route event
-          X" to the Redis broker after commit), 202
+- ingest: /hooks/bench/ Standard Webhooks verify + store the event + route, 202, in both routing
+          modes: "publish" (the default: "route event X" goes to the Redis broker after commit)
+          and "outbox" (nothing is published; `manage.py route_events` finds the event in the
+          table). Neither runs workers or routers during the measurement: what is measured is
+          the web tier's cost of handing the event on.
 
 Load comes from wrk (Debian package `wrk`) with pre-signed requests, each with its own
 webhook-id, so every ingest request stores a new event. Rounds alternate bare and ingest; the
@@ -25,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -60,13 +64,18 @@ def main() -> None:
     manage(env, "migrate", "--noinput", "-v0")
     create_bare_table(env["DATABASE_URL"])
     secret = manage(env, "shell", "-c", CREATE_ENDPOINT).strip().splitlines()[-1]
-    server, port = start_gunicorn(env, workdir)
+    servers = {
+        mode: start_gunicorn({**env, "EVENTS_ROUTING": mode}, workdir, mode)
+        for mode in ("publish", "outbox")
+    }
     try:
-        results = measure(args, workdir, port, secret)
+        ports = {mode: port for mode, (_, port) in servers.items()}
+        results = measure(args, workdir, ports, secret)
         stored = count_events(env["DATABASE_URL"])
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        for process, _ in servers.values():
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
         redis.Redis.from_url(args.redis).flushdb()
         drop_database(args.pg)
         shutil.rmtree(workdir, ignore_errors=True)
@@ -75,7 +84,7 @@ def main() -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=8, help="seconds per measured run")
+    parser.add_argument("--duration", type=int, default=6, help="seconds per measured run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
@@ -143,9 +152,9 @@ def count_events(url: str) -> int:
         return conn.execute("SELECT count(*) FROM events_event").fetchone()[0]
 
 
-def start_gunicorn(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen, int]:
-    port = 18000 + os.getpid() % 1000
-    log = (workdir / "gunicorn.log").open("w")
+def start_gunicorn(env: dict[str, str], workdir: Path, name: str) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = (workdir / f"gunicorn-{name}.log").open("w")
     process = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "bench.wsgi:application", "--workers", "2",
          "--worker-class", "sync", "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
@@ -161,7 +170,13 @@ def start_gunicorn(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen
         except OSError:
             time.sleep(0.2)
     process.kill()
-    sys.exit(f"gunicorn did not start:\n{(workdir / 'gunicorn.log').read_text()}")
+    sys.exit(f"gunicorn did not start:\n{(workdir / f'gunicorn-{name}.log').read_text()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def write_requests(path: Path, count: int, secret: str | None) -> None:
@@ -202,43 +217,53 @@ def wrk(args: argparse.Namespace, port: int, path: str, requests: Path, seconds:
     }
 
 
-def measure(args: argparse.Namespace, workdir: Path, port: int, secret: str) -> dict[str, list]:
+def measure(
+    args: argparse.Namespace, workdir: Path, ports: dict[str, int], secret: str
+) -> dict[str, list]:
     per_run = 6000 * args.duration  # more than a run can send: every webhook-id is new
     bare_file = workdir / "bare.tsv"
     write_requests(bare_file, per_run, None)
-    results: dict[str, list] = {"bare": [], "ingest": [], "ingest at half load": []}
-    files = []
-    for n in range(args.rounds + 2):
-        files.append(workdir / f"ingest-{n}.tsv")
-        write_requests(files[-1], per_run, secret)
-    # Warm-up: connections, code paths and caches of both endpoints.
-    wrk(args, port, "/bench/bare/", bare_file, 2)
-    wrk(args, port, "/hooks/bench/", files[0], 2)
-    for n in range(args.rounds):
-        results["bare"].append(wrk(args, port, "/bench/bare/", bare_file, args.duration))
-        results["ingest"].append(wrk(args, port, "/hooks/bench/", files[n + 1], args.duration))
-    half_rate = statistics.median(r["rps"] for r in results["ingest"]) / 2
-    delay_ms = args.connections * 1000 / half_rate
-    results["ingest at half load"].append(
-        wrk(args, port, "/hooks/bench/", files[-1], args.duration, delay_ms=delay_ms)
-    )
+    files = iter([workdir / f"ingest-{n}.tsv" for n in range(2 * args.rounds + 4)])
+
+    def ingest(mode: str, seconds: int, delay_ms: float = 0.0) -> dict[str, float]:
+        requests = next(files)
+        write_requests(requests, per_run, secret)
+        return wrk(args, ports[mode], "/hooks/bench/", requests, seconds, delay_ms)
+
+    # Warm-up: connections, code paths and caches of every endpoint.
+    wrk(args, ports["publish"], "/bench/bare/", bare_file, 2)
+    for mode in ports:
+        ingest(mode, 2)
+    results: dict[str, list] = {"bare": [], "ingest (publish)": [], "ingest (outbox)": []}
+    for _ in range(args.rounds):
+        results["bare"].append(
+            wrk(args, ports["publish"], "/bench/bare/", bare_file, args.duration)
+        )
+        for mode in ports:
+            results[f"ingest ({mode})"].append(ingest(mode, args.duration))
+    for mode in ports:
+        half_rate = statistics.median(r["rps"] for r in results[f"ingest ({mode})"]) / 2
+        delay_ms = args.connections * 1000 / half_rate
+        results[f"ingest ({mode}) at 1/2"] = [ingest(mode, args.duration, delay_ms)]
     return results
 
 
 def report(args: argparse.Namespace, results: dict[str, list], stored: int) -> None:
     print(f"gunicorn 2 sync workers, PostgreSQL, wrk -c{args.connections}, "
           f"{args.rounds} x {args.duration}s per endpoint (median)")  # fmt: skip
-    print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    print(f"{'endpoint':<26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
     medians = {}
     for name, runs in results.items():
         medians[name] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         row = medians[name]
-        print(f"{name:<22} {row['rps']:>9.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
+        print(f"{name:<26} {row['rps']:>9.0f} {row['p50_ms']:>8.1f} {row['p99_ms']:>8.1f} "
               f"{sum(r['failed'] for r in runs):>7}")  # fmt: skip
-    sent = sum(r["requests"] for name in ("ingest", "ingest at half load") for r in results[name])
-    print(f"events stored: {stored} (warm-up included; measured ingest requests: {sent})")
-    ratio = medians["ingest"]["rps"] / medians["bare"]["rps"]
-    print(f"ingest/bare throughput ratio: {ratio:.2f}")
+    sent = sum(r["requests"] for name, runs in results.items() if name != "bare" for r in runs)
+    print(f"events stored: {stored} (measured ingest requests: {sent}, plus the warm-up)")
+    bare = medians["bare"]["rps"]
+    publish = medians["ingest (publish)"]["rps"] / bare
+    outbox = medians["ingest (outbox)"]["rps"] / bare
+    print(f"ingest/bare throughput ratio: outbox {outbox:.2f}, publish {publish:.2f}")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def event_record(
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
-    dispatch.route(event.id)
+    if settings.EVENTS_ROUTING == "publish":
+        dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
     return event, True
 
 
@@ -167,11 +168,17 @@ def event_route(*, event_id: Any) -> int:
     return len(runs)
 
 
-def events_route_unrouted(*, limit: int = 500) -> int:
-    """Route events that were stored but never routed (the dispatch was lost). Returns count."""
-    cutoff = timezone.now() - ROUTING_GRACE
+def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -> int:
+    """Route events that were stored but never routed. Returns how many it routed.
+
+    In publish mode events younger than ``ROUTING_GRACE`` are left to their after-commit
+    dispatch; in outbox mode nothing else routes them, so there is no grace.
+    """
+    if grace is None:
+        grace = ROUTING_GRACE if settings.EVENTS_ROUTING == "publish" else timedelta(0)
+    cutoff = timezone.now() - grace
     pending = list(
-        Event.objects.filter(routed_at__isnull=True, received_at__lt=cutoff)
+        Event.objects.filter(routed_at__isnull=True, received_at__lte=cutoff)
         .order_by("received_at")
         .values_list("id", flat=True)[:limit]
     )

@@ -4,6 +4,9 @@ or by the sweep), and a signed webhook runs workflows end to end in the real ser
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 
@@ -16,7 +19,7 @@ from events.models import Event
 from events.services import emit, event_route, events_route_unrouted, webhook_endpoint_create
 from tests.events.servers import post
 from tests.events.signing import body_of, standard_webhooks_headers
-from tests.processes import project_env, running_server, wait_for
+from tests.processes import ROOT, project_env, running_server, stop, wait_for
 
 
 def subscribe(name: str, pattern: str, condition: str = "") -> Workflow:
@@ -128,3 +131,37 @@ def test_a_signed_webhook_runs_the_event_chain_in_the_real_server(tmp_path):
     assert captured.type == "example.payment.captured"
     assert captured.causation_id == str(payment.id)
     assert Run.objects.filter(workflow__name="example-payment").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outbox_mode_publishes_nothing_and_the_router_process_routes(
+    subscribers, settings, tmp_path
+):
+    settings.EVENTS_ROUTING = "outbox"
+    log = (tmp_path / "router.log").open("w")
+    router = subprocess.Popen(
+        [sys.executable, "manage.py", "route_events"],
+        cwd=ROOT,
+        env=project_env(EVENTS_ROUTING="outbox"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        event = emit("shop.order.created", {"total": 1})
+        wait_for(
+            lambda: len(started(event)) == 2,
+            timeout=20,
+            message=f"the router did not route:\n{(tmp_path / 'router.log').read_text()}",
+        )
+    finally:
+        stop(router, sig=signal.SIGTERM)
+    assert router.returncode == 0
+    assert started(event) == ["shop-audit", "shop-fulfil"]
+
+
+@pytest.mark.django_db
+def test_outbox_mode_leaves_no_grace_to_a_dispatch_that_never_comes(subscribers, settings):
+    settings.EVENTS_ROUTING = "outbox"
+    event = emit("shop.order.created", {"total": 1})
+    assert events_route_unrouted() == 1
+    assert started(event) == ["shop-audit", "shop-fulfil"]
