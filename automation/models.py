@@ -82,6 +82,11 @@ class WorkflowVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.workflow.name} v{self.number}"
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("workflow versions are immutable; save a new version instead")
+        super().save(*args, **kwargs)
+
 
 class RunStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # runnable: an "advance" message is on its way
@@ -165,6 +170,12 @@ class Run(models.Model):
             models.Index(fields=["status", "lease_expires_at"], name="run_status_lease_idx"),
             # Filter by correlation id.
             models.Index(fields=["correlation_id"], name="run_correlation_idx"),
+            # Redispatch sweep: pending runs whose advance message was sent long ago.
+            models.Index(
+                fields=["dispatched_at"],
+                condition=models.Q(status="pending"),
+                name="run_pending_dispatched_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -173,6 +184,15 @@ class Run(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+
+class DeadLetterRun(Run):
+    """Failed runs, as the admin's dead-letter list: inspect, fix the cause, retry in bulk."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dead-letter run"
+        verbose_name_plural = "dead letter (failed runs)"
 
 
 class StepStatus(models.TextChoices):
@@ -231,6 +251,14 @@ class StepRecord(models.Model):
         ordering = ["run", "started_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["run", "step_id"], name="step_unique_per_run"),
+        ]
+        indexes = [
+            # Branch recovery sweep: parallel branches whose claim or dispatch expired.
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=models.Q(kind="branch", status__in=["running", "waiting"]),
+                name="step_branch_lease_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -155,7 +155,6 @@ def runs_start_for_event(event: Any) -> list[Run]:
     latest: dict[int, WorkflowVersion] = {}
     versions = (
         WorkflowVersion.objects.filter(workflow__active=True)
-        .exclude(trigger_event="")
         .select_related("workflow")
         .order_by("workflow_id", "-number")
     )
@@ -163,24 +162,34 @@ def runs_start_for_event(event: Any) -> list[Run]:
         latest.setdefault(version.workflow_id, version)
     runs = []
     for version in latest.values():
-        if matching.type_matches(version.trigger_event, event.type) and _filter_passes(
-            version, event
-        ):
+        pattern, condition = _trigger(version)
+        if matching.type_matches(pattern, event.type) and _filter_passes(version, condition, event):
             runs.append(run_start(workflow=version.workflow, event=event))
     return runs
 
 
-def _filter_passes(version: WorkflowVersion, event: Any) -> bool:
-    if not version.trigger_filter:
+def _trigger(version: WorkflowVersion) -> tuple[str, str]:
+    """(event pattern, CEL filter). For code workflows the code is the source of truth."""
+    if version.workflow.kind == Workflow.Kind.CODE:
+        try:
+            spec = registry.get_workflow(version.workflow.name, version.number)
+        except UnknownWorkflow:
+            return "", ""
+        return spec.on, spec.filter
+    return version.trigger_event, version.trigger_filter
+
+
+def _filter_passes(version: WorkflowVersion, condition: str, event: Any) -> bool:
+    if not condition:
         return True
     try:
-        return matching.condition(version.trigger_filter, {"trigger": event.as_trigger()})
+        return matching.condition(condition, {"trigger": event.as_trigger()})
     except matching.ExpressionError as exc:
         logger.warning(
             "workflow %s v%d: filter %r could not be evaluated for event %s (%s); not started",
             version.workflow.name,
             version.number,
-            version.trigger_filter,
+            condition,
             event.id,
             exc,
         )

@@ -125,33 +125,30 @@ def running_server(env: dict[str, str], log: Path) -> Iterator[Server]:
 
 @contextmanager
 def celery_worker(
-    env: dict[str, str], log: Path, *, concurrency: int = 2
+    env: dict[str, str], log: Path, *, concurrency: int = 2, beat: bool = False
 ) -> Iterator[subprocess.Popen]:
-    """A real `celery -A automation worker` process (prefork pool)."""
+    """A real `celery -A automation worker` process (prefork pool), optionally with beat (-B).
+
+    It gets a session of its own, so ``kill_hard`` can kill it with all its children."""
     handle = log.open("w")
+    command = [sys.executable, "-m", "celery", "-A", "automation", "worker"]
+    command += ["--loglevel=INFO", f"--concurrency={concurrency}", "--pool=prefork"]
+    command += ["--without-gossip", "--without-mingle", f"--hostname=w{free_port()}@%h"]
+    if beat:
+        command += ["--beat", "--schedule", str(log.with_suffix(".beat"))]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "automation",
-            "worker",
-            "--loglevel=INFO",
-            f"--concurrency={concurrency}",
-            "--pool=prefork",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=handle,
-        stderr=subprocess.STDOUT,
+        command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
     )
     try:
         yield process
     finally:
         stop(process, sig=signal.SIGTERM)
+
+
+def kill_hard(process: subprocess.Popen) -> None:
+    """kill -9 the process and every process of its session (a worker and its pool)."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 def stop(process: subprocess.Popen, *, sig: int = signal.SIGINT, timeout: float = 20.0) -> None:

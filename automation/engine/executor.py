@@ -199,6 +199,10 @@ def _finish(
         if not updated:
             return "lease lost"
         Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
+        # Branches still pending when the run ended (fail fast, cancel) will never be needed.
+        StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
+        ).update(status="skipped", finished_at=now, lease_expires_at=None)
         Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
             status=Wait.Status.CANCELLED, resolved_at=now
         )

@@ -610,6 +610,13 @@ def _resolve_function(ref: str) -> Callable[..., Any]:
 
 def execute_branch(run_id: Any, step_id: str) -> str:
     """Run one parallel branch (a task of its own, on any worker). Safe to redeliver."""
+    try:
+        return _execute_branch(run_id, step_id)
+    except LeaseLost:
+        return "abandoned: the run ended or another worker recorded the branch"
+
+
+def _execute_branch(run_id: Any, step_id: str) -> str:
     from automation.models import Run
     from automation.services import run_wake
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from automation.engine import clock, dispatch
 from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
@@ -108,7 +108,10 @@ def _dead_letter(run: Run) -> bool:
 def runs_redispatch() -> int:
     """Pending runs whose "advance" message was lost (broker down at the time) are re-sent."""
     cutoff = clock.now() - timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
-    stale = Run.objects.filter(status=RunStatus.PENDING, queued=False, dispatched_at__lt=cutoff)
+    never_sent = Q(dispatched_at__isnull=True, created_at__lt=cutoff)
+    stale = Run.objects.filter(Q(dispatched_at__lt=cutoff) | never_sent).filter(
+        status=RunStatus.PENDING, queued=False
+    )
 
     def resend(run_id: Any) -> bool:
         with transaction.atomic():

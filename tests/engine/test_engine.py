@@ -333,3 +333,68 @@ def test_a_run_that_keeps_killing_its_workers_is_dead_lettered(workflow_harness,
     run = workflow_harness.refresh(run)
     assert run.status == "failed"
     assert run.error["type"] == "DeadLetter"
+
+
+def test_workflow_versions_are_immutable(workflow_harness):
+    from automation.models import WorkflowVersion
+
+    registry.sync_code_workflows(force=True)
+    version = WorkflowVersion.objects.get(workflow__name="test-noop")
+    version.trigger_event = "changed"
+    with pytest.raises(ValueError, match="immutable"):
+        version.save()
+
+
+def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflow_harness):
+    events = [
+        ("audit.login", "ada"),
+        ("audit.logout", "ada"),
+        ("audit.login", "system"),  # filtered out
+        ("auditor.hired", "ada"),  # another type
+    ]
+    for event_type, user in events:
+        workflow_harness.emit(event_type, {"user": user})
+    runs = Run.objects.filter(workflow__name="test-wildcard")
+    assert sorted(run.output for run in runs) == ["audit.login", "audit.logout"]
+    from events.services import event_route
+
+    event = runs[0].trigger_event
+    # Routing the same event again (a redelivered task, a sweep) starts nothing new.
+    type(event).objects.filter(id=event.id).update(routed_at=None)
+    workflow_harness._committed(event_route, event_id=event.id)
+    assert Run.objects.filter(workflow__name="test-wildcard").count() == 2
+
+
+def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_harness, clock):
+    from automation.engine import executor, steps
+    from automation.services import run_start
+
+    run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
+    queue = workflow_harness.backend.queue
+    workflow_harness._committed(executor.run_advance, queue.popleft()[1][0])
+    branch_messages = list(queue)  # both branches dispatched, neither run yet
+    queue.clear()
+    assert len(branch_messages) == 2
+
+    workflow_harness._committed(run_cancel, run=run)
+    workflow_harness.drain()
+    assert workflow_harness.refresh(run).status == "cancelled"
+    assert set(run.steps.filter(kind="branch").values_list("status", flat=True)) == {"skipped"}
+
+    for _, args in branch_messages:  # the late deliveries do nothing
+        assert steps.execute_branch(*args) == "nothing to do"
+    clock.advance(timedelta(hours=1))
+    workflow_harness.tick()  # and the recovery sweep does not send them again
+    assert not queue
+
+
+def test_a_lost_advance_message_is_sent_again_by_the_sweep(workflow_harness, clock):
+    from automation.services import run_start
+
+    run = workflow_harness._committed(run_start, workflow="test-noop")
+    workflow_harness.backend.queue.clear()  # the broker lost it
+    workflow_harness.tick()
+    assert workflow_harness.refresh(run).status == "pending"  # not yet: it may still arrive
+    clock.advance(timedelta(minutes=3))
+    workflow_harness.tick()
+    assert workflow_harness.refresh(run).status == "succeeded"

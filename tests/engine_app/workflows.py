@@ -172,3 +172,8 @@ def values(ctx: Any, event: Any) -> dict[str, Any]:
     first = ctx.uuid()
     ctx.sleep("pause", "1m")
     return {"uuid": str(first), "now": ctx.now().isoformat()}
+
+
+@workflow("test-wildcard", on="audit.*", filter='trigger.data.user != "system"')
+def wildcard(ctx: Any, event: Any) -> str:
+    return event.type

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from automation.engine.errors import WorkflowError
+from automation.models import (
+    ACTIVE_STATUSES,
+    DeadLetterRun,
+    Heartbeat,
+    Run,
+    RunStatus,
+    StepRecord,
+    Timer,
+    Wait,
+    Workflow,
+    WorkflowVersion,
+)
+from automation.services import run_cancel, run_retry, runs_retry_failed
+
+
+def pretty(value: Any) -> str:
+    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the engine writes: people look, services change."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class VersionInline(admin.TabularInline):
+    model = WorkflowVersion
+    fields = ["number", "trigger_event", "trigger_filter", "code_ref", "created_at", "created_by"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "active", "updated_at"]
+    list_filter = ["kind", "active"]
+    search_fields = ["name", "description"]
+    readonly_fields = ["name", "kind", "created_at", "updated_at"]
+    inlines = [VersionInline]
+    actions = ["activate", "deactivate"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # code workflows come from workflows.py
+
+    @admin.action(description="Activate (start new runs)", permissions=["change"])
+    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"{queryset.update(active=True)} workflow(s) activated.")
+
+    @admin.action(description="Deactivate (start no new runs)", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"{queryset.update(active=False)} workflow(s) deactivated.")
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "trigger_event", "checksum_short", "created_at"]
+    list_select_related = ["workflow"]
+    search_fields = ["workflow__name"]
+
+    @admin.display(description="checksum")
+    def checksum_short(self, obj: WorkflowVersion) -> str:
+        return obj.checksum[:12]
+
+
+class StepInline(admin.TabularInline):
+    model = StepRecord
+    fields = ["step_id", "kind", "status", "attempt", "started_at", "duration", "summary"]
+    readonly_fields = fields
+    ordering = ["started_at", "id"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="duration (s)")
+    def duration(self, obj: StepRecord) -> str:
+        return "" if obj.duration is None else f"{obj.duration:.3f}"
+
+    @admin.display(description="output / error")
+    def summary(self, obj: StepRecord) -> str:
+        if obj.error and obj.status != "succeeded":
+            return f"{obj.error.get('type')}: {obj.error.get('message')}"[:300]
+        return json.dumps(obj.output, default=str)[:300]
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "workflow", "status", "created_at", "finished_at", "waiting_for"]
+    list_filter = ["status", "workflow", "created_at"]
+    list_select_related = ["workflow"]
+    search_fields = ["=id", "=correlation_id"]
+    show_full_result_count = False  # COUNT(*) over millions of runs is the slow part of a list
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id", "workflow", "version", "status", "waiting_for", "trigger_event", "correlation_id",
+        "parent_run", "parent_step_id", "started_by", "concurrency_key", "queued",
+        "cancel_requested", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
+        "created_at", "started_at", "finished_at", "input_pretty", "output_pretty",
+        "error_pretty",
+    ]  # fmt: skip
+    exclude = ["input", "output", "error"]
+    inlines = [StepInline]
+    actions = ["retry", "cancel"]
+
+    @admin.display(description="input")
+    def input_pretty(self, obj: Run) -> str:
+        return pretty(obj.input)
+
+    @admin.display(description="output")
+    def output_pretty(self, obj: Run) -> str:
+        return pretty(obj.output)
+
+    @admin.display(description="error")
+    def error_pretty(self, obj: Run) -> str:
+        return pretty(obj.error) if obj.error else "-"
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("automation.change_run")
+
+    has_cancel_permission = has_retry_permission
+
+    @admin.action(description="Retry from the failed step", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset.filter(status=RunStatus.FAILED), run_retry, "retried")
+
+    @admin.action(description="Cancel (compensates completed steps)", permissions=["cancel"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset.filter(status__in=ACTIVE_STATUSES), run_cancel, "cancelled")
+
+    def _each(self, request: HttpRequest, runs: QuerySet, service: Any, verb: str) -> None:
+        done = 0
+        for run in runs:
+            try:
+                service(run=run)
+                done += 1
+            except WorkflowError as exc:
+                self.message_user(request, f"Run {run.id}: {exc}", messages.WARNING)
+        self.message_user(request, f"{done} run(s) {verb}.")
+
+
+@admin.register(DeadLetterRun)
+class DeadLetterAdmin(RunAdmin):
+    list_display = ["id", "workflow", "failed_step", "message", "finished_at", "recoveries"]
+    actions = ["retry_all"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).filter(status=RunStatus.FAILED)
+
+    @admin.display(description="failed step")
+    def failed_step(self, obj: Run) -> str:
+        return (obj.error or {}).get("step", "")
+
+    @admin.display(description="error")
+    def message(self, obj: Run) -> str:
+        return str((obj.error or {}).get("message", ""))[:200]
+
+    @admin.action(description="Retry the selected failed runs", permissions=["retry"])
+    def retry_all(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self.message_user(request, f"{runs_retry_failed(runs=queryset)} run(s) retried.")
+
+
+@admin.register(Timer)
+class TimerAdmin(ReadOnlyAdmin):
+    list_display = ["run", "kind", "step_id", "due_at", "fired_at"]
+    list_filter = ["kind", ("fired_at", admin.EmptyFieldListFilter)]
+    show_full_result_count = False
+
+
+@admin.register(Wait)
+class WaitAdmin(ReadOnlyAdmin):
+    list_display = ["run", "step_id", "event_type", "status", "deadline", "created_at"]
+    list_filter = ["status", "event_type"]
+    show_full_result_count = False
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["name", "seen_at", "worker"]
