@@ -6,11 +6,13 @@ shape as the webhooks: ``{"error": {"code", "message"}}``.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError, DataError
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from rest_framework import permissions
@@ -31,6 +33,8 @@ from events.api.serializers import (
 from events.http import HttpError, is_json_type, read_body
 from events.models import Event, WebhookEndpoint
 from events.payloads import BadPayload, parse_json_object
+
+logger = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -89,6 +93,11 @@ def events(request: Request) -> Response:
         return _error(400, exc.code, exc.message)
     except services.InvalidEvent as exc:
         return _error(400, "invalid_event", str(exc), field=exc.field)
+    except DataError as exc:
+        return _error(400, "unstorable_value", f"The database refused a value: {exc}")
+    except DatabaseError:
+        logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
+        return _error(503, "database_unavailable", "Nothing was stored; retry later.")
     body = EventSerializer(event).data
     body["duplicate"] = not created
     return Response(body, status=202)

@@ -357,3 +357,18 @@ def test_webhook_management_is_for_staff_with_permissions(api, users):
     )
     webhook_endpoint_create(slug="gh", scheme="github")
     assert api.post("/api/webhooks/gh/rotate/", {}, format="json").status_code == 403
+
+
+def test_a_value_postgresql_cannot_store_is_400_not_500(api):
+    from django.db import connection
+
+    response = api.generic(
+        "POST",
+        "/api/events/",
+        b'{"type": "a.b", "data": {"text": "nul\\u0000"}}',
+        content_type="application/json",
+    )
+    if connection.vendor == "postgresql":
+        refused(response, 400, "unstorable_value")
+    else:
+        assert response.status_code == 202
