@@ -54,5 +54,16 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
             "send application/json.",
         )
     body = read_body(request, endpoint.max_body_bytes or settings.WEBHOOK_MAX_BODY_BYTES)
-    event, created = services.webhook_receive(endpoint=endpoint, body=body, headers=request.headers)
+    try:
+        event, created = services.webhook_receive(
+            endpoint=endpoint, body=body, headers=request.headers
+        )
+    except SignatureError:
+        fresh = endpoints.endpoint_active(slug, fresh=True)
+        if fresh is None or fresh.secret == endpoint.secret:
+            raise
+        # The secret was rotated by another process since this one cached the endpoint.
+        event, created = services.webhook_receive(
+            endpoint=fresh, body=body, headers=request.headers
+        )
     return JsonResponse({"event_id": str(event.id), "duplicate": not created}, status=202)

@@ -372,3 +372,10 @@ def test_a_value_postgresql_cannot_store_is_400_not_500(api):
         refused(response, 400, "unstorable_value")
     else:
         assert response.status_code == 202
+
+
+def test_event_list_query_count_does_not_grow_with_the_page(api, django_assert_num_queries):
+    for n in range(20):
+        emit("tick", {"n": n})
+    with django_assert_num_queries(2):  # the token, the page
+        assert len(api.get("/api/events/").json()["results"]) == 20
