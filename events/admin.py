@@ -15,9 +15,12 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
+from django_celery_beat.models import PeriodicTask
 
 from events import selectors, services
 from events.models import Event, EventSchema, SignalBridge, WebhookEndpoint
+from events.validation import scheduled_kwargs_error
 
 
 def pretty_json(value: Any) -> SafeString:
@@ -263,3 +266,28 @@ class SignalBridgeAdmin(admin.ModelAdmin):
     list_display = ["model", "action", "field", "from_value", "to_value", "event_type", "active"]
     list_filter = ["action", "active"]
     search_fields = ["model", "event_type"]
+
+
+# --- Schedules: django-celery-beat's Periodic tasks, with events.emit_scheduled checked -----
+
+
+class ScheduleForm(PeriodicTaskForm):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if data.get("task") == "events.emit_scheduled":
+            problem = scheduled_kwargs_error(data.get("kwargs") or "{}")
+            if problem:
+                self.add_error("kwargs", f"events.emit_scheduled: {problem}")
+            if (data.get("args") or "[]").strip() not in ("", "[]"):
+                self.add_error("args", "events.emit_scheduled takes keyword arguments only")
+        return data
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class ScheduleAdmin(PeriodicTaskAdmin):
+    """Periodic tasks; a schedule that emits an event is checked before it is saved."""
+
+    form = ScheduleForm

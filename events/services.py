@@ -391,6 +391,8 @@ def schedule_create(
     The same row is editable in admin under Periodic tasks.
     """
     validate_event_type(event_type)
+    if not isinstance(data or {}, dict):
+        raise InvalidEvent("data", "a JSON object is required")
     if bool(cron) == (every_seconds is not None):
         raise ValueError("give exactly one of cron (e.g. '0 9 * * 1') or every_seconds")
     schedule: dict[str, Any]

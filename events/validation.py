@@ -6,6 +6,7 @@ Each function returns ``{field: message}`` so forms and the API can point at the
 from __future__ import annotations
 
 import binascii
+import json
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist
@@ -117,3 +118,25 @@ def signal_bridge_errors(bridge: SignalBridge) -> dict[str, str]:
     elif bridge.from_value or bridge.to_value:
         errors["field"] = "name the field whose old/new values you set"
     return errors
+
+
+SCHEDULE_KWARGS = {"type", "data", "subject", "correlation_id"}
+
+
+def scheduled_kwargs_error(kwargs_json: str) -> str | None:
+    """What is wrong with a PeriodicTask's kwargs for ``events.emit_scheduled``, if anything."""
+    try:
+        kwargs = json.loads(kwargs_json or "{}")
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(kwargs, dict):
+        return 'use an object such as {"type": "report.due", "data": {}}'
+    unknown = sorted(set(kwargs) - SCHEDULE_KWARGS)
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)}; use {', '.join(sorted(SCHEDULE_KWARGS))}"
+    problem = event_type_error(kwargs.get("type", ""))
+    if problem:
+        return f"type: {problem}"
+    if not isinstance(kwargs.get("data", {}), dict):
+        return "data must be a JSON object"
+    return None

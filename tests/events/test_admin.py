@@ -99,3 +99,55 @@ def test_rotate_secret_action_shows_the_new_secret_once(admin_client):
 def test_schema_and_bridge_admin_pages_render(admin_client):
     for path in ("/admin/events/eventschema/add/", "/admin/events/signalbridge/add/"):
         assert admin_client.get(path).status_code == 200
+
+
+def _schedule_form(**overrides):
+    form = {
+        "name": "daily",
+        "regtask": "events.emit_scheduled",
+        "task": "",
+        "enabled": "on",
+        "interval": "",
+        "crontab": "",
+        "solar": "",
+        "clocked": "",
+        "args": "[]",
+        "kwargs": '{"type": "report.due", "data": {"kind": "daily"}}',
+        "priority": "",
+        "headers": "{}",
+    }
+    return {**form, **overrides}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "mentions"),
+    [
+        ('{"data": {}}', "type"),
+        ('{"type": "report due"}', "type"),
+        ('{"type": "a.b", "data": [1]}', "data"),
+        ('{"type": "a.b", "payload": {}}', "payload"),
+    ],
+)
+def test_a_schedule_with_bad_kwargs_is_refused_in_admin(admin_client, kwargs, mentions):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    response = admin_client.post(
+        "/admin/django_celery_beat/periodictask/add/",
+        _schedule_form(interval=every.pk, kwargs=kwargs),
+    )
+    assert response.status_code == 200  # the form again, with the error
+    assert "events.emit_scheduled:" in response.content.decode()
+    assert mentions in response.content.decode()
+    assert not PeriodicTask.objects.filter(name="daily").exists()
+
+
+def test_a_valid_schedule_is_saved_in_admin(admin_client):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    response = admin_client.post(
+        "/admin/django_celery_beat/periodictask/add/", _schedule_form(interval=every.pk)
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert PeriodicTask.objects.get(name="daily").task == "events.emit_scheduled"
