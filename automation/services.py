@@ -13,7 +13,7 @@ import socket
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from automation.engine import clock, dispatch, matching, registry, steps
@@ -57,17 +57,21 @@ def run_start(
     parent_run: Run | None = None,
     parent_step_id: str = "",
     started_by: Any = None,
+    version: WorkflowVersion | None = None,
+    send: bool = True,
 ) -> Run:
     """Start a run of the workflow's latest version; it is dispatched after commit.
 
     With ``event``, the run's input is the event's data and the event starts the workflow at
-    most once (a second call returns the first run).
+    most once (a second call returns the first run). ``send=False`` leaves the "advance"
+    message to the caller, who advances the run itself (the redispatch sweep sends it if the
+    caller dies first).
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
     if not wf.active:
         raise WorkflowError(f"workflow {wf.name!r} is inactive; activate it to start runs")
-    version = wf.latest_version()
+    version = version or wf.latest_version()
     if version is None:
         raise WorkflowError(f"workflow {wf.name!r} has no version yet")
     data = event.data if event is not None else (input if input is not None else {})
@@ -87,13 +91,17 @@ def run_start(
     try:
         with transaction.atomic():
             _apply_limits(run, spec)
+            if run.status == RunStatus.PENDING and not run.queued:
+                run.dispatched_at = clock.now()
             run.save()
             if spec is not None and spec.timeout is not None:
                 run.deadline_at = clock.now() + spec.timeout
                 run.save(update_fields=["deadline_at"])
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
-            if run.status == RunStatus.PENDING and not run.queued:
-                _dispatch(run.id)
+            if run.dispatched_at is not None and send:
+                dispatch.advance(run.id)
+            if run.status == RunStatus.CANCELLED:  # skipped by its concurrency limit
+                run_finished(run=run)
     except IntegrityError:
         if event is None:
             raise
@@ -149,8 +157,11 @@ def _dispatch(run_id: Any) -> None:
     dispatch.advance(run_id)
 
 
-def runs_start_for_event(event: Any) -> list[Run]:
-    """Start every active workflow whose trigger matches the event (at most once each)."""
+def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
+    """Start every active workflow whose trigger matches the event (at most once each).
+
+    ``send_first=False``: the caller advances the first run itself (one broker round trip
+    less between an event and its first step)."""
     registry.sync_code_workflows()
     latest: dict[int, WorkflowVersion] = {}
     versions = (
@@ -164,7 +175,10 @@ def runs_start_for_event(event: Any) -> list[Run]:
     for version in latest.values():
         pattern, condition = _trigger(version)
         if matching.type_matches(pattern, event.type) and _filter_passes(version, condition, event):
-            runs.append(run_start(workflow=version.workflow, event=event))
+            send = send_first or bool(runs)
+            runs.append(
+                run_start(workflow=version.workflow, version=version, event=event, send=send)
+            )
     return runs
 
 
@@ -285,33 +299,46 @@ def _has_limit(run: Run) -> bool:
 
 
 def _start_queued(run: Run) -> None:
-    nxt = (
-        Run.objects.filter(
-            workflow_id=run.workflow_id,
-            concurrency_key=run.concurrency_key,
-            queued=True,
-            status=RunStatus.PENDING,
-        )
-        .order_by("created_at")
-        .first()
-    )
-    if nxt is not None and Run.objects.filter(id=nxt.id, queued=True).update(
-        queued=False, waiting_for=""
-    ):
-        _dispatch(nxt.id)
+    """Start queued runs of the same key while slots are free. Takes the same lock as starting
+    a run, so a run queued concurrently with this release is never stranded."""
+    spec_limit = _limit(run)
+    Workflow.objects.select_for_update().filter(pk=run.workflow_id).first()
+    same_key = Run.objects.filter(workflow_id=run.workflow_id, concurrency_key=run.concurrency_key)
+    active = same_key.filter(status__in=ACTIVE_STATUSES, queued=False).count()
+    waiting = same_key.filter(queued=True, status=RunStatus.PENDING).order_by("created_at")
+    for nxt in waiting[: max(0, spec_limit - active)]:
+        if Run.objects.filter(id=nxt.id, queued=True).update(queued=False, waiting_for=""):
+            _dispatch(nxt.id)
+
+
+def _limit(run: Run) -> int:
+    try:
+        spec = registry.get_workflow(run.workflow.name, run.version.number)
+    except (UnknownWorkflow, WorkflowError):
+        return 1
+    return spec.concurrency.limit if spec.concurrency else 1
 
 
 # --- operator actions -----------------------------------------------------------------------
 
 
 def run_cancel(*, run: Run) -> Run:
-    """Ask a run to stop: its waits end and its completed steps are compensated."""
+    """Ask a run to stop: its waits and approvals close now, its child runs are cancelled, and
+    its completed steps are compensated. A running run stops before its next step."""
+    from approvals.services import approvals_cancel_for_run
+
     with transaction.atomic():
         updated = Run.objects.filter(id=run.id, status__in=ACTIVE_STATUSES).update(
             cancel_requested=True, wakeups=F("wakeups") + 1
         )
         if not updated:
             raise WorkflowError(f"run {run.id} has already finished ({run.status})")
+        Wait.objects.filter(run_id=run.id, status=Wait.Status.OPEN).update(
+            status=Wait.Status.CANCELLED, resolved_at=clock.now()
+        )
+        approvals_cancel_for_run(run_id=run.id)
+        for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
+            run_cancel(run=child)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
@@ -323,30 +350,26 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def run_retry(*, run: Run) -> Run:
-    """Resume a failed run from the step that failed. Earlier steps are not repeated, except
-    those whose effect a compensation undid: they run again."""
+    """Resume a failed run from the step that failed it, with a fresh attempt budget. Earlier
+    steps are not repeated, except those whose effect a compensation undid: they run again.
+    Failures the workflow itself caught stay as they were."""
     with transaction.atomic():
-        locked = Run.objects.select_for_update().get(id=run.id)
+        locked = (
+            Run.objects.select_for_update().select_related("workflow", "version").get(id=run.id)
+        )
         if locked.status != RunStatus.FAILED:
             raise WorkflowError(f"only failed runs can be retried; run {run.id} is {locked.status}")
-        undone = StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
+        journal = StepRecord.objects.filter(run=run)
+        undone = journal.filter(
+            kind=StepRecord.Kind.COMPENSATION, status=StepStatus.SUCCEEDED
         ).values_list("step_id", flat=True)
-        StepRecord.objects.filter(
-            run=run, step_id__in=[step_id.removeprefix("compensate:") for step_id in undone]
-        ).delete()
-        StepRecord.objects.filter(
-            run=run, kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]
-        ).delete()
-        StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.CHILD, status=StepStatus.FAILED
-        ).delete()
-        failed = StepRecord.objects.filter(run=run, status=StepStatus.FAILED)
-        for record in failed:
-            record.status, record.next_attempt_at = StepStatus.WAITING, None
-            record.save(update_fields=["status", "next_attempt_at"])
-            if record.kind == StepRecord.Kind.BRANCH:
-                dispatch.branch(run.id, record.step_id)
+        journal.filter(step_id__in=[s.removeprefix("compensate:") for s in undone]).delete()
+        journal.filter(kind__in=[StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE]).delete()
+        failed_step = (locked.error or {}).get("step")
+        record = journal.filter(step_id=failed_step, status=StepStatus.FAILED).first()
+        if record is not None:
+            _reset_for_retry(run, record)
+        _rearm_deadline(locked)
         Run.objects.filter(id=run.id).update(
             status=RunStatus.PENDING,
             error=None,
@@ -361,6 +384,43 @@ def run_retry(*, run: Run) -> Run:
     return run
 
 
+def _reset_for_retry(run: Run, record: StepRecord) -> None:
+    if record.kind == StepRecord.Kind.CHILD:
+        record.delete()  # a new child run is started
+        return
+    marker = {
+        "attempt": record.attempt,
+        "retried_at": clock.now().isoformat(),
+        "error": {"type": "Retried", "message": "retried by an operator"},
+    }
+    StepRecord.objects.filter(pk=record.pk).update(
+        status=StepStatus.WAITING,
+        next_attempt_at=None,
+        attempt=0,
+        attempts=[*record.attempts, marker],
+    )
+    if record.kind == StepRecord.Kind.PARALLEL:
+        branches = StepRecord.objects.filter(
+            run=run, kind=StepRecord.Kind.BRANCH, step_id__startswith=f"{record.step_id}["
+        ).exclude(status=StepStatus.SUCCEEDED)
+        for branch in branches:
+            branch.status, branch.next_attempt_at, branch.attempt = StepStatus.WAITING, None, 0
+            branch.save(update_fields=["status", "next_attempt_at", "attempt"])
+            dispatch.branch(run.id, branch.step_id)
+
+
+def _rearm_deadline(run: Run) -> None:
+    """A retried run gets its whole timeout again."""
+    try:
+        spec = registry.get_workflow(run.workflow.name, run.version.number)
+    except (UnknownWorkflow, WorkflowError):
+        return
+    if spec.timeout is not None:
+        deadline = clock.now() + spec.timeout
+        Run.objects.filter(id=run.id).update(deadline_at=deadline)
+        Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=deadline)
+
+
 def runs_retry_failed(*, runs: Any) -> int:
     """Retry every failed run in ``runs`` (the dead-letter queue). Returns how many."""
     count = 0
@@ -368,7 +428,3 @@ def runs_retry_failed(*, runs: Any) -> int:
         run_retry(run=run)
         count += 1
     return count
-
-
-def runs_active_for(*, workflow: Workflow) -> Any:
-    return Run.objects.filter(workflow=workflow).filter(Q(status__in=ACTIVE_STATUSES))

@@ -131,7 +131,7 @@ class WorkflowHarness:
 
     def drain(self) -> int:
         """Execute queued messages (and the ones they queue) until none is left."""
-        from events.services import event_route
+        from events.services import event_route_and_advance
 
         handled = 0
         while self.backend.queue:
@@ -141,7 +141,7 @@ class WorkflowHarness:
             elif what == "branch":
                 self._committed(steps.execute_branch, *args)
             else:
-                self._committed(event_route, event_id=args[0])
+                self._committed(event_route_and_advance, event_id=args[0])
             handled += 1
         return handled
 

@@ -154,6 +154,21 @@ def event_route(*, event_id: Any) -> int:
     leaves the event unrouted for the sweep, and a concurrent second routing finds it claimed.
     Returns the number of runs started.
     """
+    return len(_route(event_id, send_first=True))
+
+
+def event_route_and_advance(*, event_id: Any) -> int:
+    """Route the event, then advance the first run it started right here (what the routing
+    task does: the first step runs without another trip through the broker)."""
+    from automation.engine.executor import run_advance
+
+    runs = _route(event_id, send_first=False)
+    if runs:
+        run_advance(runs[0].id)
+    return len(runs)
+
+
+def _route(event_id: Any, *, send_first: bool) -> list:
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
@@ -161,11 +176,11 @@ def event_route(*, event_id: Any) -> int:
             routed_at=timezone.now()
         )
         if not claimed:
-            return 0  # routed already, or being routed by another worker
+            return []  # routed already, or being routed by another worker
         event = Event.objects.get(id=event_id)
-        runs = runs_start_for_event(event)
+        runs = runs_start_for_event(event, send_first=send_first)
         waits_resolve_for_event(event)
-    return len(runs)
+    return runs
 
 
 def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -> int:

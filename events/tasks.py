@@ -11,7 +11,7 @@ from events import services
 
 @shared_task(name="events.route_event")
 def route_event(event_id: str) -> int:
-    return services.event_route(event_id=event_id)
+    return services.event_route_and_advance(event_id=event_id)
 
 
 @shared_task(name="events.sweep_unrouted")

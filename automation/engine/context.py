@@ -20,6 +20,7 @@ from automation.engine.errors import (
     TIMED_OUT,
     Cancelled,
     DeterminismError,
+    RunTimedOut,
     StepFailed,
     Suspend,
     TimedOut,
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from automation.models import Run, StepRecord
 
 MAX_STEP_ID = 200
+_SIDE_TABLE_KINDS = {"sleep", "wait_event", "approval", "parallel", "branch", "child"}
+_UNORDERED_KINDS = {"compensation", "on_failure"}
 
 
 class EventView:
@@ -82,8 +85,13 @@ class Context:
         self._counters[prefix] = count
         return f"{prefix}#{count}"
 
-    def _enter(self, step_id: str, kind: str) -> tuple[StepRecord | None, int]:
-        """Claim the next position in the replay for ``step_id``; return its journal record."""
+    def _enter(
+        self, step_id: str, kind: str, *, ordered: bool = True
+    ) -> tuple[StepRecord | None, int | None]:
+        """Claim the next position in the replay for ``step_id``; return its journal record.
+
+        Compensations and the failure handler are not ``ordered``: they run after whatever
+        failed, which is not a position the code reaches by itself."""
         if not isinstance(step_id, str) or not step_id.strip() or len(step_id) > MAX_STEP_ID:
             raise WorkflowError(f"step id {step_id!r}: a non-empty string of at most 200 chars")
         if step_id in self._seen:
@@ -92,9 +100,13 @@ class Context:
                 "(inside a loop, put the index or item key in the id)"
             )
         self._seen.add(step_id)
+        record = self._journal.get(step_id)
+        if not ordered:
+            if record is not None and record.kind != kind:
+                raise DeterminismError(f"{step_id!r} is a {record.kind} in the journal, not {kind}")
+            return record, None
         seq = self._seq
         self._seq += 1
-        record = self._journal.get(step_id)
         expected = self._by_seq.get(seq)
         if expected is not None and expected.step_id != step_id:
             raise DeterminismError(
@@ -108,12 +120,22 @@ class Context:
                 f"{record.kind} #{(record.seq or 0) + 1}, the code reaches it as #{seq + 1}"
             )
         unfinished = record is None or record.status not in ("succeeded", "failed")
-        if unfinished and self.run.cancel_requested and not self.cancelling:
-            raise Cancelled("cancel requested")
+        if unfinished and not self.cancelling:
+            if self.run.cancel_requested:
+                raise Cancelled("cancel requested")
+            if self.run.deadline_at is not None and clock.now() >= self.run.deadline_at:
+                raise RunTimedOut(f"the run passed its deadline {self.run.deadline_at.isoformat()}")
         return record, seq
 
     def _remember(self, record: StepRecord) -> None:
         self._journal[record.step_id] = record
+
+    def used_side_tables(self) -> bool:
+        """Whether this run may have timers, waits, approvals or branches left to close."""
+        return self.run.deadline_at is not None or any(
+            record.kind in _SIDE_TABLE_KINDS or record.attempt > 1 or record.status == "waiting"
+            for record in self._journal.values()
+        )
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -161,7 +183,7 @@ class Context:
         timeout: str | float | timedelta | None = None,
         compensate: Callable[[Any], Any] | None = None,
     ) -> Any:
-        record, seq = self._enter(step_id, kind)
+        record, seq = self._enter(step_id, kind, ordered=kind not in _UNORDERED_KINDS)
         if record is not None and record.status == "succeeded":
             if compensate is not None:
                 self.compensations.append((step_id, compensate, record.output))

@@ -58,6 +58,10 @@ class Cancelled(BaseException):
     """The run was asked to stop."""
 
 
+class RunTimedOut(BaseException):
+    """The run passed its deadline (the workflow's ``timeout``)."""
+
+
 class LeaseLost(BaseException):
     """Another worker took the run over (ours was presumed dead); abandon quietly."""
 

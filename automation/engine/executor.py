@@ -19,6 +19,7 @@ from automation.engine.errors import (
     Cancelled,
     DeterminismError,
     LeaseLost,
+    RunTimedOut,
     StepFailed,
     Suspend,
     UnknownWorkflow,
@@ -31,10 +32,6 @@ logger = logging.getLogger(__name__)
 
 MAX_REPLAYS = 50  # per delivery; a run woken this often while running is picked up again later
 COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_interval=300.0)
-
-
-class RunTimedOut(Exception):
-    """The run passed its deadline (the workflow's ``timeout``)."""
 
 
 def run_advance(run_id: Any) -> str:
@@ -93,8 +90,6 @@ def _replay(run_id: Any, owner: str) -> str:
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
     try:
-        if run.deadline_at is not None and clock.now() >= run.deadline_at:
-            raise RunTimedOut(f"the run passed its deadline {run.deadline_at.isoformat()}")
         result = spec.fn(ctx, _trigger(run))
         output = to_json(result, "the workflow's return value")
     except Suspend as suspended:
@@ -103,6 +98,8 @@ def _replay(run_id: Any, owner: str) -> str:
         return "lease lost"
     except Cancelled:
         return _unwind(ctx, run, owner, wakeups, error=None)
+    except RunTimedOut as exc:
+        return _unwind(ctx, run, owner, wakeups, error=error_info(exc, retryable=False))
     except StepFailed as exc:
         return _unwind(ctx, run, owner, wakeups, error={**exc.error, "step": exc.step_id})
     except DeterminismError as exc:
@@ -110,7 +107,7 @@ def _replay(run_id: Any, owner: str) -> str:
     except Exception as exc:  # the workflow body itself raised
         error = error_info(exc, retryable=False, step="(workflow)")
         return _unwind(ctx, run, owner, wakeups, error=error)
-    return _finish(run, owner, RunStatus.SUCCEEDED, output=output)
+    return _finish(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
 
 
 def _spec(run: Run) -> registry.WorkflowSpec:
@@ -150,6 +147,8 @@ def _unwind(
         return _suspend(run, owner, wakeups, suspended.reason)
     except LeaseLost:
         return "lease lost"
+    except (DeterminismError, Exception) as exc:  # the failure path itself broke: end anyway
+        problems.append(error_info(exc, retryable=False, step="(compensation)"))
     if error is None:
         return _finish(
             run, owner, RunStatus.CANCELLED, error={"message": "cancelled"} | _extra(problems)
@@ -180,8 +179,10 @@ def _finish(
     *,
     output: Any = None,
     error: dict[str, Any] | None = None,
+    cleanup: bool = True,
 ) -> str:
-    from approvals.services import approvals_cancel_for_run
+    """End the run. ``cleanup`` closes its timers, waits, approvals and branches (skipped for
+    runs that never made any: a plain sequence of steps)."""
     from automation.services import run_finished
 
     now = clock.now()
@@ -198,15 +199,8 @@ def _finish(
         )
         if not updated:
             return "lease lost"
-        Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
-        # Branches still pending when the run ended (fail fast, cancel) will never be needed.
-        StepRecord.objects.filter(
-            run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
-        ).update(status="skipped", finished_at=now, lease_expires_at=None)
-        Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
-            status=Wait.Status.CANCELLED, resolved_at=now
-        )
-        approvals_cancel_for_run(run_id=run.id)
+        if cleanup:
+            _close_side_tables(run, now)
         run.status, run.output, run.error = status, output, error
         run_finished(run=run)
     if status == RunStatus.FAILED:
@@ -214,3 +208,17 @@ def _finish(
             "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
         )
     return status
+
+
+def _close_side_tables(run: Run, now: Any) -> None:
+    from approvals.services import approvals_cancel_for_run
+
+    Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
+    # Branches still pending when the run ended (fail fast, cancel) will never be needed.
+    StepRecord.objects.filter(
+        run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
+    ).update(status="skipped", finished_at=now, lease_expires_at=None)
+    Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
+        status=Wait.Status.CANCELLED, resolved_at=now
+    )
+    approvals_cancel_for_run(run_id=run.id)

@@ -7,23 +7,29 @@ lease expires the recovery sweep hands the run to another worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db import connections
 from django.db.models import F
 from django.db.models.functions import Coalesce
 
 from automation.engine import clock
-from automation.engine.errors import LeaseLost
+from automation.engine.errors import Cancelled, LeaseLost
 from automation.models import Run, RunStatus
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
+
+logger = logging.getLogger(__name__)
 
 
 def new_owner() -> str:
@@ -50,10 +56,59 @@ def claim(run_id: Any, owner: str) -> bool:
 
 
 def renew(ctx: Context, extra: float = 0) -> None:
-    """Extend our lease before a step runs (by its timeout too); LeaseLost if it was taken."""
+    """Before each step: extend our lease (by the step's timeout too) and learn whether the run
+    was cancelled meanwhile, in one UPDATE. Raises Cancelled, or LeaseLost when another worker
+    took the run."""
     owner = getattr(ctx, "owner", None)
     if owner is None:
         return
     expires = clock.now() + _duration(extra)
-    if not Run.objects.filter(id=ctx.run.id, lease_owner=owner).update(lease_expires_at=expires):
-        raise LeaseLost("the run's lease was taken over by another worker")
+    mine = Run.objects.filter(id=ctx.run.id, lease_owner=owner)
+    if (mine if ctx.cancelling else mine.filter(cancel_requested=False)).update(
+        lease_expires_at=expires
+    ):
+        return
+    if not ctx.cancelling and mine.exists():
+        ctx.run.cancel_requested = True
+        raise Cancelled("cancel requested")
+    raise LeaseLost("the run's lease was taken over by another worker")
+
+
+def keep_run(ctx: Context, extra: float = 0) -> AbstractContextManager[None]:
+    """Keep renewing our lease on the run while a step runs (a long step is not a dead worker)."""
+    owner = getattr(ctx, "owner", None)
+
+    def renew_once() -> bool:
+        expires = clock.now() + _duration(extra)
+        return bool(
+            Run.objects.filter(id=ctx.run.id, lease_owner=owner).update(lease_expires_at=expires)
+        )
+
+    return keeping(renew_once) if owner else nullcontext()
+
+
+@contextmanager
+def keeping(renew_once: Callable[[], bool]) -> Iterator[None]:
+    """Call ``renew_once`` every third of a lease from a helper thread until the block ends or
+    it returns False (the lease is gone). Renewal problems are logged, never raised: whatever
+    the step records is written conditionally anyway."""
+    stop = threading.Event()
+    period = max(0.2, settings.AUTOMATION_LEASE_SECONDS / 3)
+
+    def loop() -> None:
+        try:
+            while not stop.wait(period):
+                if not renew_once():
+                    return
+        except Exception:
+            logger.exception("could not renew a lease; the step goes on")
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    keeper = threading.Thread(target=loop, name="lease-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=1)

@@ -189,12 +189,13 @@ def execute(
 ) -> tuple[StepRecord, Any]:
     """Run one attempt of a step and record its outcome. Returns (record, output); raises
     Suspend when a retry is scheduled and StepFailed when the step failed for good."""
+    leases.renew(ctx, extra=timeout or 0)
     record = _begin_attempt(
         ctx, record, step_id=step_id, seq=seq, kind=kind, input=_input_json(args, kwargs)
     )
-    leases.renew(ctx, extra=timeout or 0)
     try:
-        output = _attempt(step_id, fn, args, kwargs, timeout)
+        with leases.keep_run(ctx, extra=timeout or 0):
+            output = _attempt(step_id, fn, args, kwargs, timeout)
     except Exception as exc:
         record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)
         raise AssertionError("record_failure always raises") from exc
@@ -651,9 +652,19 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
         return "claimed by another worker"
     record.refresh_from_db()
     policy = RetryPolicy.from_value(record.input.get("retry"))
+
+    def renew_once() -> bool:
+        later = clock.now() + timedelta(seconds=settings.AUTOMATION_LEASE_SECONDS)
+        return bool(
+            StepRecord.objects.filter(
+                pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
+            ).update(lease_expires_at=later)
+        )
+
     try:
         fn = _resolve_function(record.input["fn"])
-        output = _attempt(step_id, fn, tuple(record.input.get("args", [])), {}, None)
+        with leases.keeping(renew_once):
+            output = _attempt(step_id, fn, tuple(record.input.get("args", [])), {}, None)
     except Exception as exc:
         try:
             record_failure(record, exc, policy, timer_kind=Timer.Kind.BRANCH)

@@ -44,7 +44,13 @@ def test_dead_letter_lists_failed_runs_and_retries_them_in_bulk(workflow_harness
     assert response.status_code == 302
     workflow_harness.drain()
     assert workflow_harness.refresh(failed).status == "failed"  # still no car: failed again
-    assert workflow_harness.refresh(failed).steps.get(step_id="car").attempt == 2
+    car = workflow_harness.refresh(failed).steps.get(step_id="car")
+    assert car.attempt == 1  # a fresh attempt budget …
+    assert [a["error"]["type"] for a in car.attempts] == [
+        "NonRetryableError",
+        "Retried",
+        "NonRetryableError",
+    ]
 
 
 def test_cancel_action_cancels_active_runs(workflow_harness, admin_client_):

@@ -277,19 +277,18 @@ def test_retry_resumes_from_the_failed_step_and_redoes_compensated_ones(workflow
     assert actions.LEDGER["cancel-flight"] == ["flight-Rome"]
 
 
-def test_a_retried_step_keeps_counting_its_attempts(workflow_harness):
-    from examples import actions
-
-    actions._calls.clear()
-    workflow_harness.emit("example.record.changed", {"id": "once", "failures": 9})
+def test_a_retried_step_gets_a_fresh_attempt_budget(workflow_harness):
+    workflow_harness.emit("example.record.changed", {"id": "budget", "failures": 99})
     run = Run.objects.get(workflow__name="example-crm-sync")
     workflow_harness.run_until_idle()
     assert workflow_harness.refresh(run).status == "failed"
-    before = run.steps.get(step_id="sync").attempt
+    assert workflow_harness.calls["sync"] == 4
     workflow_harness._committed(run_retry, run=run)
     workflow_harness.run_until_idle()
-    assert workflow_harness.refresh(run).status == "failed"  # still rate limited
-    assert run.steps.get(step_id="sync").attempt > before
+    assert workflow_harness.refresh(run).status == "failed"  # still rate limited …
+    assert workflow_harness.calls["sync"] == 8  # … after the policy's 4 attempts again
+    history = run.steps.get(step_id="sync").attempts
+    assert [entry["error"]["type"] for entry in history].count("Retried") == 1
 
 
 def test_a_run_taken_back_from_a_dead_worker_reexecutes_the_step_and_counts_it(
