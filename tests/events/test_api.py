@@ -379,3 +379,9 @@ def test_event_list_query_count_does_not_grow_with_the_page(api, django_assert_n
         emit("tick", {"n": n})
     with django_assert_num_queries(2):  # the token, the page
         assert len(api.get("/api/events/").json()["results"]) == 20
+
+
+def test_binary_cloudevent_header_values_are_percent_decoded(api):
+    message = ce_http.to_binary_event(cloud_event(subject="café 100%"))
+    assert send(api, message).status_code == 202
+    assert Event.objects.get().subject == "café 100%"
