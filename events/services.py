@@ -71,20 +71,15 @@ def event_record(
     field, or the failing path in ``data``) for a bad type, non-object data or data that fails
     the type's JSON Schema.
     """
-    validate_event_type(type)
-    if not isinstance(data, dict):
-        raise InvalidEvent("data", "a JSON object is required")
-    _check_lengths(
+    _validate(
+        type,
+        data,
         source=source,
         subject=subject,
         correlation_id=correlation_id,
         causation_id=causation_id,
         idempotency_key=idempotency_key,
     )
-    try:
-        schemas.data_validate(type, data)
-    except schemas.SchemaViolation as exc:
-        raise InvalidEvent(exc.path, exc.message) from None
     fields = {
         "type": type,
         "data": data,
@@ -110,6 +105,19 @@ def event_record(
     return event, True
 
 
+def _validate(type: str, data: Any, **texts: str | None) -> None:
+    validate_event_type(type)
+    if not isinstance(data, dict):
+        raise InvalidEvent("data", "a JSON object is required")
+    for field, value in texts.items():
+        if value and len(value) > _MAX_LENGTHS[field]:
+            raise InvalidEvent(field, f"at most {_MAX_LENGTHS[field]} characters")
+    try:
+        schemas.data_validate(type, data)
+    except schemas.SchemaViolation as exc:
+        raise InvalidEvent(exc.path, exc.message) from None
+
+
 def _insert(fields: dict[str, Any]) -> Event:
     if transaction.get_connection().in_atomic_block:
         # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
@@ -127,12 +135,6 @@ _MAX_LENGTHS = {
     "causation_id": 200,
     "idempotency_key": 255,
 }
-
-
-def _check_lengths(**values: str | None) -> None:
-    for field, value in values.items():
-        if value and len(value) > _MAX_LENGTHS[field]:
-            raise InvalidEvent(field, f"at most {_MAX_LENGTHS[field]} characters")
 
 
 def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
@@ -410,31 +412,35 @@ def schedule_create(
         raise InvalidEvent("data", "a JSON object is required")
     if bool(cron) == (every_seconds is not None):
         raise ValueError("give exactly one of cron (e.g. '0 9 * * 1') or every_seconds")
-    schedule: dict[str, Any]
-    if cron:
-        fields = cron.split()
-        if len(fields) != 5:
-            raise ValueError(f"cron {cron!r} must have 5 fields: minute hour day month weekday")
-        minute, hour, day_of_month, month_of_year, day_of_week = fields
-        crontab, _ = CrontabSchedule.objects.get_or_create(
-            minute=minute,
-            hour=hour,
-            day_of_month=day_of_month,
-            month_of_year=month_of_year,
-            day_of_week=day_of_week,
-            timezone=settings.TIME_ZONE,
-        )
-        schedule = {"crontab": crontab}
-    else:
-        if every_seconds is None or every_seconds < 1:
-            raise ValueError("every_seconds must be at least 1")
-        interval, _ = IntervalSchedule.objects.get_or_create(
-            every=every_seconds, period=IntervalSchedule.SECONDS
-        )
-        schedule = {"interval": interval}
+    schedule = _cron_schedule(cron) if cron else _interval_schedule(every_seconds)
     return PeriodicTask.objects.create(
         name=name,
         task="events.emit_scheduled",
         kwargs=json.dumps({"type": event_type, "data": data or {}}),
         **schedule,
     )
+
+
+def _cron_schedule(cron: str) -> dict[str, CrontabSchedule]:
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {cron!r} must have 5 fields: minute hour day month weekday")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone=settings.TIME_ZONE,
+    )
+    return {"crontab": crontab}
+
+
+def _interval_schedule(every_seconds: int | None) -> dict[str, IntervalSchedule]:
+    if every_seconds is None or every_seconds < 1:
+        raise ValueError("every_seconds must be at least 1")
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=every_seconds, period=IntervalSchedule.SECONDS
+    )
+    return {"interval": interval}
