@@ -87,7 +87,7 @@ def run_start(
         correlation_id=correlation_id or (event.correlation_id if event is not None else ""),
         started_by=started_by,
     )
-    spec = registry.get_workflow(wf.name, version.number) if wf.kind == Workflow.Kind.CODE else None
+    spec = _code_spec(wf, version)
     try:
         with transaction.atomic():
             _apply_limits(run, spec)
@@ -107,6 +107,17 @@ def run_start(
             raise
         return Run.objects.get(workflow=wf, trigger_event=event)
     return run
+
+
+def _code_spec(wf: Workflow, version: WorkflowVersion) -> registry.WorkflowSpec | None:
+    """The code of a code workflow's version; None for declarative workflows and for a version
+    newer than this process's code (a rolling deploy: an up-to-date worker runs it)."""
+    if wf.kind != Workflow.Kind.CODE:
+        return None
+    known = registry.known_versions(wf.name)
+    if known and version.number > known[-1]:
+        return None
+    return registry.get_workflow(wf.name, version.number)
 
 
 def _workflow(name: str) -> Workflow:
@@ -174,21 +185,44 @@ def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
     runs = []
     for version in latest.values():
         pattern, condition = _trigger(version)
-        if matching.type_matches(pattern, event.type) and _filter_passes(version, condition, event):
-            send = send_first or bool(runs)
-            runs.append(
-                run_start(workflow=version.workflow, version=version, event=event, send=send)
-            )
+        if not matching.type_matches(pattern, event.type):
+            continue
+        if not _filter_passes(version, condition, event):
+            continue
+        try:
+            with transaction.atomic():  # one workflow that cannot start never blocks the others
+                run = run_start(
+                    workflow=version.workflow,
+                    version=version,
+                    event=event,
+                    send=send_first or bool(runs),
+                )
+        except Exception:
+            logger.exception("event %s could not start workflow %s", event.id, version.workflow)
+            continue
+        runs.append(run)
     return runs
 
 
 def _trigger(version: WorkflowVersion) -> tuple[str, str]:
     """(event pattern, CEL filter). For code workflows the code is the source of truth."""
     if version.workflow.kind == Workflow.Kind.CODE:
-        try:
-            spec = registry.get_workflow(version.workflow.name, version.number)
-        except UnknownWorkflow:
+        name = version.workflow.name
+        known = registry.known_versions(name)
+        if not known:
+            logger.warning("workflow %s is not in this process's code; events skip it", name)
             return "", ""
+        if version.number not in known:
+            # A rolling deploy: the database knows a version this process does not. Route with
+            # the newest trigger we know; the run is executed by a worker that knows it.
+            logger.warning(
+                "workflow %s v%d is not in this process's code (it has v%s); routing with v%d",
+                name,
+                version.number,
+                "/v".join(map(str, known)),
+                known[-1],
+            )
+        spec = registry.get_workflow(name, version.number if version.number in known else None)
         return spec.on, spec.filter
     return version.trigger_event, version.trigger_filter
 
@@ -258,8 +292,14 @@ def wait_resolve(*, wait: Wait, event: Any, wake: bool = True) -> bool:
 
 def waits_resolve_for_event(event: Any) -> int:
     """Resume the runs waiting for this event. Returns how many it resumed."""
-    waits = Wait.objects.filter(status=Wait.Status.OPEN, event_type=event.type)
-    return sum(wait_resolve(wait=wait, event=event) for wait in waits)
+    resumed = 0
+    for wait in Wait.objects.filter(status=Wait.Status.OPEN, event_type=event.type):
+        try:
+            with transaction.atomic():  # one broken wait never blocks the others
+                resumed += wait_resolve(wait=wait, event=event)
+        except Exception:
+            logger.exception("event %s could not resume %s/%s", event.id, wait.run_id, wait.step_id)
+    return resumed
 
 
 def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
@@ -425,6 +465,10 @@ def runs_retry_failed(*, runs: Any) -> int:
     """Retry every failed run in ``runs`` (the dead-letter queue). Returns how many."""
     count = 0
     for run in runs.filter(status=RunStatus.FAILED):
-        run_retry(run=run)
+        try:
+            run_retry(run=run)
+        except WorkflowError as exc:  # e.g. retried meanwhile by someone else
+            logger.warning("run %s not retried: %s", run.id, exc)
+            continue
         count += 1
     return count

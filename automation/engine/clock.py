@@ -1,7 +1,8 @@
 """The engine's clock. Every due time (sleeps, retries, deadlines) is computed from ``now()``.
 
 Tests move it forward (``automation.testing``'s ``clock`` fixture) to fire durable timers at
-once; in production it is the database server's notion of "now" as Django sees it.
+once; in production it is this machine's time (keep machines on NTP; a fired timer wakes its
+run even when the sweeping machine's clock runs a little ahead of the worker's).
 """
 
 from __future__ import annotations

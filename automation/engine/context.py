@@ -139,6 +139,19 @@ class Context:
 
     # --- steps ----------------------------------------------------------------------------------
 
+    def _user_id(self, step_id: str) -> str:
+        """Step ids chosen in workflow code may not take the shapes the engine uses itself."""
+        if isinstance(step_id, str) and (
+            any(c in step_id for c in "#[]")
+            or step_id.startswith("compensate:")
+            or step_id == "on_failure"
+        ):
+            raise WorkflowError(
+                f"step id {step_id!r}: '#', '[', ']', the prefix 'compensate:' and 'on_failure' "
+                "are reserved for the engine's own records"
+            )
+        return step_id
+
     def step(
         self,
         step_id: str,
@@ -153,7 +166,14 @@ class Context:
         every replay. Failures are retried per ``retry``; ``compensate(output)`` undoes it if the
         run fails later (saga)."""
         return self._step(
-            step_id, "step", fn, args, kwargs, retry=retry, timeout=timeout, compensate=compensate
+            self._user_id(step_id),
+            "step",
+            fn,
+            args,
+            kwargs,
+            retry=retry,
+            timeout=timeout,
+            compensate=compensate,
         )
 
     def action(
@@ -169,7 +189,9 @@ class Context:
         spec = get_action(name)
         if spec.retry is not None and "retry" not in options:
             options["retry"] = spec.retry
-        return self._step(step_id, "step", spec.fn, (input or {}, self), {}, **options)
+        return self._step(
+            self._user_id(step_id), "step", spec.fn, (input or {}, self), {}, **options
+        )
 
     def _step(
         self,
@@ -190,8 +212,8 @@ class Context:
             return record.output
         if record is not None and record.status == "failed":
             raise StepFailed(step_id, record.error or {})
-        due = record.next_attempt_at if record is not None else None
-        if record is not None and record.status == "waiting" and due and due > clock.now():
+        waiting = record is not None and record.status == "waiting"
+        if waiting and record.next_attempt_at and not steps.is_due(self, record):
             raise Suspend(f"retry of {step_id!r} at {record.next_attempt_at.isoformat()}")
         policy = RetryPolicy.from_value(retry, self._default_retry)
         limit = parse_duration(timeout).total_seconds() if timeout is not None else None
@@ -221,7 +243,7 @@ class Context:
     def sleep_until(
         self, step_id: str, when: datetime | None, *, duration: timedelta | None = None
     ) -> None:
-        record, seq = self._enter(step_id, "sleep")
+        record, seq = self._enter(self._user_id(step_id), "sleep")
         if record is None:
             due = when if when is not None else clock.now() + (duration or timedelta(0))
             record = steps.start_sleep(self, step_id=step_id, seq=seq, due=due)
@@ -241,7 +263,7 @@ class Context:
         values by dotted path, or a CEL condition on ``event``). Returns the event as a dict, or
         a falsy TimedOut after ``timeout``. An event that arrived within ``lookback`` (default:
         the AUTOMATION_WAIT_LOOKBACK setting) before the wait began also counts."""
-        record, seq = self._enter(step_id, "wait_event")
+        record, seq = self._enter(self._user_id(step_id), "wait_event")
         if record is None:
             record = steps.start_wait(
                 self,
@@ -272,7 +294,7 @@ class Context:
         Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
         "decided_by"}``. After ``timeout`` the step decides ``on_timeout`` (reject or approve).
         """
-        record, seq = self._enter(step_id, "approval")
+        record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
             record = steps.start_approval(
                 self,
@@ -322,7 +344,7 @@ class Context:
         """Start the workflow ``workflow`` as a child run and wait for its output.
 
         A failed child raises StepFailed here (catch it to carry on)."""
-        record, seq = self._enter(step_id, "child")
+        record, seq = self._enter(self._user_id(step_id), "child")
         if record is None:
             record = steps.start_child(
                 self, step_id=step_id, seq=seq, workflow=workflow, input=input or {}
@@ -340,7 +362,7 @@ class Context:
         """Run branches concurrently, each as its own task on any worker. Each branch is a
         module-level function or ``(function, arg, …)``. Returns their results in order once all
         succeed; the first branch that fails for good fails this step (StepFailed)."""
-        record, seq = self._enter(step_id, "parallel")
+        record, seq = self._enter(self._user_id(step_id), "parallel")
         if record is None:
             policy = RetryPolicy.from_value(retry, self._default_retry)
             record = steps.start_parallel(

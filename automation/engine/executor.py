@@ -86,6 +86,8 @@ def _replay(run_id: Any, owner: str) -> str:
     try:
         spec = _spec(run)
     except UnknownWorkflow as exc:
+        if _newer_than_this_code(run):
+            return _defer(run, owner)
         return _finish(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
@@ -108,6 +110,32 @@ def _replay(run_id: Any, owner: str) -> str:
         error = error_info(exc, retryable=False, step="(workflow)")
         return _unwind(ctx, run, owner, wakeups, error=error)
     return _finish(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
+
+
+def _newer_than_this_code(run: Run) -> bool:
+    known = registry.known_versions(run.workflow.name)
+    return (
+        run.workflow.kind == Workflow.Kind.CODE and bool(known) and run.version.number > known[-1]
+    )
+
+
+def _defer(run: Run, owner: str) -> str:
+    """Hand a run of a version newer than this process's code back (a rolling deploy): the
+    redispatch sweep sends it again, and a worker running the new code takes it."""
+    logger.warning(
+        "run %s is of %s v%d, newer than this worker's code; leaving it for an up-to-date worker",
+        run.id,
+        run.workflow.name,
+        run.version.number,
+    )
+    Run.objects.filter(id=run.id, lease_owner=owner).update(
+        status=RunStatus.PENDING,
+        lease_owner="",
+        lease_expires_at=None,
+        dispatched_at=clock.now(),
+        waiting_for=f"a worker that has version {run.version.number} of the code",
+    )
+    return "deferred"
 
 
 def _spec(run: Run) -> registry.WorkflowSpec:
@@ -162,8 +190,13 @@ def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
     """Release the run to wait. If something woke it while we worked, replay instead."""
+    # Reaching a wait is progress: earlier takeovers no longer count towards the dead letter.
     updated = Run.objects.filter(id=run.id, lease_owner=owner, wakeups=wakeups).update(
-        status=RunStatus.WAITING, lease_owner="", lease_expires_at=None, waiting_for=reason[:300]
+        status=RunStatus.WAITING,
+        lease_owner="",
+        lease_expires_at=None,
+        waiting_for=reason[:300],
+        recoveries=0,
     )
     if updated:
         return "waiting"

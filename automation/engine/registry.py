@@ -164,7 +164,7 @@ def action(
 
 def get_workflow(name: str, version: int | None = None) -> WorkflowSpec:
     """The spec of ``name`` at ``version`` (the highest registered when None)."""
-    versions = sorted(v for (n, v) in _workflows if n == name)
+    versions = known_versions(name)
     if not versions:
         known = ", ".join(sorted({n for n, _ in _workflows})) or "none"
         raise UnknownWorkflow(f"no code workflow named {name!r} (registered: {known})")
@@ -176,6 +176,11 @@ def get_workflow(name: str, version: int | None = None) -> WorkflowSpec:
             "registered until its runs finish"
         )
     return _workflows[(name, number)]
+
+
+def known_versions(name: str) -> list[int]:
+    """The versions of ``name`` registered in this process, ascending."""
+    return sorted(v for (n, v) in _workflows if n == name)
 
 
 def get_action(name: str) -> ActionSpec:

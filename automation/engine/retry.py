@@ -63,7 +63,9 @@ class RetryPolicy:
             backoff=float(backoff),
             max_interval=_seconds(value.get("max"), base.max_interval),
             jitter=float(value.get("jitter", base.jitter)),
-            non_retryable=tuple(value.get("non_retryable", base.non_retryable)),
+            non_retryable=tuple(
+                _exception_class(item) for item in value.get("non_retryable", base.non_retryable)
+            ),
         )
 
     def is_retryable(self, exc: BaseException) -> bool:
@@ -86,8 +88,20 @@ class RetryPolicy:
             "backoff": self.backoff,
             "max": self.max_interval,
             "jitter": self.jitter,
+            "non_retryable": [f"{c.__module__}.{c.__qualname__}" for c in self.non_retryable],
         }
 
 
 def _seconds(value: Any, default: float) -> float:
     return default if value is None else parse_duration(value).total_seconds()
+
+
+def _exception_class(item: Any) -> type[BaseException]:
+    """An exception class, or its dotted name as stored for parallel branches
+    (``builtins.KeyError``, ``myapp.errors.SoldOut``)."""
+    from django.utils.module_loading import import_string
+
+    found = import_string(item) if isinstance(item, str) else item
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return found
+    raise ValueError(f"retry non_retryable: {item!r} is not an exception class")

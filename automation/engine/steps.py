@@ -16,11 +16,11 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from automation.engine import clock, dispatch, leases
 from automation.engine.errors import (
@@ -136,16 +136,20 @@ def _begin_attempt(
     """Record that an attempt starts (so a crash during it is visible and counted)."""
     now = clock.now()
     if record is None:
-        return StepRecord.objects.create(
-            run=ctx.run,
-            step_id=step_id,
-            seq=seq,
-            kind=kind,
-            status=StepStatus.RUNNING,
-            attempt=1,
-            input=input,
-            started_at=now,
-        )
+        try:
+            with transaction.atomic():
+                return StepRecord.objects.create(
+                    run=ctx.run,
+                    step_id=step_id,
+                    seq=seq,
+                    kind=kind,
+                    status=StepStatus.RUNNING,
+                    attempt=1,
+                    input=input,
+                    started_at=now,
+                )
+        except IntegrityError:  # another worker journaled it first: the run is not ours
+            raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
         history.append(_history(record, {"type": "WorkerLost", "message": "worker stopped"}))
@@ -213,7 +217,9 @@ def _record_success(record: StepRecord, output: Any) -> None:
     record.status, record.output, record.finished_at = StepStatus.SUCCEEDED, output, now
 
 
-def record_failure(record: StepRecord, exc: Exception, policy: RetryPolicy, *, timer_kind: str):
+def record_failure(
+    record: StepRecord, exc: Exception, policy: RetryPolicy, *, timer_kind: str
+) -> NoReturn:
     """Schedule a retry (a Timer row, then Suspend) or fail the step for good (StepFailed)."""
     retryable = policy.is_retryable(exc)
     error = error_info(exc, retryable=retryable)
@@ -292,6 +298,22 @@ def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: A
     )
 
 
+def is_due(ctx: Context, record: StepRecord) -> bool:
+    """Whether the time a waiting record waits for has come: by this worker's clock, or
+    because the sweep fired its timer (the sweeper's clock may run ahead of ours)."""
+    due = record.next_attempt_at
+    if due is None:
+        return False
+    if due <= clock.now():
+        return True
+    return Timer.objects.filter(
+        run_id=ctx.run.id,
+        step_id=record.step_id,
+        fired_at__isnull=False,
+        due_at__gte=record.started_at,
+    ).exists()
+
+
 def _refreshed(record: StepRecord) -> StepRecord:
     record.refresh_from_db()
     return record
@@ -317,7 +339,7 @@ def start_sleep(ctx: Context, *, step_id: str, seq: int, due: datetime) -> StepR
 def finish_sleep_if_due(ctx: Context, record: StepRecord) -> None:
     if record.status == StepStatus.SUCCEEDED:
         return
-    if record.next_attempt_at is not None and record.next_attempt_at <= clock.now():
+    if is_due(ctx, record):
         complete_waiting(ctx.run.id, record.step_id, {"slept_until": record.input["until"]})
         record.status = StepStatus.SUCCEEDED
         return
@@ -375,28 +397,45 @@ def start_wait(
     return _refreshed(record)
 
 
+LOOKBACK_LIMIT = 1000  # newest events of the type examined; exact matches are filtered in SQL
+
+
 def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None) -> None:
+    """Give the wait the oldest matching event of the lookback window that no other wait of
+    this run has taken (so two waits in a row get two events, in order)."""
     from django.utils import timezone
 
     from automation.services import wait_resolve
     from events.models import Event
 
     window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
+    taken = Wait.objects.filter(run_id=ctx.run.id, event__isnull=False).values("event_id")
     candidates = (
         Event.objects.filter(type=wait.event_type, received_at__gte=timezone.now() - window)
+        .filter(**_exact_filters(wait.match or {}))
         .exclude(id=ctx.run.trigger_event_id)
-        .order_by("received_at")[:500]
+        .exclude(id__in=taken)
+        .order_by("-received_at")[:LOOKBACK_LIMIT]
     )
-    for event in candidates:
+    for event in sorted(candidates, key=lambda e: e.received_at):
         if wait_resolve(wait=wait, event=event, wake=False):
             return
+
+
+def _exact_filters(match: dict[str, Any]) -> dict[str, Any]:
+    """SQL filters for the scalar values of an exact match (the rest is checked in Python)."""
+    return {
+        "data__" + "__".join(path.split(".")): value
+        for path, value in match.items()
+        if isinstance(value, str | int | float | bool)
+        and all(p.isidentifier() for p in path.split("."))
+    }
 
 
 def wait_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
     if record.status == StepStatus.SUCCEEDED:
         return record.output
-    deadline = record.next_attempt_at
-    if deadline is not None and deadline <= clock.now():
+    if is_due(ctx, record):
         now = clock.now()
         with transaction.atomic():
             timed_out = Wait.objects.filter(
@@ -457,7 +496,7 @@ def approval_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
 
     if record.status == StepStatus.SUCCEEDED:
         return record.output
-    if record.next_attempt_at is not None and record.next_attempt_at <= clock.now():
+    if is_due(ctx, record):
         approval_expire(run_id=ctx.run.id, step_id=record.step_id)
         record = _refreshed(record)
         if record.status == StepStatus.SUCCEEDED:
@@ -504,6 +543,15 @@ def start_child(
     from automation.services import run_start
 
     with transaction.atomic():
+        # The waiting record first: a child that ends at once (skipped by its concurrency
+        # limit) reports to it while it is being started.
+        record = _waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.CHILD,
+            input={"workflow": workflow, "input": input},
+        )
         child = run_start(
             workflow=workflow,
             input=input,
@@ -511,13 +559,9 @@ def start_child(
             parent_step_id=step_id,
             correlation_id=ctx.correlation_id,
         )
-        return _waiting_record(
-            ctx,
-            step_id=step_id,
-            seq=seq,
-            kind=StepRecord.Kind.CHILD,
-            input={"workflow": workflow, "child_run_id": str(child.id), "input": input},
-        )
+        record.input["child_run_id"] = str(child.id)
+        StepRecord.objects.filter(pk=record.pk).update(input=record.input)
+    return _refreshed(record)
 
 
 def child_result(ctx: Context, record: StepRecord) -> Any:
@@ -540,6 +584,25 @@ def _branch_ref(branch: Any, step_id: str, index: int) -> dict[str, Any]:
             f"(function, arg, …)); {fn!r} cannot be found again by another worker"
         )
     return {"fn": f"{fn.__module__}:{qualname}", "args": to_json(args, f"{step_id}[{index}] args")}
+
+
+def fail_branch_dead_letter(record: StepRecord) -> bool:
+    """A branch that keeps losing its worker fails (which fails its parallel step fast)."""
+    from automation.services import run_wake
+
+    error = {
+        "type": "DeadLetter",
+        "message": f"branch {record.step_id!r} was taken back from "
+        f"{settings.AUTOMATION_MAX_RECOVERIES} workers that stopped while running it",
+        "retryable": True,
+    }
+    with transaction.atomic():
+        if not StepRecord.objects.filter(pk=record.pk, status=record.status).update(
+            status=StepStatus.FAILED, error=error, finished_at=clock.now(), lease_expires_at=None
+        ):
+            return False
+        run_wake(run_id=record.run_id)
+    return True
 
 
 def branch_id(step_id: str, index: int) -> str:

@@ -126,29 +126,44 @@ def runs_redispatch() -> int:
 
 
 def branches_recover() -> int:
-    """Parallel branches whose worker died, or whose dispatch was lost, are sent again."""
+    """Parallel branches whose worker died are taken back and sent again (dead-lettered after
+    AUTOMATION_MAX_RECOVERIES takeovers); branches whose dispatch was lost are sent again."""
     now = clock.now()
+    resend_after = timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
+    lost_dispatch = Q(status=StepStatus.WAITING) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lt=now - resend_after)
+    )
     stuck = StepRecord.objects.filter(
+        Q(status=StepStatus.RUNNING) | lost_dispatch,
         kind=StepRecord.Kind.BRANCH,
-        status__in=[StepStatus.RUNNING, StepStatus.WAITING],
-        next_attempt_at__isnull=True,
         lease_expires_at__lt=now,
     )
+    return _each(list(stuck[:BATCH]), lambda record: _recover_branch(record, now), "branch")
 
-    def resend(record: StepRecord) -> bool:
-        later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
-        with transaction.atomic():
-            if (
-                StepRecord.objects.filter(
-                    pk=record.pk, lease_expires_at=record.lease_expires_at
-                ).update(lease_expires_at=later)
-                and record.status == StepStatus.WAITING
-            ):
-                dispatch.branch(record.run_id, record.step_id)
-                return True
-            if record.status == StepStatus.RUNNING:
-                dispatch.branch(record.run_id, record.step_id)
-                return True
-        return False
 
-    return _each(list(stuck[:BATCH]), resend, "branch")
+def _recover_branch(record: StepRecord, now: Any) -> bool:
+    from automation.engine.steps import fail_branch_dead_letter
+
+    later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
+    changes: dict[str, Any] = {"lease_expires_at": later}
+    if record.status == StepStatus.RUNNING:  # its worker stopped renewing the claim
+        lost = sum(1 for a in record.attempts if a.get("error", {}).get("type") == "WorkerLost")
+        if lost + 1 >= settings.AUTOMATION_MAX_RECOVERIES:
+            return fail_branch_dead_letter(record)
+        entry = {
+            "attempt": record.attempt,
+            "started_at": record.started_at.isoformat(),
+            "finished_at": now.isoformat(),
+            "error": {"type": "WorkerLost", "message": "worker stopped"},
+        }
+        changes |= {"status": StepStatus.WAITING, "attempts": [*record.attempts, entry]}
+    with transaction.atomic():
+        if not StepRecord.objects.filter(
+            pk=record.pk,
+            status=record.status,
+            attempt=record.attempt,
+            lease_expires_at=record.lease_expires_at,
+        ).update(**changes):
+            return False  # it moved on meanwhile
+        dispatch.branch(record.run_id, record.step_id)
+    return True

@@ -397,3 +397,9 @@ def test_a_lost_advance_message_is_sent_again_by_the_sweep(workflow_harness, clo
     clock.advance(timedelta(minutes=3))
     workflow_harness.tick()
     assert workflow_harness.refresh(run).status == "succeeded"
+
+
+def test_step_ids_shaped_like_the_engines_own_are_refused(workflow_harness):
+    run = workflow_harness.refresh(start(workflow_harness, "test-reserved-id"))
+    assert run.status == "failed"
+    assert "reserved for the engine" in run.error["message"]

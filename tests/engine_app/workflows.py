@@ -177,3 +177,8 @@ def values(ctx: Any, event: Any) -> dict[str, Any]:
 @workflow("test-wildcard", on="audit.*", filter='trigger.data.user != "system"')
 def wildcard(ctx: Any, event: Any) -> str:
     return event.type
+
+
+@workflow("test-reserved-id")
+def reserved_id(ctx: Any, event: Any) -> None:
+    ctx.step("compensate:charge", noop)

@@ -169,3 +169,15 @@ def test_retry_attempts_and_their_backoff_are_recorded(env, tmp_path):
     timers = list(Timer.objects.filter(run=run).order_by("due_at"))
     assert len(timers) == 2
     assert all(timer.fired_at is not None and timer.fired_at >= timer.due_at for timer in timers)
+
+
+def test_a_step_longer_than_the_lease_runs_once_on_a_healthy_worker(env, tmp_path):
+    key = "long-healthy"
+    with celery_worker(env, tmp_path / "w.log", concurrency=2, beat=True) as worker:
+        ready(worker, tmp_path / "w.log")
+        # 5 s against a 2 s lease, while the sweep runs every second in the other process.
+        run = finished(start("test.slow", {"key": key, "seconds": 5}))
+    assert run.status == "succeeded"
+    assert run.recoveries == 0
+    assert executions(f"start:{key}") == 1
+    assert StepRecord.objects.get(run=run, step_id="slow").attempt == 1
