@@ -53,10 +53,20 @@ class Event(models.Model):
             models.Index(fields=["-received_at"], name="event_received_idx"),
             # wait_for_event's lookback: recent events of one type.
             models.Index(fields=["type", "-received_at"], name="event_type_received_idx"),
-            # Filter by correlation id (API, admin, run pages).
-            models.Index(fields=["correlation_id"], name="event_correlation_idx"),
+            # Filter by correlation id (API, admin, run pages). Partial: most events have none,
+            # and a B-tree full of equal '' keys made every INSERT about twice as slow.
+            models.Index(
+                fields=["correlation_id"],
+                condition=~models.Q(correlation_id=""),
+                name="event_correlation_idx",
+            ),
             # The causation chain: events emitted by a run, replays of an event (detail pages).
-            models.Index(fields=["causation_id"], name="event_causation_idx"),
+            # Partial for the same reason.
+            models.Index(
+                fields=["causation_id"],
+                condition=~models.Q(causation_id=""),
+                name="event_causation_idx",
+            ),
             # Event lists filtered by source (API, admin), newest first.
             models.Index(fields=["source", "-received_at"], name="event_source_received_idx"),
             # The routing sweep: events stored but not yet routed.
