@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from django.test import TestCase
 
-from automation.engine import clock, dispatch, executor, steps, sweeps
+from automation.engine import branches, clock, dispatch, executor, steps, sweeps
 from automation.engine.durations import parse_duration
 from automation.models import Run, RunStatus, Timer
 
@@ -139,7 +139,7 @@ class WorkflowHarness:
             if what == "advance":
                 self._committed(executor.run_advance, args[0])
             elif what == "branch":
-                self._committed(steps.execute_branch, *args)
+                self._committed(branches.execute_branch, *args)
             else:
                 self._committed(event_route_and_advance, event_id=args[0])
             handled += 1

@@ -11,6 +11,7 @@ urlpatterns = [
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
+    path("api/", include("approvals.api.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("events.api.urls")),
     path("", include("events.urls")),

@@ -20,8 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-DB_NAME = "automation_bench"
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
+DB_NAME = "automation_bench_engine"
+REDIS = os.environ.get(
+    "BENCH_REDIS", "redis://127.0.0.1:6379/12"
+)  # emptied; bench/ingest.py uses 13
 
 ENV = {
     **os.environ,

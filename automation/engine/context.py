@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from automation.engine import branches as branch_ops
 from automation.engine import clock, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
@@ -365,11 +366,11 @@ class Context:
         record, seq = self._enter(self._user_id(step_id), "parallel")
         if record is None:
             policy = RetryPolicy.from_value(retry, self._default_retry)
-            record = steps.start_parallel(
+            record = branch_ops.start_parallel(
                 self, step_id=step_id, seq=seq, branches=branches, policy=policy
             )
             self._remember(record)
-        return steps.parallel_result(self, record)
+        return branch_ops.parallel_result(self, record)
 
     # --- recorded values ------------------------------------------------------------------------
 

@@ -142,7 +142,7 @@ def branches_recover() -> int:
 
 
 def _recover_branch(record: StepRecord, now: Any) -> bool:
-    from automation.engine.steps import fail_branch_dead_letter
+    from automation.engine.branches import fail_branch_dead_letter
 
     later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
     changes: dict[str, Any] = {"lease_expires_at": later}

@@ -365,7 +365,7 @@ def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflo
 
 
 def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_harness, clock):
-    from automation.engine import executor, steps
+    from automation.engine import branches, executor
     from automation.services import run_start
 
     run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
@@ -381,7 +381,7 @@ def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_ha
     assert set(run.steps.filter(kind="branch").values_list("status", flat=True)) == {"skipped"}
 
     for _, args in branch_messages:  # the late deliveries do nothing
-        assert steps.execute_branch(*args) == "nothing to do"
+        assert branches.execute_branch(*args) == "nothing to do"
     clock.advance(timedelta(hours=1))
     workflow_harness.tick()  # and the recovery sweep does not send them again
     assert not queue

@@ -242,7 +242,7 @@ def test_a_step_longer_than_the_lease_keeps_its_lease_on_a_healthy_worker(
 def test_a_branch_whose_worker_died_is_run_again(workflow_harness, clock):
     from datetime import timedelta
 
-    from automation.engine import executor, steps
+    from automation.engine import branches, executor
     from automation.services import run_start
 
     run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
@@ -254,7 +254,7 @@ def test_a_branch_whose_worker_died_is_run_again(workflow_harness, clock):
     StepRecord.objects.filter(run=run, step_id="fan[0]").update(
         status="running", attempt=1, lease_expires_at=clock.now() + timedelta(seconds=60)
     )
-    workflow_harness._committed(steps.execute_branch, *second[1])
+    workflow_harness._committed(branches.execute_branch, *second[1])
     for _ in range(5):  # some minutes of sweeps
         clock.advance(timedelta(minutes=2))
         workflow_harness.tick()
