@@ -271,6 +271,8 @@ SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 1.0, minimum=0.1)
 CELERY_BEAT_SCHEDULE = {
     "automation.heartbeat": {"task": "automation.heartbeat", "schedule": HEARTBEAT_INTERVAL},
     "automation.sweep": {"task": "automation.sweep", "schedule": SWEEP_INTERVAL},
+    # Routes events whose after-commit dispatch was lost (broker down, process killed).
+    "events.sweep_unrouted": {"task": "events.sweep_unrouted", "schedule": 5.0},
 }
 
 
@@ -292,3 +294,22 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
     },
 }
+
+
+# --- Events ---------------------------------------------------------------------------------
+
+# Largest webhook (and POST /api/events/) body accepted, unless an endpoint sets its own.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# How long a rotated-out webhook secret still verifies, so senders can switch over.
+WEBHOOK_SECRET_ROTATION_GRACE = env_int("WEBHOOK_SECRET_ROTATION_GRACE", 86400, minimum=0)
+# Deepest nesting of objects/arrays accepted in an event body (deeper: 400).
+EVENTS_MAX_JSON_DEPTH = env_int("EVENTS_MAX_JSON_DEPTH", 64, minimum=2, maximum=500)
+# Seconds a process keeps event schemas and signal bridges cached before re-reading them.
+EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, minimum=0.0)
+# How events reach the router. publish: "route event X" goes to the broker after each commit
+# (lowest latency, no extra process). outbox: nothing is published; `manage.py route_events`
+# processes poll the event table (the outbox) for unrouted events, which takes the broker
+# publish off the ingest hot path (see README, "Events and webhooks").
+EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
+# Seconds `manage.py route_events` sleeps when it found nothing to route.
+EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)

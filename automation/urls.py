@@ -13,4 +13,6 @@ urlpatterns = [
     path("api/auth/me/", api_views.me, name="api-me"),
     path("api/", include("approvals.api.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("events.api.urls")),
+    path("", include("events.urls")),
 ]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -36,6 +39,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [("replay_event", "Can replay an event (starts its workflows again)")]
         constraints = [
             # The same delivery retried by its sender is one event.
             models.UniqueConstraint(
@@ -49,8 +53,22 @@ class Event(models.Model):
             models.Index(fields=["-received_at"], name="event_received_idx"),
             # wait_for_event's lookback: recent events of one type.
             models.Index(fields=["type", "-received_at"], name="event_type_received_idx"),
-            # Filter by correlation id (API, admin, run pages).
-            models.Index(fields=["correlation_id"], name="event_correlation_idx"),
+            # Filter by correlation id (API, admin, run pages). Partial: most events have none,
+            # and a B-tree full of equal '' keys made every INSERT about twice as slow.
+            models.Index(
+                fields=["correlation_id"],
+                condition=~models.Q(correlation_id=""),
+                name="event_correlation_idx",
+            ),
+            # The causation chain: events emitted by a run, replays of an event (detail pages).
+            # Partial for the same reason.
+            models.Index(
+                fields=["causation_id"],
+                condition=~models.Q(causation_id=""),
+                name="event_causation_idx",
+            ),
+            # Event lists filtered by source (API, admin), newest first.
+            models.Index(fields=["source", "-received_at"], name="event_source_received_idx"),
             # The routing sweep: events stored but not yet routed.
             models.Index(
                 fields=["received_at"],
@@ -77,3 +95,153 @@ class Event(models.Model):
             "occurred_at": self.occurred_at.isoformat(),
             "received_at": self.received_at.isoformat(),
         }
+
+
+class VerificationScheme(models.TextChoices):
+    STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks (webhook-signature)"
+    GITHUB = "github", "GitHub (X-Hub-Signature-256)"
+    STRIPE = "stripe", "Stripe (Stripe-Signature)"
+    NONE = "none", "None: trusted network only"
+
+
+class TypeFrom(models.TextChoices):
+    FIXED = "fixed", "Fixed type"
+    HEADER = "header", "Request header"
+    JSON_PATH = "json_path", "JSON path into the body"
+
+
+class WebhookEndpoint(models.Model):
+    """A URL (/hooks/<slug>/) where an external system delivers events, and how to check them.
+
+    The secret is shown once, when it is created or rotated, and kept only so signatures can be
+    verified. After a rotation the previous secret keeps working until
+    ``previous_secret_expires_at``, so the sender can switch over without losing deliveries.
+    """
+
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    scheme = models.CharField(max_length=30, choices=VerificationScheme.choices)
+    secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret = models.CharField(max_length=200, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    type_from = models.CharField(
+        max_length=20,
+        choices=TypeFrom.choices,
+        blank=True,
+        help_text="Blank: the scheme's convention (body `type`; X-GitHub-Event for GitHub).",
+    )
+    type_value = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The fixed type, the header name or the JSON path (e.g. `event.kind`).",
+    )
+    type_prefix = models.CharField(
+        max_length=100, blank=True, help_text="Put before the type, e.g. `github.` → github.push."
+    )
+    data_path = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="JSON path of the event data in the body; blank: the whole body "
+        "(`data` is used for Standard Webhooks when blank).",
+    )
+    idempotency_header = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Header whose value identifies a delivery; blank: the scheme's "
+        "(webhook-id, X-GitHub-Delivery, the Stripe event id, Idempotency-Key).",
+    )
+    max_body_bytes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Blank: the WEBHOOK_MAX_BODY_BYTES setting."
+    )
+    active = models.BooleanField(default=True, help_text="Inactive endpoints answer 404.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def source(self) -> str:
+        return f"webhook:{self.slug}"
+
+    def clean(self) -> None:
+        from events.validation import webhook_endpoint_errors
+
+        errors = webhook_endpoint_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+    def verification_secrets(self, now: datetime) -> list[str]:
+        """The secrets a signature may be made with right now: current, then previous in grace."""
+        secrets = [self.secret] if self.secret else []
+        expires = self.previous_secret_expires_at
+        if self.previous_secret and expires is not None and expires > now:
+            secrets.append(self.previous_secret)
+        return secrets
+
+
+class EventSchema(models.Model):
+    """The JSON Schema the ``data`` of events of one type must satisfy (the highest version)."""
+
+    type = models.CharField(max_length=200, help_text="Exact event type, e.g. order.created.")
+    version = models.PositiveIntegerField(default=1)
+    schema = models.JSONField(help_text="A JSON Schema (draft 2020-12 unless $schema says).")
+    description = models.CharField(max_length=300, blank=True)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["type", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["type", "version"], name="event_schema_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} v{self.version}"
+
+    def clean(self) -> None:
+        from events.validation import event_schema_errors
+
+        errors = event_schema_errors(self)
+        if errors:
+            raise ValidationError(errors)
+
+
+class ModelAction(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    DELETED = "deleted", "Deleted"
+
+
+class SignalBridge(models.Model):
+    """Emit an event when a model instance is created, updated or deleted (edited in admin).
+
+    With ``field`` set, only an update that changes that field fires, optionally only from
+    ``from_value`` and/or to ``to_value`` (compared as text; blank means any value).
+    """
+
+    model = models.CharField(max_length=200, help_text="app_label.ModelName, e.g. billing.Invoice")
+    action = models.CharField(max_length=20, choices=ModelAction.choices)
+    field = models.CharField(max_length=100, blank=True, help_text="Only when this field changes.")
+    from_value = models.CharField(max_length=200, blank=True, help_text="Blank: any old value.")
+    to_value = models.CharField(max_length=200, blank=True, help_text="Blank: any new value.")
+    event_type = models.CharField(max_length=200)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "action"]
+
+    def __str__(self) -> str:
+        change = f" {self.field}" if self.field else ""
+        return f"{self.model} {self.action}{change} → {self.event_type}"
+
+    def clean(self) -> None:
+        from events.validation import signal_bridge_errors
+
+        errors = signal_bridge_errors(self)
+        if errors:
+            raise ValidationError(errors)

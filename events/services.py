@@ -7,16 +7,24 @@ schedules and workflows all call it). Routing is dispatched with ``transaction.o
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
+import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from automation.engine import dispatch
-from events.models import Event
+from events import schemas, signatures
+from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
+from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +67,19 @@ def event_record(
     """Store an event, or return the one already stored under ``(source, idempotency_key)``.
 
     Returns ``(event, created)``. The event is routed after the surrounding transaction commits;
-    if that transaction rolls back, the event never existed.
+    if that transaction rolls back, the event never existed. Raises ``InvalidEvent`` (naming the
+    field, or the failing path in ``data``) for a bad type, non-object data or data that fails
+    the type's JSON Schema.
     """
-    validate_event_type(type)
-    if not isinstance(data, dict):
-        raise InvalidEvent("data", "a JSON object is required")
-    if idempotency_key:
-        existing = Event.objects.filter(source=source, idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return existing, False
+    _validate(
+        type,
+        data,
+        source=source,
+        subject=subject,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+        idempotency_key=idempotency_key,
+    )
     fields = {
         "type": type,
         "data": data,
@@ -79,17 +91,50 @@ def event_record(
         "headers": headers or {},
         "occurred_at": occurred_at or timezone.now(),
     }
+    # Insert first: new deliveries (the common case) cost one statement, and the unique
+    # constraint, not a prior SELECT, decides between concurrent duplicates.
     try:
-        # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
-        with transaction.atomic():
-            event = Event.objects.create(**fields)
+        event = _insert(fields)
     except IntegrityError:
         if not idempotency_key:
             raise
-        # A concurrent delivery of the same event committed first.
+        # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
-    dispatch.route(event.id)
+    if settings.EVENTS_ROUTING == "publish":
+        dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
     return event, True
+
+
+def _validate(type: str, data: Any, **texts: str | None) -> None:
+    validate_event_type(type)
+    if not isinstance(data, dict):
+        raise InvalidEvent("data", "a JSON object is required")
+    for field, value in texts.items():
+        if value and len(value) > _MAX_LENGTHS[field]:
+            raise InvalidEvent(field, f"at most {_MAX_LENGTHS[field]} characters")
+    try:
+        schemas.data_validate(type, data)
+    except schemas.SchemaViolation as exc:
+        raise InvalidEvent(exc.path, exc.message) from None
+
+
+def _insert(fields: dict[str, Any]) -> Event:
+    if transaction.get_connection().in_atomic_block:
+        # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
+        with transaction.atomic():
+            return Event.objects.create(**fields)
+    # Autocommit (the webhook and API hot path): the lone INSERT commits by itself, which saves
+    # the BEGIN and COMMIT round trips; a duplicate's error leaves nothing to roll back.
+    return Event.objects.create(**fields)
+
+
+_MAX_LENGTHS = {
+    "source": 200,
+    "subject": 200,
+    "correlation_id": 200,
+    "causation_id": 200,
+    "idempotency_key": 255,
+}
 
 
 def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
@@ -140,11 +185,17 @@ def _route(event_id: Any, *, send_first: bool) -> list:
     return runs
 
 
-def events_route_unrouted(*, limit: int = 500) -> int:
-    """Route events that were stored but never routed (the dispatch was lost). Returns count."""
-    cutoff = timezone.now() - ROUTING_GRACE
+def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -> int:
+    """Route events that were stored but never routed. Returns how many it routed.
+
+    In publish mode events younger than ``ROUTING_GRACE`` are left to their after-commit
+    dispatch; in outbox mode nothing else routes them, so there is no grace.
+    """
+    if grace is None:
+        grace = ROUTING_GRACE if settings.EVENTS_ROUTING == "publish" else timedelta(0)
+    cutoff = timezone.now() - grace
     pending = list(
-        Event.objects.filter(routed_at__isnull=True, received_at__lt=cutoff)
+        Event.objects.filter(routed_at__isnull=True, received_at__lte=cutoff)
         .order_by("received_at")
         .values_list("id", flat=True)[:limit]
     )
@@ -156,3 +207,240 @@ def events_route_unrouted(*, limit: int = 500) -> int:
         except Exception:  # one broken event never blocks the others
             logger.exception("routing event %s failed; it stays unrouted", event_id)
     return routed
+
+
+# --- Replay ---------------------------------------------------------------------------------
+
+
+def event_replay(*, event: Event) -> Event:
+    """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy."""
+    copy, _ = event_record(
+        type=event.type,
+        data=event.data,
+        source=event.source,
+        subject=event.subject,
+        correlation_id=event.correlation_id,
+        causation_id=str(event.id),
+        headers=event.headers,
+        occurred_at=event.occurred_at,
+    )
+    return copy
+
+
+# --- Webhooks -------------------------------------------------------------------------------
+
+# Request headers never stored with an event (credentials and signatures).
+SECRET_HEADER_WORDS = ("authorization", "cookie", "signature", "secret", "token", "api-key")
+
+
+def headers_without_secrets(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers worth keeping with an event, lower-cased, credentials and signatures removed."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if any(word in lowered for word in SECRET_HEADER_WORDS):
+            continue
+        kept[lowered] = value[:1000]
+    return kept
+
+
+def webhook_receive(
+    *, endpoint: WebhookEndpoint, body: bytes, headers: Mapping[str, str]
+) -> tuple[Event, bool]:
+    """Verify, parse and store one webhook delivery; returns ``(event, created)``.
+
+    Raises ``SignatureError`` (401), ``BadPayload`` or ``InvalidEvent`` (400). A repeated
+    delivery (same webhook-id, X-GitHub-Delivery, Stripe event id or idempotency header)
+    returns the event stored the first time, with ``created`` False.
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPayload("malformed_json", "The body is not UTF-8 encoded JSON.") from None
+    signed_at = signatures.verify(endpoint=endpoint, body=body, headers=headers, now=timezone.now())
+    payload = parse_json_object(body)
+    return event_record(
+        type=_webhook_type(endpoint, payload, headers),
+        data=_webhook_data(endpoint, payload),
+        source=endpoint.source,
+        idempotency_key=_webhook_delivery_id(endpoint, payload, headers),
+        headers=headers_without_secrets(headers),
+        occurred_at=signed_at,
+    )
+
+
+_DEFAULT_TYPE_FROM = {
+    VerificationScheme.STANDARD_WEBHOOKS: (TypeFrom.JSON_PATH, "type"),
+    VerificationScheme.STRIPE: (TypeFrom.JSON_PATH, "type"),
+    VerificationScheme.GITHUB: (TypeFrom.HEADER, "X-GitHub-Event"),
+    VerificationScheme.NONE: (TypeFrom.JSON_PATH, "type"),
+}
+
+
+def webhook_type_rule(endpoint: WebhookEndpoint) -> tuple[str, str]:
+    """How this endpoint picks the event type: (fixed|header|json_path, value)."""
+    if endpoint.type_from:
+        return endpoint.type_from, endpoint.type_value
+    return _DEFAULT_TYPE_FROM[VerificationScheme(endpoint.scheme)]
+
+
+def _webhook_type(
+    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str]
+) -> str:
+    how, value = webhook_type_rule(endpoint)
+    if how == TypeFrom.FIXED:
+        found: Any = value
+    elif how == TypeFrom.HEADER:
+        found = headers.get(value, "")
+        if not found:
+            raise BadPayload("missing_type", f"The {value} header (the event type) is missing.")
+    else:
+        try:
+            found = resolve_path(payload, value)
+        except PathNotFound as exc:
+            raise BadPayload(
+                "missing_type", f"The body has no {exc} (where this endpoint reads the type)."
+            ) from None
+    if not isinstance(found, str):
+        raise BadPayload("missing_type", f"The event type at {value} must be a string.")
+    return endpoint.type_prefix + found
+
+
+def _webhook_data(endpoint: WebhookEndpoint, payload: dict[str, Any]) -> dict[str, Any]:
+    path = endpoint.data_path
+    if not path and endpoint.scheme == VerificationScheme.STANDARD_WEBHOOKS:
+        # The Standard Webhooks payload convention: {"type", "timestamp", "data"}.
+        data = payload.get("data")
+        return data if isinstance(data, dict) else payload
+    if not path:
+        return payload
+    try:
+        data = resolve_path(payload, path)
+    except PathNotFound as exc:
+        raise BadPayload("missing_data", f"The body has no {exc} (this endpoint's data).") from None
+    if not isinstance(data, dict):
+        raise BadPayload("missing_data", f"The body's {path} must be a JSON object.")
+    return data
+
+
+def _webhook_delivery_id(
+    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str]
+) -> str | None:
+    if endpoint.idempotency_header:
+        return headers.get(endpoint.idempotency_header) or None
+    if endpoint.scheme == VerificationScheme.STANDARD_WEBHOOKS:
+        return headers.get("webhook-id") or None
+    if endpoint.scheme == VerificationScheme.GITHUB:
+        return headers.get("x-github-delivery") or None
+    if endpoint.scheme == VerificationScheme.STRIPE:
+        event_id = payload.get("id")
+        return event_id if isinstance(event_id, str) and event_id else None
+    return headers.get("idempotency-key") or None
+
+
+# --- Webhook endpoints ----------------------------------------------------------------------
+
+
+def webhook_secret_generate(scheme: str) -> str:
+    """A new random secret in the form the scheme's senders expect."""
+    if scheme == VerificationScheme.STANDARD_WEBHOOKS:
+        return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    if scheme == VerificationScheme.STRIPE:
+        return "whsec_" + secrets.token_hex(32)
+    if scheme == VerificationScheme.GITHUB:
+        return secrets.token_hex(32)
+    return ""
+
+
+def webhook_endpoint_create(
+    *, slug: str, scheme: str, secret: str = "", **options: Any
+) -> tuple[WebhookEndpoint, str]:
+    """Create an endpoint; returns it and its secret (generated unless given), to show once.
+
+    ``options``: description, type_from, type_value, type_prefix, data_path,
+    idempotency_header, max_body_bytes, active. Raises ValidationError naming the field.
+    """
+    secret = secret or webhook_secret_generate(scheme)
+    endpoint = WebhookEndpoint(slug=slug, scheme=scheme, secret=secret, **options)
+    endpoint.full_clean()
+    endpoint.save()
+    return endpoint, secret
+
+
+def webhook_endpoint_rotate_secret(
+    *, endpoint: WebhookEndpoint, secret: str = "", grace: timedelta | None = None
+) -> str:
+    """Give the endpoint a new secret; the old one still verifies for ``grace``.
+
+    Returns the new secret (shown once). ``grace`` defaults to WEBHOOK_SECRET_ROTATION_GRACE.
+    """
+    if grace is None:
+        grace = timedelta(seconds=settings.WEBHOOK_SECRET_ROTATION_GRACE)
+    new_secret = secret or webhook_secret_generate(endpoint.scheme)
+    with transaction.atomic():
+        # Locked, so two rotations at once cannot both keep the same "previous" secret.
+        locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        locked.previous_secret = locked.secret
+        locked.previous_secret_expires_at = timezone.now() + grace
+        locked.secret = new_secret
+        locked.full_clean()
+        locked.save(
+            update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"]
+        )
+    endpoint.refresh_from_db()
+    return new_secret
+
+
+# --- Schedules ------------------------------------------------------------------------------
+
+
+def schedule_create(
+    *,
+    name: str,
+    event_type: str,
+    data: dict[str, Any] | None = None,
+    cron: str = "",
+    every_seconds: int | None = None,
+) -> PeriodicTask:
+    """A django-celery-beat PeriodicTask that emits ``event_type`` on a cron or an interval.
+
+    ``cron`` is five fields, ``minute hour day-of-month month day-of-week`` (e.g. ``0 9 * * 1``).
+    The same row is editable in admin under Periodic tasks.
+    """
+    validate_event_type(event_type)
+    if not isinstance(data or {}, dict):
+        raise InvalidEvent("data", "a JSON object is required")
+    if bool(cron) == (every_seconds is not None):
+        raise ValueError("give exactly one of cron (e.g. '0 9 * * 1') or every_seconds")
+    schedule = _cron_schedule(cron) if cron else _interval_schedule(every_seconds)
+    return PeriodicTask.objects.create(
+        name=name,
+        task="events.emit_scheduled",
+        kwargs=json.dumps({"type": event_type, "data": data or {}}),
+        **schedule,
+    )
+
+
+def _cron_schedule(cron: str) -> dict[str, CrontabSchedule]:
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {cron!r} must have 5 fields: minute hour day month weekday")
+    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+        timezone=settings.TIME_ZONE,
+    )
+    return {"crontab": crontab}
+
+
+def _interval_schedule(every_seconds: int | None) -> dict[str, IntervalSchedule]:
+    if every_seconds is None or every_seconds < 1:
+        raise ValueError("every_seconds must be at least 1")
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=every_seconds, period=IntervalSchedule.SECONDS
+    )
+    return {"interval": interval}

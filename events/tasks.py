@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 
 from events import services
 
@@ -15,3 +17,34 @@ def route_event(event_id: str) -> int:
 @shared_task(name="events.sweep_unrouted")
 def sweep_unrouted() -> int:
     return services.events_route_unrouted()
+
+
+@shared_task(name="events.emit_scheduled", bind=True)
+def emit_scheduled(
+    self: Task,
+    type: str,
+    data: dict[str, Any] | None = None,
+    subject: str = "",
+    correlation_id: str = "",
+) -> str:
+    """Emit an event on a schedule: a django-celery-beat PeriodicTask with these kwargs.
+
+    The task id is the idempotency key, so a redelivered message emits nothing twice.
+    """
+    # Beat sends the PeriodicTask's name as a message header; workers expose custom headers as
+    # request attributes, eager calls keep them under `headers`.
+    headers = getattr(self.request, "headers", None) or {}
+    name = (
+        getattr(self.request, "periodic_task_name", None)
+        or headers.get("periodic_task_name")
+        or "schedule"
+    )
+    event, _ = services.event_record(
+        type=type,
+        data=data if data is not None else {},
+        source=f"schedule:{name}",
+        subject=subject,
+        correlation_id=correlation_id,
+        idempotency_key=self.request.id,
+    )
+    return str(event.id)

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from events.models import Event, WebhookEndpoint
+from events.services import InvalidEvent, validate_event_type
+
+
+class EventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "type",
+            "source",
+            "subject",
+            "data",
+            "headers",
+            "correlation_id",
+            "causation_id",
+            "idempotency_key",
+            "occurred_at",
+            "received_at",
+            "routed_at",
+        ]
+        read_only_fields = fields
+
+
+class RunSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    workflow = serializers.CharField(source="workflow.name")
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class EventInSerializer(serializers.Serializer):
+    """The plain JSON body of POST /api/events/ (CloudEvents are read by events.cloudevents)."""
+
+    type = serializers.CharField(max_length=200)
+    data = serializers.JSONField()
+    subject = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    correlation_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=True)
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name: [
+                        "Unknown field; expected type, data, subject, correlation_id, "
+                        "idempotency_key."
+                    ]
+                    for name in unknown
+                }
+            )
+        return super().to_internal_value(data)
+
+    def validate_type(self, value: str) -> str:
+        try:
+            return validate_event_type(value)
+        except InvalidEvent as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def validate_data(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("A JSON object is required.")
+        return value
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        help_text="Leave out to have one generated (Stripe: paste the dashboard's secret).",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = [
+            "slug",
+            "url",
+            "description",
+            "scheme",
+            "secret",
+            "type_from",
+            "type_value",
+            "type_prefix",
+            "data_path",
+            "idempotency_header",
+            "max_body_bytes",
+            "active",
+            "previous_secret_expires_at",
+            "created_at",
+        ]
+        read_only_fields = ["url", "previous_secret_expires_at", "created_at"]
+
+    def get_url(self, endpoint: WebhookEndpoint) -> str:
+        request = self.context.get("request")
+        path = f"/hooks/{endpoint.slug}/"
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(required=False, allow_blank=True)
+    grace_seconds = serializers.IntegerField(required=False, min_value=0)

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from events.api import views
+
+urlpatterns = [
+    path("events/", views.events, name="api-events"),
+    path("events/<uuid:event_id>/", views.event_detail, name="api-event"),
+    path("events/<uuid:event_id>/replay/", views.event_replay, name="api-event-replay"),
+    path("webhooks/", views.webhooks, name="api-webhooks"),
+    path("webhooks/<slug:slug>/rotate/", views.webhook_rotate, name="api-webhook-rotate"),
+]

@@ -1,0 +1,217 @@
+"""The events API: ingest (JSON and CloudEvents), list, detail, replay; webhook endpoints.
+
+Views parse, check permission, call one service and render. Refusals use the same JSON error
+shape as the webhooks: ``{"error": {"code", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, DataError
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from rest_framework import permissions
+from rest_framework.decorators import api_view, parser_classes, permission_classes
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from events import cloudevents, selectors, services
+from events.api.serializers import (
+    EventInSerializer,
+    EventSerializer,
+    RotateSecretSerializer,
+    RunSummarySerializer,
+    WebhookEndpointSerializer,
+)
+from events.http import HttpError, is_json_type, read_body
+from events.models import Event, WebhookEndpoint
+from events.payloads import BadPayload, parse_json_object
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Response:
+    return Response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+class EventPagination(CursorPagination):
+    ordering = ("-received_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class CanReplay(permissions.BasePermission):
+    message = "Replaying an event needs the events.replay_event permission."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.user.has_perm("events.replay_event")
+
+
+class ManagesWebhooks(permissions.BasePermission):
+    """Staff with the model permission: view to list, add to create, change to rotate."""
+
+    message = "Managing webhook endpoints needs staff status and the webhook endpoint permissions."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not user.is_staff:
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return user.has_perm("events.view_webhookendpoint")
+        return user.has_perm("events.add_webhookendpoint")
+
+
+class RotatesWebhookSecrets(permissions.BasePermission):
+    message = "Rotating a webhook secret needs staff status and events.change_webhookendpoint."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.user.is_staff and request.user.has_perm("events.change_webhookendpoint")
+
+
+# --- Events -------------------------------------------------------------------------------
+
+
+@api_view(["GET", "POST"])
+@parser_classes([])  # the body is read by hand: JSON, CloudEvents structured or binary
+def events(request: Request) -> Response:
+    if request.method == "GET":
+        return _events_list(request)
+    try:
+        kwargs = _ingest_kwargs(request._request)
+        event, created = services.event_record(headers={}, **kwargs)
+    except HttpError as exc:
+        return _error(exc.status, exc.code, exc.message)
+    except BadPayload as exc:
+        return _error(400, exc.code, exc.message)
+    except services.InvalidEvent as exc:
+        return _error(400, "invalid_event", str(exc), field=exc.field)
+    except DataError as exc:
+        return _error(400, "unstorable_value", f"The database refused a value: {exc}")
+    except DatabaseError:
+        logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
+        return _error(503, "database_unavailable", "Nothing was stored; retry later.")
+    body = EventSerializer(event).data
+    body["duplicate"] = not created
+    return Response(body, status=202)
+
+
+def _ingest_kwargs(request: HttpRequest) -> dict[str, Any]:
+    content_type = (request.content_type or "").lower()
+    body = read_body(request, settings.WEBHOOK_MAX_BODY_BYTES)
+    if cloudevents.is_binary(request.headers):
+        if content_type and not is_json_type(content_type):
+            raise _unsupported(content_type)
+        return cloudevents.from_binary(request.headers, body)
+    if content_type == cloudevents.STRUCTURED_TYPE:
+        return cloudevents.from_structured(body)
+    if content_type != "application/json":
+        raise _unsupported(content_type)
+    serializer = EventInSerializer(data=parse_json_object(body))
+    if not serializer.is_valid():
+        field, problems = next(iter(serializer.errors.items()))
+        raise HttpError(400, "invalid_event", f"{field}: {' '.join(map(str, problems))}")
+    return {"source": "api", **serializer.validated_data}
+
+
+def _unsupported(content_type: str) -> HttpError:
+    return HttpError(
+        415,
+        "unsupported_content_type",
+        f"Content-Type {content_type or '(none)'!r} is not supported; send application/json, "
+        "application/cloudevents+json, or a binary-mode CloudEvent (ce-* headers, JSON data).",
+    )
+
+
+def _events_list(request: Request) -> Response:
+    try:
+        queryset = selectors.events_filter(request.query_params)
+    except selectors.BadFilter as exc:
+        return _error(400, "invalid_filter", str(exc))
+    paginator = EventPagination()
+    page = paginator.paginate_queryset(queryset, request)
+    return paginator.get_paginated_response(EventSerializer(page, many=True).data)
+
+
+@api_view(["GET"])
+def event_detail(request: Request, event_id: str) -> Response:
+    event = get_object_or_404(Event, id=event_id)
+    body = EventSerializer(event).data
+    body["runs"] = RunSummarySerializer(selectors.event_runs(event), many=True).data
+    return Response(body)
+
+
+@api_view(["POST"])
+@parser_classes([])
+@permission_classes([permissions.IsAuthenticated, CanReplay])
+def event_replay(request: Request, event_id: str) -> Response:
+    original = get_object_or_404(Event, id=event_id)
+    try:
+        replayed = services.event_replay(event=original)
+    except services.InvalidEvent as exc:  # e.g. a schema added since the original was stored
+        return _error(400, "invalid_event", str(exc), field=exc.field)
+    body = EventSerializer(replayed).data
+    body["duplicate"] = False
+    return Response(body, status=202)
+
+
+# --- Webhook endpoints ----------------------------------------------------------------------
+
+
+@api_view(["GET", "POST"])
+@parser_classes([JSONParser])
+@permission_classes([permissions.IsAuthenticated, ManagesWebhooks])
+def webhooks(request: Request) -> Response:
+    if request.method == "GET":
+        endpoints = WebhookEndpoint.objects.order_by("slug")
+        context = {"request": request}
+        return Response(WebhookEndpointSerializer(endpoints, many=True, context=context).data)
+    serializer = WebhookEndpointSerializer(data=request.data, context={"request": request})
+    if not serializer.is_valid():
+        return _error(400, "invalid_endpoint", "Fix the fields named.", fields=serializer.errors)
+    options = dict(serializer.validated_data)
+    try:
+        endpoint, secret = services.webhook_endpoint_create(
+            slug=options.pop("slug"),
+            scheme=options.pop("scheme"),
+            secret=options.pop("secret", ""),
+            **options,
+        )
+    except ValidationError as exc:
+        return _error(400, "invalid_endpoint", "Fix the fields named.", fields=exc.message_dict)
+    body = WebhookEndpointSerializer(endpoint, context={"request": request}).data
+    body["secret"] = secret  # the only time it is shown
+    return Response(body, status=201)
+
+
+@api_view(["POST"])
+@parser_classes([JSONParser])
+@permission_classes([permissions.IsAuthenticated, RotatesWebhookSecrets])
+def webhook_rotate(request: Request, slug: str) -> Response:
+    serializer = RotateSecretSerializer(data=request.data)
+    if not serializer.is_valid():
+        return _error(400, "invalid_rotation", "Fix the fields named.", fields=serializer.errors)
+    grace = serializer.validated_data.get("grace_seconds")
+    endpoint = get_object_or_404(WebhookEndpoint, slug=slug)
+    try:
+        secret = services.webhook_endpoint_rotate_secret(
+            endpoint=endpoint,
+            secret=serializer.validated_data.get("secret", ""),
+            grace=None if grace is None else timedelta(seconds=grace),
+        )
+    except ValidationError as exc:
+        return _error(400, "invalid_rotation", "Fix the fields named.", fields=exc.message_dict)
+    return Response(
+        {
+            "slug": endpoint.slug,
+            "secret": secret,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        }
+    )

@@ -1,0 +1,69 @@
+"""POST /hooks/<slug>/: the webhook hot path. Verify, store, route after commit, answer 202.
+
+The 202 means the event is committed. Every refusal is a JSON error that stored nothing; while
+the database is down the answer is 503, never a 500 and never a 202.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import DatabaseError, DataError
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from events import endpoints, services
+from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
+from events.payloads import BadPayload
+from events.signatures import SignatureError
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt  # signed by the sender (or a trusted network): no browser session is involved
+def webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    try:
+        return _receive(request, slug)
+    except HttpError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except SignatureError as exc:
+        return error_response(401, "invalid_signature", str(exc))
+    except BadPayload as exc:
+        return error_response(400, exc.code, exc.message)
+    except services.InvalidEvent as exc:
+        return error_response(400, "invalid_event", str(exc))
+    except DataError as exc:
+        return error_response(400, "unstorable_value", f"The database refused a value: {exc}")
+    except DatabaseError:
+        logger.warning("webhook %s answered 503: database unavailable", slug, exc_info=True)
+        return database_unavailable()
+
+
+def _receive(request: HttpRequest, slug: str) -> JsonResponse:
+    if request.method != "POST":
+        raise HttpError(405, "method_not_allowed", "Deliver webhooks with POST.")
+    endpoint = endpoints.endpoint_active(slug)
+    if endpoint is None:
+        raise HttpError(404, "unknown_endpoint", f"No active webhook endpoint {slug!r}.")
+    if not is_json_type(request.content_type or ""):
+        raise HttpError(
+            415,
+            "unsupported_content_type",
+            f"Content-Type {request.content_type or '(none)'!r} is not supported; "
+            "send application/json.",
+        )
+    body = read_body(request, endpoint.max_body_bytes or settings.WEBHOOK_MAX_BODY_BYTES)
+    try:
+        event, created = services.webhook_receive(
+            endpoint=endpoint, body=body, headers=request.headers
+        )
+    except SignatureError:
+        fresh = endpoints.endpoint_active(slug, fresh=True)
+        if fresh is None or fresh.secret == endpoint.secret:
+            raise
+        # The secret was rotated by another process since this one cached the endpoint.
+        event, created = services.webhook_receive(
+            endpoint=fresh, body=body, headers=request.headers
+        )
+    return JsonResponse({"event_id": str(event.id), "duplicate": not created}, status=202)
