@@ -54,6 +54,7 @@ def installation(tmp_path_factory) -> tuple[dict[str, str], str]:
     data_dir = tmp_path_factory.mktemp("embedded")
     env = _fresh_env(data_dir)
     _manage(env, "migrate", "--noinput")
+    _manage(env, "collectstatic", "--noinput", "--verbosity", "0")  # as `make run` does
     out = _manage(env, "ensure_admin")
     password = re.search(r"with password '([^']+)'", out).group(1)
     return env, password

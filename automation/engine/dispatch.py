@@ -24,20 +24,23 @@ class Backend(Protocol):
 
 
 class CeleryBackend:
+    """Publishes without Celery's publish retries: with the broker down, a request (a webhook)
+    must not hang on them. A message that could not be sent is re-sent by the sweeps."""
+
     def advance(self, run_id: str) -> None:
         from automation.tasks import advance_run
 
-        advance_run.delay(run_id)
+        advance_run.apply_async((run_id,), retry=False)
 
     def branch(self, run_id: str, step_id: str) -> None:
         from automation.tasks import run_branch
 
-        run_branch.delay(run_id, step_id)
+        run_branch.apply_async((run_id, step_id), retry=False)
 
     def route(self, event_id: str) -> None:
         from events.tasks import route_event
 
-        route_event.delay(event_id)
+        route_event.apply_async((event_id,), retry=False)
 
 
 _backend: Backend = CeleryBackend()
