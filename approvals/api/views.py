@@ -8,7 +8,6 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 from rest_framework.decorators import api_view
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -16,17 +15,9 @@ from approvals import selectors
 from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide, can_decide
+from automation.api.responses import error, newest_first
 
-
-def _error(status: int, code: str, message: str, **extra: Any) -> Response:
-    return Response({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
-class ApprovalPagination(CursorPagination):
-    ordering = ("-created_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+ApprovalPagination = newest_first("-created_at", "-id", max_page_size=200)
 
 
 @api_view(["GET"])
@@ -35,12 +26,12 @@ def approval_list(request: Request) -> Response:
     decide any approval), filtered by ``?status=pending|approved|rejected|expired|cancelled``."""
     status = request.query_params.get("status") or None
     if status is not None and status not in Approval.Status.values:
-        return _error(
+        return error(
             400, "invalid_status", f"status must be one of {', '.join(Approval.Status.values)}"
         )
     scope = request.query_params.get("scope", "mine")
     if scope not in ("mine", "all"):
-        return _error(400, "invalid_scope", "scope must be 'mine' or 'all'")
+        return error(400, "invalid_scope", "scope must be 'mine' or 'all'")
     approvals = selectors.approvals_for(request.user, scope=scope, status=status)
     paginator = ApprovalPagination()
     page = paginator.paginate_queryset(approvals, request)
@@ -61,7 +52,7 @@ def approval_detail(request: Request, approval_id: Any) -> Response:
     try:
         approval = _visible(request, approval_id)
     except PermissionDenied:
-        return _error(
+        return error(
             403,
             "not_assigned",
             "Only an assignee (or a user allowed to decide any approval) can see it.",
@@ -76,14 +67,14 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
     try:
         approval = _visible(request, approval_id)
     except PermissionDenied:
-        return _error(
+        return error(
             403,
             "not_assigned",
             "Only an assignee (or a user allowed to decide any approval) can decide.",
         )
     decision = DecisionSerializer(data=request.data)
     if not decision.is_valid():
-        return _error(400, "invalid_decision", "The decision is not valid.", fields=decision.errors)
+        return error(400, "invalid_decision", "The decision is not valid.", fields=decision.errors)
     try:
         approval = approval_decide(
             approval=approval,
@@ -93,5 +84,5 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
         )
     except AlreadyDecided:
         approval.refresh_from_db()
-        return _error(409, "already_decided", f"This approval is {approval.status} already.")
+        return error(409, "already_decided", f"This approval is {approval.status} already.")
     return Response(ApprovalSerializer(approval).data)

@@ -17,11 +17,11 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from rest_framework import permissions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.responses import error, newest_first
 from events import cloudevents, selectors, services
 from events.api.serializers import (
     EventInSerializer,
@@ -37,15 +37,7 @@ from events.payloads import BadPayload, parse_json_object
 logger = logging.getLogger(__name__)
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response:
-    return Response({"error": {"code": code, "message": message, **extra}}, status=status)
-
-
-class EventPagination(CursorPagination):
-    ordering = ("-received_at", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
+EventPagination = newest_first("-received_at", "-id", max_page_size=500)
 
 
 class CanReplay(permissions.BasePermission):
@@ -88,16 +80,16 @@ def events(request: Request) -> Response:
         kwargs = _ingest_kwargs(request._request)
         event, created = services.event_record(headers={}, **kwargs)
     except HttpError as exc:
-        return _error(exc.status, exc.code, exc.message)
+        return error(exc.status, exc.code, exc.message)
     except BadPayload as exc:
-        return _error(400, exc.code, exc.message)
+        return error(400, exc.code, exc.message)
     except services.InvalidEvent as exc:
-        return _error(400, "invalid_event", str(exc), field=exc.field)
+        return error(400, "invalid_event", str(exc), field=exc.field)
     except DataError as exc:
-        return _error(400, "unstorable_value", f"The database refused a value: {exc}")
+        return error(400, "unstorable_value", f"The database refused a value: {exc}")
     except DatabaseError:
         logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
-        return _error(503, "database_unavailable", "Nothing was stored; retry later.")
+        return error(503, "database_unavailable", "Nothing was stored; retry later.")
     body = EventSerializer(event).data
     body["duplicate"] = not created
     return Response(body, status=202)
@@ -134,7 +126,7 @@ def _events_list(request: Request) -> Response:
     try:
         queryset = selectors.events_filter(request.query_params)
     except selectors.BadFilter as exc:
-        return _error(400, "invalid_filter", str(exc))
+        return error(400, "invalid_filter", str(exc))
     paginator = EventPagination()
     page = paginator.paginate_queryset(queryset, request)
     return paginator.get_paginated_response(EventSerializer(page, many=True).data)
@@ -156,7 +148,7 @@ def event_replay(request: Request, event_id: str) -> Response:
     try:
         replayed = services.event_replay(event=original)
     except services.InvalidEvent as exc:  # e.g. a schema added since the original was stored
-        return _error(400, "invalid_event", str(exc), field=exc.field)
+        return error(400, "invalid_event", str(exc), field=exc.field)
     body = EventSerializer(replayed).data
     body["duplicate"] = False
     return Response(body, status=202)
@@ -175,7 +167,7 @@ def webhooks(request: Request) -> Response:
         return Response(WebhookEndpointSerializer(endpoints, many=True, context=context).data)
     serializer = WebhookEndpointSerializer(data=request.data, context={"request": request})
     if not serializer.is_valid():
-        return _error(400, "invalid_endpoint", "Fix the fields named.", fields=serializer.errors)
+        return error(400, "invalid_endpoint", "Fix the fields named.", fields=serializer.errors)
     options = dict(serializer.validated_data)
     try:
         endpoint, secret = services.webhook_endpoint_create(
@@ -185,7 +177,7 @@ def webhooks(request: Request) -> Response:
             **options,
         )
     except ValidationError as exc:
-        return _error(400, "invalid_endpoint", "Fix the fields named.", fields=exc.message_dict)
+        return error(400, "invalid_endpoint", "Fix the fields named.", fields=exc.message_dict)
     body = WebhookEndpointSerializer(endpoint, context={"request": request}).data
     body["secret"] = secret  # the only time it is shown
     return Response(body, status=201)
@@ -197,7 +189,7 @@ def webhooks(request: Request) -> Response:
 def webhook_rotate(request: Request, slug: str) -> Response:
     serializer = RotateSecretSerializer(data=request.data)
     if not serializer.is_valid():
-        return _error(400, "invalid_rotation", "Fix the fields named.", fields=serializer.errors)
+        return error(400, "invalid_rotation", "Fix the fields named.", fields=serializer.errors)
     grace = serializer.validated_data.get("grace_seconds")
     endpoint = get_object_or_404(WebhookEndpoint, slug=slug)
     try:
@@ -207,7 +199,7 @@ def webhook_rotate(request: Request, slug: str) -> Response:
             grace=None if grace is None else timedelta(seconds=grace),
         )
     except ValidationError as exc:
-        return _error(400, "invalid_rotation", "Fix the fields named.", fields=exc.message_dict)
+        return error(400, "invalid_rotation", "Fix the fields named.", fields=exc.message_dict)
     return Response(
         {
             "slug": endpoint.slug,

@@ -1,0 +1,28 @@
+"""What every API view answers with: one error shape, one kind of pagination."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Response:
+    """``{"error": {"code", "message", ...}}``: a code a program can test and a message a
+    person can act on."""
+    return Response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+def newest_first(*ordering: str, max_page_size: int = 500) -> type[CursorPagination]:
+    """Cursor pagination (stable under inserts, no COUNT) ordered by ``ordering``."""
+    return type(
+        "NewestFirstPagination",
+        (CursorPagination,),
+        {
+            "ordering": ordering,
+            "page_size": 50,
+            "page_size_query_param": "page_size",
+            "max_page_size": max_page_size,
+        },
+    )
