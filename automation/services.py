@@ -93,10 +93,10 @@ def run_start(
             _apply_limits(run, spec)
             if run.status == RunStatus.PENDING and not run.queued:
                 run.dispatched_at = clock.now()
-            run.save()
             if spec is not None and spec.timeout is not None:
                 run.deadline_at = clock.now() + spec.timeout
-                run.save(update_fields=["deadline_at"])
+            run.save()
+            if run.deadline_at is not None:
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
             if run.dispatched_at is not None and send:
                 dispatch.advance(run.id)
@@ -160,7 +160,7 @@ def _concurrency_key(limit: registry.Concurrency, data: dict[str, Any]) -> str:
     if limit.key is None:
         return ""
     value = limit.key(data) if callable(limit.key) else matching.lookup(data, limit.key)
-    return "" if value is None or value is matching._MISSING else str(value)[:200]
+    return "" if value is None or value is matching.MISSING else str(value)[:200]
 
 
 def _dispatch(run_id: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import cel
 
 MAX_EXPRESSION_LENGTH = 2000
-_MISSING = object()
+MISSING = object()
 
 
 class ExpressionError(ValueError):
@@ -31,7 +31,7 @@ def type_matches(pattern: str, event_type: str) -> bool:
 
 
 def lookup(data: Any, path: str) -> Any:
-    """``data["a"]["b"][0]`` for the path ``a.b.0``; ``_MISSING`` when absent."""
+    """``data["a"]["b"][0]`` for the path ``a.b.0``; ``MISSING`` when absent."""
     current = data
     for part in path.split("."):
         if isinstance(current, dict) and part in current:
@@ -39,7 +39,7 @@ def lookup(data: Any, path: str) -> Any:
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]
         else:
-            return _MISSING
+            return MISSING
     return current
 
 
