@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from automation.db import insert
 from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
@@ -94,7 +95,7 @@ def event_record(
     # Insert first: new deliveries (the common case) cost one statement, and the unique
     # constraint, not a prior SELECT, decides between concurrent duplicates.
     try:
-        event = _insert(fields)
+        event = insert(Event, **fields)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -116,16 +117,6 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
         schemas.data_validate(type, data)
     except schemas.SchemaViolation as exc:
         raise InvalidEvent(exc.path, exc.message) from None
-
-
-def _insert(fields: dict[str, Any]) -> Event:
-    if transaction.get_connection().in_atomic_block:
-        # A savepoint, so a duplicate's IntegrityError leaves the caller's transaction usable.
-        with transaction.atomic():
-            return Event.objects.create(**fields)
-    # Autocommit (the webhook and API hot path): the lone INSERT commits by itself, which saves
-    # the BEGIN and COMMIT round trips; a duplicate's error leaves nothing to roll back.
-    return Event.objects.create(**fields)
 
 
 _MAX_LENGTHS = {

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 
+from automation.db import insert
 from automation.engine import clock, leases
 from automation.engine.errors import (
     LeaseLost,
@@ -136,17 +137,17 @@ def _begin_attempt(
     now = clock.now()
     if record is None:
         try:
-            with transaction.atomic():
-                return StepRecord.objects.create(
-                    run=ctx.run,
-                    step_id=step_id,
-                    seq=seq,
-                    kind=kind,
-                    status=StepStatus.RUNNING,
-                    attempt=1,
-                    input=input,
-                    started_at=now,
-                )
+            return insert(
+                StepRecord,
+                run=ctx.run,
+                step_id=step_id,
+                seq=seq,
+                kind=kind,
+                status=StepStatus.RUNNING,
+                attempt=1,
+                input=input,
+                started_at=now,
+            )
         except IntegrityError:  # another worker journaled it first: the run is not ours
             raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
     history = list(record.attempts)
