@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from rest_framework import permissions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -71,8 +71,19 @@ class RotatesWebhookSecrets(permissions.BasePermission):
 # --- Events -------------------------------------------------------------------------------
 
 
+class UnreadBody(BaseParser):
+    """Accepts any body without reading it: the view reads and bounds the body itself (JSON,
+    CloudEvents structured or binary). DRF still needs a parser to answer ``request.POST``,
+    which its CSRF check for session-authenticated requests looks at."""
+
+    media_type = "*/*"
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> dict:
+        return {}
+
+
 @api_view(["GET", "POST"])
-@parser_classes([])  # the body is read by hand: JSON, CloudEvents structured or binary
+@parser_classes([UnreadBody])
 def events(request: Request) -> Response:
     if request.method == "GET":
         return _events_list(request)
@@ -141,7 +152,7 @@ def event_detail(request: Request, event_id: str) -> Response:
 
 
 @api_view(["POST"])
-@parser_classes([])
+@parser_classes([UnreadBody])
 @permission_classes([permissions.IsAuthenticated, CanReplay])
 def event_replay(request: Request, event_id: str) -> Response:
     original = get_object_or_404(Event, id=event_id)

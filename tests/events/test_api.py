@@ -385,3 +385,19 @@ def test_binary_cloudevent_header_values_are_percent_decoded(api):
     message = ce_http.to_binary_event(cloud_event(subject="café 100%"))
     assert send(api, message).status_code == 202
     assert Event.objects.get().subject == "café 100%"
+
+
+def test_a_browser_session_posts_events_with_its_csrf_token(django_user_model):
+    from django.test import Client
+
+    user = django_user_model.objects.create_user("browser", password="pw")
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    browser.get("/admin/login/")  # any page sets the CSRF cookie
+    token = browser.cookies["csrftoken"].value
+    body = {"type": "browser.clicked", "data": {"button": "save"}}
+    without = browser.post("/api/events/", body, content_type="application/json")
+    assert without.status_code == 403  # CSRF protects session requests
+    ok = browser.post("/api/events/", body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert ok.status_code == 202, ok.content
+    assert ok.json()["type"] == "browser.clicked"
