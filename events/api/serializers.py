@@ -99,6 +99,14 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["url", "previous_secret_expires_at", "created_at"]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("scheme") == "stripe" and not attrs.get("secret"):
+            # A generated secret could never match: Stripe signs with the one it generated.
+            raise serializers.ValidationError(
+                {"secret": "Stripe generates the signing secret: paste it from the dashboard."}
+            )
+        return attrs
+
     def get_url(self, endpoint: WebhookEndpoint) -> str:
         request = self.context.get("request")
         path = f"/hooks/{endpoint.slug}/"

@@ -339,6 +339,13 @@ def test_stripe_endpoint_takes_the_dashboards_secret(admin_api):
     assert response.json()["secret"] == "whsec_abc"
 
 
+def test_a_stripe_endpoint_without_the_dashboards_secret_is_refused(admin_api):
+    response = admin_api.post("/api/webhooks/", {"slug": "s", "scheme": "stripe"}, format="json")
+    assert response.status_code == 400
+    assert "paste it from the dashboard" in str(response.json()["error"]["fields"]["secret"])
+    assert not WebhookEndpoint.objects.exists()
+
+
 def test_rotate_returns_a_new_secret_and_keeps_the_old_for_the_grace(admin_api):
     endpoint, old = webhook_endpoint_create(slug="gh", scheme="github")
     response = admin_api.post("/api/webhooks/gh/rotate/", {"grace_seconds": 60}, format="json")
