@@ -292,6 +292,8 @@ LOGGING = {
         # One line per task received and finished drowns everything else at INFO.
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.app.trace": {"level": "WARNING"},
+        # beat logs every job it sends (the sweep runs every second).
+        "celery.beat": {"level": "WARNING"},
     },
 }
 
