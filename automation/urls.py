@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
     path("api/", include("approvals.api.urls")),
+    path("api/", include("automation.api.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("events.api.urls")),
     path("", include("events.urls")),

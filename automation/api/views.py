@@ -1,8 +1,22 @@
+"""The runs API (and who-am-I). Views parse, check permission, call one service, render."""
+
 from __future__ import annotations
 
-from rest_framework.decorators import api_view
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from rest_framework import permissions
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from automation.api.responses import error, newest_first
+from automation.api.serializers import RunDetailSerializer, RunSerializer
+from automation.engine.errors import WorkflowError
+from automation.models import Run, RunStatus
+from automation.services import run_cancel, run_retry
+
+RunPagination = newest_first("-created_at", "-id")
 
 
 @api_view(["GET"])
@@ -17,3 +31,69 @@ def me(request: Request) -> Response:
             "auth": "token" if request.auth is not None else "session",
         }
     )
+
+
+class ViewsRuns(permissions.BasePermission):
+    message = "Seeing runs needs the automation.view_run permission."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.user.has_perm("automation.view_run")
+
+
+class OperatesRuns(permissions.BasePermission):
+    message = "Cancelling or retrying runs needs the automation.change_run permission."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.user.has_perm("automation.change_run")
+
+
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated, ViewsRuns])
+def run_list(request: Request) -> Response:
+    """Runs, newest first; ``?workflow=<name>&status=<status>&correlation_id=<id>``."""
+    runs = Run.objects.select_related("workflow", "version")
+    status = request.query_params.get("status")
+    if status:
+        if status not in RunStatus.values:
+            return error(
+                400, "invalid_status", f"status must be one of {', '.join(RunStatus.values)}"
+            )
+        runs = runs.filter(status=status)
+    if workflow := request.query_params.get("workflow"):
+        runs = runs.filter(workflow__name=workflow)
+    if correlation_id := request.query_params.get("correlation_id"):
+        runs = runs.filter(correlation_id=correlation_id)
+    paginator = RunPagination()
+    page = paginator.paginate_queryset(runs, request)
+    return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+@api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated, ViewsRuns])
+def run_detail(request: Request, run_id: Any) -> Response:
+    """One run with its steps: status, attempts, input, output, error, timings."""
+    run = get_object_or_404(Run.objects.select_related("workflow", "version"), id=run_id)
+    return Response(RunDetailSerializer(run).data)
+
+
+def _operate(run_id: Any, service: Any) -> Response:
+    run = get_object_or_404(Run.objects.select_related("workflow", "version"), id=run_id)
+    try:
+        run = service(run=run)
+    except WorkflowError as exc:
+        return error(409, "not_allowed_now", str(exc))
+    return Response(RunSerializer(run).data, status=202)
+
+
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated, OperatesRuns])
+def run_cancel_view(request: Request, run_id: Any) -> Response:
+    """202: the run stops (its waits close, completed steps are compensated). 409 if finished."""
+    return _operate(run_id, run_cancel)
+
+
+@api_view(["POST"])
+@permission_classes([permissions.IsAuthenticated, OperatesRuns])
+def run_retry_view(request: Request, run_id: Any) -> Response:
+    """202: a failed run resumes from the step that failed. 409 if it is not failed."""
+    return _operate(run_id, run_retry)
