@@ -130,6 +130,15 @@ def _attempt(step_id: str, fn: Callable, args: tuple, kwargs: dict, timeout: flo
 # --- plain steps ----------------------------------------------------------------------------
 
 
+def _update_from(record: StepRecord, expected: str, /, **changes: Any) -> None:
+    """Change the record only if it is still ``expected`` at ``record.attempt``. This write
+    decides which of two racing workers records the step; the loser gets LeaseLost."""
+    if not StepRecord.objects.filter(pk=record.pk, status=expected, attempt=record.attempt).update(
+        **changes
+    ):
+        raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+
+
 def _begin_attempt(
     ctx: Context, record: StepRecord | None, *, step_id: str, seq: int, kind: str, input: Any
 ) -> StepRecord:
@@ -153,9 +162,9 @@ def _begin_attempt(
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
         history.append(_history(record, {"type": "WorkerLost", "message": "worker stopped"}))
-    updated = StepRecord.objects.filter(
-        pk=record.pk, status=record.status, attempt=record.attempt
-    ).update(
+    _update_from(
+        record,
+        record.status,
         status=StepStatus.RUNNING,
         attempt=record.attempt + 1,
         started_at=now,
@@ -163,8 +172,6 @@ def _begin_attempt(
         finished_at=None,
         attempts=history,
     )
-    if not updated:
-        raise LeaseLost(f"step {step_id!r} was taken over")
     record.refresh_from_db()
     return record
 
@@ -209,11 +216,14 @@ def execute(
 
 def _record_success(record: StepRecord, output: Any) -> None:
     now = clock.now()
-    updated = StepRecord.objects.filter(
-        pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
-    ).update(status=StepStatus.SUCCEEDED, output=output, error=None, finished_at=now)
-    if not updated:
-        raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+    _update_from(
+        record,
+        StepStatus.RUNNING,
+        status=StepStatus.SUCCEEDED,
+        output=output,
+        error=None,
+        finished_at=now,
+    )
     record.status, record.output, record.finished_at = StepStatus.SUCCEEDED, output, now
 
 
@@ -228,26 +238,27 @@ def record_failure(
     if retryable and record.attempt < policy.max_attempts:
         due = now + timedelta(seconds=policy.delay(record.attempt, exc))
         with transaction.atomic():
-            updated = StepRecord.objects.filter(
-                pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
-            ).update(
+            _update_from(
+                record,
+                StepStatus.RUNNING,
                 status=StepStatus.WAITING,
                 error=error,
                 next_attempt_at=due,
                 finished_at=now,
                 attempts=history,
             )
-            if not updated:
-                raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
             Timer.objects.create(
                 run_id=record.run_id, step_id=record.step_id, kind=timer_kind, due_at=due
             )
         raise Suspend(f"retry {record.attempt + 1} of {record.step_id!r} at {due.isoformat()}")
-    updated = StepRecord.objects.filter(
-        pk=record.pk, status=StepStatus.RUNNING, attempt=record.attempt
-    ).update(status=StepStatus.FAILED, error=error, finished_at=now, attempts=history)
-    if not updated:
-        raise LeaseLost(f"step {record.step_id!r} was recorded by another worker")
+    _update_from(
+        record,
+        StepStatus.RUNNING,
+        status=StepStatus.FAILED,
+        error=error,
+        finished_at=now,
+        attempts=history,
+    )
     record.status, record.error = StepStatus.FAILED, error
     raise StepFailed(record.step_id, {**error, "attempt": record.attempt})
 
