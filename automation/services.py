@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from automation import lifecycle
 from automation.engine import clock, dispatch, matching, registry, steps
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
@@ -100,6 +101,7 @@ def run_start(
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
             if run.dispatched_at is not None and send:
                 dispatch.advance(run.id)
+            lifecycle.announce_run(run.id, run.status, workflow=wf.name, created=True)
             if run.status == RunStatus.CANCELLED:  # skipped by its concurrency limit
                 run_finished(run=run)
     except IntegrityError:
@@ -259,6 +261,7 @@ def run_wake(*, run_id: Any) -> bool:
             status=RunStatus.PENDING, waiting_for="", dispatched_at=clock.now()
         )
         if woke:
+            lifecycle.announce_run(run_id, RunStatus.PENDING)
             dispatch.advance(run_id)
     return bool(woke)
 
@@ -384,6 +387,7 @@ def run_cancel(*, run: Run) -> Run:
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
             queued=False
         ):
+            lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=run.workflow.name)
             _dispatch(run.id)
     run.refresh_from_db()
     return run
@@ -419,6 +423,7 @@ def run_retry(*, run: Run) -> Run:
             cancel_requested=False,
             waiting_for="",
         )
+        lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=locked.workflow.name)
         _dispatch(run.id)
     run.refresh_from_db()
     return run

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
+from automation import lifecycle
 from automation.engine import clock, leases, registry
 from automation.engine.context import Context, EventView
 from automation.engine.errors import (
@@ -54,6 +55,7 @@ def _release(run_id: Any, owner: str) -> None:
         if Run.objects.filter(id=run_id, lease_owner=owner).update(
             status=RunStatus.PENDING, lease_owner="", lease_expires_at=None
         ):
+            lifecycle.announce_run(run_id, RunStatus.PENDING)
             dispatch.advance(run_id)
 
 
@@ -135,6 +137,7 @@ def _defer(run: Run, owner: str) -> str:
         dispatched_at=clock.now(),
         waiting_for=f"a worker that has version {run.version.number} of the code",
     )
+    lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=run.workflow.name)
     return "deferred"
 
 
@@ -199,6 +202,7 @@ def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
         recoveries=0,
     )
     if updated:
+        lifecycle.announce_run(run.id, RunStatus.WAITING, workflow=run.workflow.name)
         return "waiting"
     if Run.objects.filter(id=run.id, lease_owner=owner).exists():
         return "again"
@@ -235,6 +239,7 @@ def _finish(
         if cleanup:
             _close_side_tables(run, now)
         run.status, run.output, run.error = status, output, error
+        lifecycle.announce_run(run.id, status, workflow=run.workflow.name)
         run_finished(run=run)
     if status == RunStatus.FAILED:
         logger.warning(

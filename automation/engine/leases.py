@@ -22,6 +22,7 @@ from django.db import connections
 from django.db.models import F
 from django.db.models.functions import Coalesce
 
+from automation import lifecycle
 from automation.engine import clock
 from automation.engine.errors import Cancelled, LeaseLost
 from automation.models import Run, RunStatus
@@ -45,14 +46,15 @@ def claim(run_id: Any, owner: str) -> bool:
     """Take a pending run. False when it is not pending (finished, waiting, held by another
     worker, or held back by its concurrency limit): then there is nothing to do."""
     now = clock.now()
-    return bool(
-        Run.objects.filter(id=run_id, status=RunStatus.PENDING, queued=False).update(
-            status=RunStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + _duration(),
-            started_at=Coalesce(F("started_at"), now),
-        )
+    claimed = Run.objects.filter(id=run_id, status=RunStatus.PENDING, queued=False).update(
+        status=RunStatus.RUNNING,
+        lease_owner=owner,
+        lease_expires_at=now + _duration(),
+        started_at=Coalesce(F("started_at"), now),
     )
+    if claimed:
+        lifecycle.announce_run(run_id, RunStatus.RUNNING)
+    return bool(claimed)
 
 
 def renew(ctx: Context, extra: float = 0) -> None:

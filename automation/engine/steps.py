@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 
+from automation import lifecycle
 from automation.db import insert
 from automation.engine import clock, leases
 from automation.engine.errors import (
@@ -130,6 +131,20 @@ def _attempt(step_id: str, fn: Callable, args: tuple, kwargs: dict, timeout: flo
 # --- plain steps ----------------------------------------------------------------------------
 
 
+def _announce(record: StepRecord, *, retrying: bool = False) -> StepRecord:
+    lifecycle.announce_step(
+        record.run_id,
+        record.step_id,
+        kind=record.kind,
+        status=record.status,
+        attempt=record.attempt,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        retrying=retrying,
+    )
+    return record
+
+
 def _update_from(record: StepRecord, expected: str, /, **changes: Any) -> None:
     """Change the record only if it is still ``expected`` at ``record.attempt``. This write
     decides which of two racing workers records the step; the loser gets LeaseLost."""
@@ -146,7 +161,7 @@ def _begin_attempt(
     now = clock.now()
     if record is None:
         try:
-            return insert(
+            record = insert(
                 StepRecord,
                 run=ctx.run,
                 step_id=step_id,
@@ -159,6 +174,7 @@ def _begin_attempt(
             )
         except IntegrityError:  # another worker journaled it first: the run is not ours
             raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
+        return _announce(record)
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
         history.append(_history(record, {"type": "WorkerLost", "message": "worker stopped"}))
@@ -173,7 +189,7 @@ def _begin_attempt(
         attempts=history,
     )
     record.refresh_from_db()
-    return record
+    return _announce(record)
 
 
 def _history(record: StepRecord, error: dict[str, Any] | None) -> dict[str, Any]:
@@ -225,6 +241,7 @@ def _record_success(record: StepRecord, output: Any) -> None:
         finished_at=now,
     )
     record.status, record.output, record.finished_at = StepStatus.SUCCEEDED, output, now
+    _announce(record)
 
 
 def record_failure(
@@ -250,6 +267,8 @@ def record_failure(
             Timer.objects.create(
                 run_id=record.run_id, step_id=record.step_id, kind=timer_kind, due_at=due
             )
+            record.status, record.error, record.finished_at = StepStatus.WAITING, error, now
+            _announce(record, retrying=True)
         raise Suspend(f"retry {record.attempt + 1} of {record.step_id!r} at {due.isoformat()}")
     _update_from(
         record,
@@ -259,7 +278,8 @@ def record_failure(
         finished_at=now,
         attempts=history,
     )
-    record.status, record.error = StepStatus.FAILED, error
+    record.status, record.error, record.finished_at = StepStatus.FAILED, error, now
+    _announce(record)
     raise StepFailed(record.step_id, {**error, "attempt": record.attempt})
 
 
@@ -278,26 +298,29 @@ def record_value(ctx: Context, *, step_id: str, seq: int, value: Any) -> StepRec
 def complete_waiting(run_id: Any, step_id: str, output: Any) -> bool:
     """Record the outcome of a step that waited on something outside the run (an event, a
     decision, a child). Returns False when it was already recorded."""
-    return bool(
-        StepRecord.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.WAITING).update(
-            status=StepStatus.SUCCEEDED,
-            output=output,
-            finished_at=clock.now(),
-            next_attempt_at=None,
+    now = clock.now()
+    done = StepRecord.objects.filter(
+        run_id=run_id, step_id=step_id, status=StepStatus.WAITING
+    ).update(status=StepStatus.SUCCEEDED, output=output, finished_at=now, next_attempt_at=None)
+    if done:
+        lifecycle.announce_step(
+            run_id, step_id, kind="", status=StepStatus.SUCCEEDED, finished_at=now
         )
-    )
+    return bool(done)
 
 
 def fail_waiting(run_id: Any, step_id: str, error: dict[str, Any]) -> bool:
-    return bool(
-        StepRecord.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.WAITING).update(
-            status=StepStatus.FAILED, error=error, finished_at=clock.now(), next_attempt_at=None
-        )
-    )
+    now = clock.now()
+    failed = StepRecord.objects.filter(
+        run_id=run_id, step_id=step_id, status=StepStatus.WAITING
+    ).update(status=StepStatus.FAILED, error=error, finished_at=now, next_attempt_at=None)
+    if failed:
+        lifecycle.announce_step(run_id, step_id, kind="", status=StepStatus.FAILED, finished_at=now)
+    return bool(failed)
 
 
 def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, **extra: Any):
-    return StepRecord.objects.create(
+    record = StepRecord.objects.create(
         run=ctx.run,
         step_id=step_id,
         seq=seq,
@@ -307,6 +330,7 @@ def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: A
         started_at=clock.now(),
         **extra,
     )
+    return _announce(record)
 
 
 def is_due(ctx: Context, record: StepRecord) -> bool:
@@ -534,7 +558,7 @@ def emit_event(
             causation_id=ctx.run_id,
             idempotency_key=ctx.idempotency_key(step_id),
         )
-        return StepRecord.objects.create(
+        record = StepRecord.objects.create(
             run=ctx.run,
             step_id=step_id,
             seq=seq,
@@ -544,6 +568,7 @@ def emit_event(
             output={"event_id": str(event.id), "type": event_type},
             finished_at=clock.now(),
         )
+        return _announce(record)
 
 
 # --- child workflows ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 
+from automation import lifecycle
 from automation.engine import clock, dispatch
 from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
 
@@ -49,10 +50,12 @@ def timers_fire() -> int:
 
     def fire(timer: Timer) -> bool:
         with transaction.atomic():
+            fired_at = clock.now()
             if not Timer.objects.filter(pk=timer.pk, fired_at__isnull=True).update(
-                fired_at=clock.now()
+                fired_at=fired_at
             ):
                 return False  # another sweep got there first
+            lifecycle.announce_timer(timer.run_id, timer.kind, timer.due_at, fired_at)
             if timer.kind == Timer.Kind.BRANCH:
                 dispatch.branch(timer.run_id, timer.step_id)
             else:
@@ -81,6 +84,7 @@ def runs_recover() -> int:
                 dispatched_at=clock.now(),
             ):
                 return False
+            lifecycle.announce_run(run.id, RunStatus.PENDING)
             dispatch.advance(run.id)
         logger.warning("run %s recovered from %s (lease expired)", run.id, run.lease_owner)
         return True

@@ -1,0 +1,89 @@
+"""The lifecycle signals that the live UI, metrics and logs listen to."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+
+from automation import lifecycle
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def heard():
+    """Every run and step change announced while the test runs, in order."""
+    changes: list[tuple] = []
+
+    def on_run(sender, *, run_id, workflow, status, created, **_):
+        changes.append(("run", status, created))
+
+    def on_step(sender, *, run_id, step_id, status, retrying, **_):
+        changes.append(("step", step_id, status, retrying))
+
+    lifecycle.run_changed.connect(on_run)
+    lifecycle.step_changed.connect(on_step)
+    yield changes
+    lifecycle.run_changed.disconnect(on_run)
+    lifecycle.step_changed.disconnect(on_step)
+
+
+def test_a_run_announces_each_status_and_each_step_in_order(workflow_harness, heard):
+    run = workflow_harness.start("test-noop", {})
+    workflow_harness.run_until_idle()
+    assert workflow_harness.refresh(run).status == "succeeded"
+    assert heard[:2] == [("run", "pending", True), ("run", "running", False)]
+    assert heard[-1] == ("run", "succeeded", False)
+    steps = [c for c in heard if c[0] == "step"]
+    assert [s[1:3] for s in steps] == [
+        ("one", "running"),
+        ("one", "succeeded"),
+        ("two", "running"),
+        ("two", "succeeded"),
+        ("three", "running"),
+        ("three", "succeeded"),
+    ]
+
+
+def test_a_scheduled_retry_is_announced_and_the_failure_at_the_end(workflow_harness, heard):
+    run = workflow_harness.start("test-retry", {})
+    assert heard[2:] == [
+        ("step", "flaky", "running", False),
+        ("step", "flaky", "waiting", True),
+        ("run", "waiting", False),
+    ]
+    for _ in range(3):
+        workflow_harness.advance_time(timedelta(hours=1))
+    assert workflow_harness.refresh(run).status == "failed"
+    assert heard[-3:] == [
+        ("step", "flaky", "running", False),
+        ("step", "flaky", "failed", False),
+        ("run", "failed", False),
+    ]
+
+
+def test_nothing_is_announced_for_a_change_that_was_rolled_back(workflow_harness, heard):
+    def change_then_fail():
+        with transaction.atomic():
+            lifecycle.announce_run("0", "running")
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        workflow_harness._committed(change_then_fail)
+    assert heard == []
+
+
+def test_a_receiver_that_raises_does_not_disturb_the_run(workflow_harness, caplog):
+    def broken(sender, **_):
+        raise ValueError("receiver bug")
+
+    lifecycle.step_changed.connect(broken)
+    try:
+        run = workflow_harness.start("test-noop", {})
+        workflow_harness.run_until_idle()
+    finally:
+        lifecycle.step_changed.disconnect(broken)
+    assert workflow_harness.refresh(run).status == "succeeded"
+    assert "lifecycle receiver" in caplog.text
