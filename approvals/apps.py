@@ -6,3 +6,6 @@ class ApprovalsConfig(AppConfig):
 
     name = "approvals"
     verbose_name = "Approvals"
+
+    def ready(self) -> None:
+        from approvals import live  # noqa: F401  (connects the live inbox's receiver)
