@@ -23,6 +23,8 @@ and may only be touched from it.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import concurrent.futures
 import logging
 import threading
 from typing import Any
@@ -38,6 +40,7 @@ logger = logging.getLogger(__name__)
 _consumer_loop: asyncio.AbstractEventLoop | None = None
 _publisher_loop: asyncio.AbstractEventLoop | None = None
 _publisher_lock = threading.Lock()
+_in_flight: set[concurrent.futures.Future] = set()
 
 
 def consumer_loop_started(loop: asyncio.AbstractEventLoop) -> None:
@@ -81,7 +84,15 @@ def publish(groups: list[str], message: dict[str, Any]) -> None:
     loop = _target_loop(layer)
     if loop is None:
         return
-    asyncio.run_coroutine_threadsafe(_send(layer, groups, message), loop)
+    future = asyncio.run_coroutine_threadsafe(_send(layer, groups, message), loop)
+    _in_flight.add(future)
+    future.add_done_callback(_in_flight.discard)
+
+
+@atexit.register
+def _flush(timeout: float = 2.0) -> None:
+    """A short-lived process (a management command) sends its last notices before it exits."""
+    concurrent.futures.wait(list(_in_flight), timeout=timeout)
 
 
 def notice(kind: str, **data: Any) -> dict[str, Any]:
