@@ -160,3 +160,20 @@ def test_list_pages_use_a_fixed_number_of_queries(
     for path in ["/app/runs/", "/app/approvals/", "/app/events/", "/app/"]:
         with django_assert_max_num_queries(12):
             assert client.get(path).status_code == 200
+
+
+def test_a_new_installation_has_an_operators_group_for_the_ui(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    operators = Group.objects.get(name="operators")
+    assert set(operators.permissions.values_list("codename", flat=True)) == {
+        "view_run",
+        "change_run",
+        "view_event",
+    }
+    olga = django_user_model.objects.create_user("olga", password="pw")
+    olga.groups.add(operators)
+    client.force_login(olga)
+    assert client.get("/app/").status_code == 200
+    assert client.get("/app/runs/").status_code == 200
+    assert client.get("/app/events/").status_code == 200
