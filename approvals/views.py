@@ -8,12 +8,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
 from approvals.models import Approval
 from automation.paging import keyset_page, query_without
+from automation.ui import render_page
 
 STATUS_TABS = [("pending", "Waiting"), ("decided", "Decided"), ("", "All")]
 
@@ -37,10 +38,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "query": query_without(request, "before", "fragment"),
         "section": "approvals",
     }
-    template = "app/inbox.html"
-    if request.htmx and request.GET.get("fragment"):
-        template = "app/inbox_live.html"
-    return render(request, template, context)
+    return render_page(request, "app/inbox.html", context)
 
 
 def _visible(request: HttpRequest, approval_id: Any) -> Approval:
@@ -67,10 +65,7 @@ def approval_page(request: HttpRequest, approval_id: Any) -> HttpResponse:
         "history": approval.history.select_related("actor"),
         "section": "approvals",
     }
-    template = "app/approval.html"
-    if request.htmx and request.GET.get("fragment"):
-        template = "app/approval_live.html"
-    return render(request, template, context)
+    return render_page(request, "app/approval.html", context)
 
 
 @login_required

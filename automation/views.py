@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +15,7 @@ from automation.health import run_checks
 from automation.models import Run, RunStatus
 from automation.paging import keyset_page, query_without
 from automation.services import run_cancel, run_retry
+from automation.ui import render_page
 
 
 @never_cache
@@ -33,19 +34,12 @@ VIEW_RUNS = "automation.view_run"
 OPERATE_RUNS = "automation.change_run"
 
 
-def _page_or_fragment(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
-    """The whole page, or just its live part when htmx asks for it (a live refresh)."""
-    if request.htmx and request.GET.get("fragment"):
-        template = template.replace(".html", "_live.html")
-    return render(request, template, context)
-
-
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(VIEW_RUNS):
         return redirect("app:inbox")  # people who only approve start at their inbox
     context = {"stats": selectors.dashboard(request.user), "section": "dashboard"}
-    return _page_or_fragment(request, "app/dashboard.html", context)
+    return render_page(request, "app/dashboard.html", context)
 
 
 @login_required
@@ -65,7 +59,7 @@ def runs(request: HttpRequest) -> HttpResponse:
         "query": query_without(request, "before", "fragment"),
         "section": "runs",
     }
-    return _page_or_fragment(request, "app/runs.html", context)
+    return render_page(request, "app/runs.html", context)
 
 
 @login_required
@@ -81,7 +75,7 @@ def run_page(request: HttpRequest, run_id: Any) -> HttpResponse:
         "can_operate": request.user.has_perm(OPERATE_RUNS),
         "section": "runs",
     }
-    return _page_or_fragment(request, "app/run.html", context)
+    return render_page(request, "app/run.html", context)
 
 
 @login_required

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
 from automation.paging import keyset_page, query_without
+from automation.ui import render_page
 from events import endpoints, selectors, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.models import Event
@@ -91,10 +92,7 @@ def events_page(request: HttpRequest) -> HttpResponse:
         "query": query_without(request, "before", "fragment"),
         "section": "events",
     }
-    template = "app/events.html"
-    if request.htmx and request.GET.get("fragment"):
-        template = "app/events_live.html"
-    return render(request, template, context)
+    return render_page(request, "app/events.html", context)
 
 
 @login_required

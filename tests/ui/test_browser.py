@@ -8,14 +8,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, project_env, start_server, stop
+from tests.processes import ROOT, manage, project_env, start_server, stop
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "screenshots"))
@@ -38,28 +37,14 @@ print("TOKEN=" + Token.objects.create(user=maria).key)
 """
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The embedded server on a fresh data directory, with an operator (maria) and her token."""
     data_dir = tmp_path_factory.mktemp("browser")
     env = project_env(DATA_DIR=str(data_dir), DATABASE_URL=None, EXAMPLES="true")
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-    token = _manage(env, "shell", "-c", SETUP).split("TOKEN=")[1].strip()
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    token = manage(env, "shell", "-c", SETUP).split("TOKEN=")[1].strip()
     server = start_server(env, data_dir / "server.log")
     yield server, token
     stop(server.process)
