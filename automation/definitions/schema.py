@@ -30,13 +30,21 @@ _RETRY = {
     },
 }
 
+# An object, or one template standing for a whole object: "{{ trigger.data }}".
+_OBJECT_OR_TEMPLATE = {
+    "anyOf": [
+        {"type": "object"},
+        {"type": "string", "pattern": r"^\s*\{\{[^{}]+\}\}\s*$"},
+    ]
+}
+
 _ACTION_CALL = {
     "type": "object",
     "required": ["action"],
     "additionalProperties": False,
     "properties": {
         "action": {"type": "string", "minLength": 1},
-        "input": {"type": "object"},
+        "input": _OBJECT_OR_TEMPLATE,
     },
 }
 
@@ -116,7 +124,7 @@ SCHEMA: dict[str, Any] = {
             ],
         },
         "action_step": _step(
-            "action", {"type": "string", "minLength": 1}, {"input": {"type": "object"}}
+            "action", {"type": "string", "minLength": 1}, {"input": _OBJECT_OR_TEMPLATE}
         ),
         "approval_step": _step(
             "approval",
@@ -128,7 +136,7 @@ SCHEMA: dict[str, Any] = {
                     "title": {"type": "string", "minLength": 1},
                     "description": {"type": "string"},
                     "assignees": _ASSIGNEES,
-                    "context": {"type": "object"},
+                    "context": _OBJECT_OR_TEMPLATE,
                     "timeout": {"$ref": "#/definitions/duration"},
                     "on_timeout": {"enum": ["reject", "approve", "escalate"]},
                     "on_reject": {"enum": ["continue", "fail"]},
