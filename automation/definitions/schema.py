@@ -73,6 +73,14 @@ _ASSIGNEES = {
     "items": {"type": "string", "pattern": "^(user|group):.+$"},
 }
 
+_KINDS = {
+    "action": "action_step",
+    "approval": "approval_step",
+    "wait_for_event": "wait_step",
+    "sleep": "sleep_step",
+    "parallel": "parallel_step",
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "$id": "/api/workflows/schema/",
@@ -113,14 +121,14 @@ SCHEMA: dict[str, Any] = {
         "retry": _RETRY,
         "action_call": _ACTION_CALL,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
+        # Exactly one kind key; then the rules of that kind (if/then rather than a oneOf of
+        # the kinds, so an error is reported against the kind the step declares).
         "step": {
             "type": "object",
-            "oneOf": [
-                {"$ref": "#/definitions/action_step"},
-                {"$ref": "#/definitions/approval_step"},
-                {"$ref": "#/definitions/wait_step"},
-                {"$ref": "#/definitions/sleep_step"},
-                {"$ref": "#/definitions/parallel_step"},
+            "oneOf": [{"required": [kind]} for kind in _KINDS],
+            "allOf": [
+                {"if": {"required": [kind]}, "then": {"$ref": f"#/definitions/{ref}"}}
+                for kind, ref in _KINDS.items()
             ],
         },
         "action_step": _step(

@@ -83,24 +83,16 @@ def _shape_errors(definition: Any) -> list[DefinitionError]:
 
 
 def _explain(error: Any) -> list[DefinitionError]:
-    """A step that matches none of the step kinds: report the errors of the kind it declares,
-    not jsonschema's "is not valid under any of the given schemas"."""
+    """A step without exactly one kind gets a message saying so, not jsonschema's "is valid
+    under each of" / "is not valid under any of the given schemas"."""
     path = list(error.absolute_path)
-    if error.validator != "oneOf" or not isinstance(error.instance, dict):
-        return [DefinitionError(format_path(path), error.message)]
-    kind = step_kind(error.instance)
-    if kind is None:
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
         present = [k for k in STEP_KINDS if k in error.instance]
         message = f"a step has exactly one of {', '.join(STEP_KINDS)}" + (
             f" (this one has {', '.join(present)})" if present else ""
         )
         return [DefinitionError(format_path(path), message)]
-    branch = STEP_KINDS.index(kind)
-    chosen = [sub for sub in error.context if sub.relative_schema_path[0] == branch]
-    found: list[DefinitionError] = []
-    for sub in chosen:
-        found.extend(_explain(sub))
-    return found or [DefinitionError(format_path(path), error.message)]
+    return [DefinitionError(format_path(path), error.message)]
 
 
 # --- meaning -------------------------------------------------------------------------------
