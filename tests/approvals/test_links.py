@@ -105,3 +105,12 @@ def test_only_get_is_allowed(client, ann_link, team):
     client.force_login(team["ann"])
     assert client.post(ann_link).status_code == 405
     assert ApprovalLink.objects.filter(used_at__isnull=False).count() == 0
+
+
+def test_admins_see_who_was_sent_a_link_and_whether_it_was_used(client, approval, ann_link, team):
+    client.force_login(team["ann"])
+    client.get(ann_link)
+    client.force_login(type(team["ann"]).objects.get(username="root"))
+    page = client.get(f"/admin/approvals/approval/{approval.pk}/change/").content.decode()
+    assert "Approval links" in page
+    assert page.count("ann") >= 1 and "bob" in page
