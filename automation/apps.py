@@ -9,7 +9,7 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        from automation import signals  # noqa: F401  (connects the Celery signal handlers)
+        from automation import live, signals  # noqa: F401  (connect their signal receivers)
         from automation.engine import registry
 
         registry.autodiscover()
