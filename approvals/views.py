@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
+from approvals.forms import decision_form
 from approvals.models import Approval
 from automation.paging import keyset_page, query_without
 from automation.ui import render_page
@@ -55,8 +56,15 @@ def _visible(request: HttpRequest, approval_id: Any) -> Approval:
 @login_required
 def approval_page(request: HttpRequest, approval_id: Any) -> HttpResponse:
     approval = _visible(request, approval_id)
+    return _render_approval(request, approval, decision_form(approval))
+
+
+def _render_approval(
+    request: HttpRequest, approval: Approval, form: Any, status: int = 200
+) -> HttpResponse:
     context = {
         "approval": approval,
+        "form": form,
         "may_decide": approval.status == Approval.Status.PENDING
         and services.can_decide(approval, request.user)
         and not (approval.four_eyes and approval.requested_by_id == request.user.pk),
@@ -65,25 +73,28 @@ def approval_page(request: HttpRequest, approval_id: Any) -> HttpResponse:
         "history": approval.history.select_related("actor"),
         "section": "approvals",
     }
-    return render_page(request, "app/approval.html", context)
+    response = render_page(request, "app/approval.html", context)
+    response.status_code = status
+    return response
 
 
 @login_required
 @require_POST
 def approval_decide(request: HttpRequest, approval_id: Any) -> HttpResponse:
-    """Approve or reject from the approval page; the same service as the API."""
+    """Approve or reject from the approval page (with the declared fields' values); the same
+    service as the API. An invalid form is shown again with its errors."""
     approval = _visible(request, approval_id)
-    decision = request.POST.get("decision", "")
-    comment = request.POST.get("comment", "").strip()
-    if decision not in services.DECISIONS:
-        messages.error(request, "Choose Approve or Reject.")
-        return redirect("app:approval", approval_id=approval.pk)
+    form = decision_form(approval, request.POST)
+    if not form.is_valid():
+        return _render_approval(request, approval, form, status=400)
     try:
         services.approval_decide(
-            approval=approval, user=request.user, decision=decision, comment=comment
+            approval=approval,
+            user=request.user,
+            decision=form.cleaned_data["decision"],
+            comment=form.cleaned_data["comment"].strip(),
+            values=form.values(),
         )
-    except PermissionDenied as exc:
-        messages.error(request, str(exc).capitalize() + ".")
     except services.AlreadyDecided as exc:
         messages.warning(request, f"Nothing changed: {exc}.")
     else:

@@ -15,6 +15,7 @@ urlpatterns = [
     path("api/", include("approvals.api.urls")),
     path("api/", include("automation.api.urls")),
     path("admin/", admin.site.urls),
+    path("app/a/", include("approvals.urls")),
     path("api/", include("events.api.urls")),
     path("", include("events.urls")),
 ]

@@ -306,14 +306,19 @@ class Context:
         four_eyes: bool = False,
         escalate_to: list[str] | None = None,
         escalation_timeout: str | float | timedelta | None = None,
+        fields: list[dict[str, Any]] | None = None,
+        remind_before: str | float | timedelta | None = "auto",
     ) -> dict[str, Any]:
         """Ask people ("user:alice", "group:managers") to approve; wait for the decision.
 
         Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
-        "decided_by", "decided_at", "votes"}``. ``quorum``: approvals needed (one rejection
-        rejects). ``four_eyes``: whoever started the run cannot decide. After ``timeout`` the
-        step decides ``on_timeout``: reject, approve, or escalate (hand it to ``escalate_to``
-        for ``escalation_timeout``, then reject).
+        "decided_by", "decided_at", "votes", "values"}``. ``quorum``: approvals needed (one
+        rejection rejects). ``four_eyes``: whoever started the run cannot decide. After
+        ``timeout`` the step decides ``on_timeout``: reject, approve, or escalate (hand it to
+        ``escalate_to`` for ``escalation_timeout``, then reject). ``fields``: form fields the
+        approver fills in (approvals.forms), returned under ``values``. ``remind_before``: when
+        to remind the assignees before the timeout ("auto", a duration, or None/0 for never).
+        The assignees are emailed a personal link when asked, reminded and escalated to.
         """
         record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
@@ -332,6 +337,12 @@ class Context:
                 escalate_to=escalate_to,
                 escalation_timeout=(
                     parse_duration(escalation_timeout) if escalation_timeout is not None else None
+                ),
+                fields=fields,
+                remind_before=(
+                    parse_duration(remind_before)
+                    if remind_before not in (None, "auto")
+                    else remind_before
                 ),
             )
             self._remember(record)

@@ -65,10 +65,20 @@
           if (window.htmx) window.htmx.process(fresh);
           document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id } }));
         })
-        .catch(function (err) { console.warn(err); })
+        .then(function () { state.failures = 0; })
+        .catch(function (err) {
+          // A busy server (or a deploy) refused the refresh: try again, a little later each
+          // time, so the page never stays behind after the last notice.
+          console.warn(err);
+          state.failures = (state.failures || 0) + 1;
+          if (state.failures <= 6) state.again = true;
+        })
         .finally(function () {
           state.busy = false;
-          if (state.again) { state.again = false; const again = document.getElementById(id); if (again) refresh(again); }
+          if (!state.again) return;
+          state.again = false;
+          const delay = state.failures ? 500 * state.failures : 0;
+          setTimeout(function () { const again = document.getElementById(id); if (again) refresh(again); }, delay);
         });
     }, wait);
   }

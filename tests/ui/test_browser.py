@@ -97,7 +97,15 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
     inbox = context.new_page()
     _sign_in(inbox, server.url)
     inbox.wait_for_selector("#live-status[data-state=open]")
-    inbox.evaluate("window.__notReloaded = true")
+    inbox.evaluate(
+        """() => {
+        window.__notReloaded = true;
+        window.__toasts = [];
+        new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach(
+          (n) => window.__toasts.push(n.textContent)))).observe(
+          document.getElementById('toasts'), {childList: true});
+    }"""
+    )
     _shot(inbox, "02-inbox-empty")
 
     event = _api(
@@ -107,9 +115,9 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
         "/api/events/",
         {"type": "example.expense.submitted", "data": {"amount": 1250, "employee": "erin@acme.io"}},
     )
-    item = inbox.wait_for_selector("text=Expense of 1250 by erin@acme.io", timeout=15000)
+    item = inbox.wait_for_selector("text=Expense of 1250 by erin@acme.io", timeout=45000)
     assert inbox.evaluate("window.__notReloaded") is True  # it arrived without a reload
-    inbox.wait_for_selector(".toast >> text=New approval")
+    assert any("New approval: Expense of 1250" in t for t in inbox.evaluate("window.__toasts"))
     _shot(inbox, "03-inbox-live-arrival")
 
     run_id = _api(server, token, "GET", f"/api/events/{event['id']}/")["runs"][0]["id"]
@@ -134,10 +142,10 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
     _shot(inbox, "05-approval")
     inbox.fill("#id_comment", "Within the quarterly budget.")
     inbox.click("button[value=approve]")
-    inbox.wait_for_selector("#approval-status[data-status=approved]")
+    inbox.wait_for_selector("#approval-status[data-status=approved]", timeout=45000)
     _shot(inbox, "06-approval-decided")
 
-    run_page.wait_for_selector("#run-status[data-status=succeeded]", timeout=15000)
+    run_page.wait_for_selector("#run-status[data-status=succeeded]", timeout=45000)
     assert run_page.evaluate("window.__notReloaded") is True
     shown_at = run_page.evaluate("window.__shownAt") / 1000
     run = _api(server, token, "GET", f"/api/runs/{run_id}/")
