@@ -315,3 +315,13 @@ EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, mini
 EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 # Seconds `manage.py route_events` sleeps when it found nothing to route.
 EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)
+
+
+# --- Worker database connections (issue 8) --------------------------------------------------
+# Celery's Django fixup force-closes every database connection before and after each task
+# unless this is set (celery#9824): a new PostgreSQL connection per task cost half of a
+# worker's time. Set this high, Celery's forced closing is off, and automation/signals.py closes
+# connections around each task as Django does around a request (DATABASE_CONN_MAX_AGE and
+# health checks honoured): with DATABASE_CONN_MAX_AGE=0 (the default) a task still gets a new
+# connection, with DATABASE_CONN_MAX_AGE=60 a worker keeps one for a minute.
+CELERY_DB_REUSE_MAX = 1_000_000_000
