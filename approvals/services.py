@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from approvals.models import Approval, ApprovalEvent, ApprovalVote
+from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
 
@@ -48,9 +49,12 @@ def _resolve_assignees(assignees: list[str]) -> tuple[list[Any], list[Group]]:
 
 
 def _log(approval: Approval, action: str, actor: Any = None, **detail: Any) -> None:
+    """Every change of an approval goes through here: the audit trail, and the signal that the
+    live inbox listens to (sent after commit)."""
     ApprovalEvent.objects.create(
         approval=approval, action=action, actor=actor, detail=detail, at=clock.now()
     )
+    approval_changed.send_after_commit(approval_id=approval.pk, action=str(action))
 
 
 def _check_options(step_id: str, on_timeout: str, quorum: int, escalate_to: list[str]) -> None:

@@ -9,7 +9,11 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        from automation import signals  # noqa: F401  (connects the Celery signal handlers)
+        from automation import (  # noqa: F401
+            actions,  # registers the built-in actions
+            live,  # connects the live UI's receivers
+            signals,  # connects the Celery signal handlers
+        )
         from automation.engine import registry
 
         registry.autodiscover()

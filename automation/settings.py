@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_celery_beat",
     "channels",
+    "django_htmx",
+    "django_json_widget",  # the admin's JSON editor of workflow definitions
     "automation",
     "events",
     "approvals",
@@ -77,6 +79,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "automation.urls"
@@ -148,7 +151,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# Operators sign in to the web UI; the admin keeps its own login page.
+LOGIN_URL = "/app/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/app/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -315,6 +321,28 @@ EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, mini
 EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 # Seconds `manage.py route_events` sleeps when it found nothing to route.
 EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)
+
+
+# --- Declarative workflows and built-in actions (issue 5) -----------------------------------
+
+# Hosts and networks (comma-separated: "localhost,10.0.0.0/8,fd00::/8") the http.request,
+# slack.post actions may reach although they are private, loopback or link-local.
+AUTOMATION_HTTP_ALLOWLIST = env_list("AUTOMATION_HTTP_ALLOWLIST", [])
+# Largest response body http.request reads (larger: the step fails, not retried).
+AUTOMATION_HTTP_MAX_RESPONSE_BYTES = env_int(
+    "AUTOMATION_HTTP_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1024
+)
+# Redirects http.request follows (each hop is checked by the SSRF guard again).
+AUTOMATION_HTTP_MAX_REDIRECTS = env_int("AUTOMATION_HTTP_MAX_REDIRECTS", 5, minimum=0)
+# Models (app_label.Model, comma-separated) record.create and record.update may write.
+AUTOMATION_RECORD_MODELS = env_list("AUTOMATION_RECORD_MODELS", [])
+# Default incoming-webhook URL of slack.post.
+AUTOMATION_SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
+# ai.complete: an OpenAI-compatible API (https://api.openai.com/v1, a local server, ...).
+AUTOMATION_AI_BASE_URL = env_str("AI_BASE_URL", "")
+AUTOMATION_AI_API_KEY = env_str("AI_API_KEY", "")
+AUTOMATION_AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
+AUTOMATION_AI_TIMEOUT = env_float("AI_TIMEOUT", 60.0, minimum=1.0)
 
 
 # --- Worker database connections (issue 8) --------------------------------------------------

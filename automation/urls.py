@@ -7,7 +7,8 @@ from automation import views
 from automation.api import views as api_views
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/app/", permanent=False)),
+    path("app/", include("automation.app_urls")),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),

@@ -26,6 +26,7 @@ from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
+from events.signals import event_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def event_record(
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
+    event_recorded.send_after_commit(event_id=event.id, type=event.type, source=event.source)
     return event, True
 
 
