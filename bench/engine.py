@@ -120,11 +120,11 @@ def bare_round(env: dict[str, str], log: Path, runs: int) -> float:
         chain(bare_step.si(i, 1), bare_step.si(i, 2), bare_step.si(i, 3)).apply_async()
     worker = start_worker(env, log)
     try:
-        count = f"SELECT count(*) FROM {BARE_TABLE}"  # noqa: S608
+        count = f"SELECT count(*) FROM {BARE_TABLE}"
         wait_until(lambda: _scalar(count) >= 3 * runs, 600, "the bare chains", 0.2)
     finally:
         stop(worker)
-    span = _scalar(f"SELECT extract(epoch FROM max(at) - min(at)) FROM {BARE_TABLE}")  # noqa: S608
+    span = _scalar(f"SELECT extract(epoch FROM max(at) - min(at)) FROM {BARE_TABLE}")
     return 3 * runs / span
 
 
@@ -185,14 +185,14 @@ def latency_runs(env: dict[str, str], log: Path, rate: float, seconds: float) ->
     worker = _worker_ready(env, log)
     try:
         sent = _paced(rate, seconds, lambda: bare_latency.delay(time.time()))
-        count = f"SELECT count(*) FROM {LATENCY_TABLE}"  # noqa: S608
+        count = f"SELECT count(*) FROM {LATENCY_TABLE}"
         wait_until(lambda: _scalar(count) >= sent, 120, "the bare latency tasks")
         sent_events = _paced(rate, seconds, lambda: emit("bench.noop", {}))
         done = "SELECT count(*) FROM automation_run WHERE status = 'succeeded'"
         wait_until(lambda: _scalar(done) >= sent_events, 120, "the event-started runs")
     finally:
         stop(worker)
-    bare = _column(f"SELECT 1000 * (started - sent) FROM {LATENCY_TABLE}")  # noqa: S608
+    bare = _column(f"SELECT 1000 * (started - sent) FROM {LATENCY_TABLE}")
     engine = _column(
         "SELECT 1000 * extract(epoch FROM s.started_at - e.received_at) "
         "FROM automation_steprecord s JOIN automation_run r ON r.id = s.run_id "
