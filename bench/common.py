@@ -224,6 +224,7 @@ class OwnPostgres:
         self.port = free_port()
         self.dir = workdir / "pg"
         self.dir.mkdir()
+        workdir.chmod(0o755)  # mkdtemp's 0700 would keep the postgres user out
         shutil.chown(self.dir, "postgres", "postgres")
         self.data = self.dir / "data"
         self.server = f"postgres://postgres@127.0.0.1:{self.port}"
@@ -234,7 +235,9 @@ class OwnPostgres:
         command = [str(a) for a in args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
     def start(self) -> None:
         self._as_postgres(
@@ -244,7 +247,7 @@ class OwnPostgres:
         )  # fmt: skip
 
     def stop(self, mode: str = "immediate") -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with contextlib.suppress(SystemExit):  # not running
             self._as_postgres(PG_BIN / "pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def restart(self, down_for: float = 0.0) -> None:

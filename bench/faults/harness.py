@@ -147,8 +147,9 @@ def fault_stack(prefix: str, **options: Any) -> Iterator[FaultStack]:
 
 
 def query(sql: str, params: list | None = None) -> list[tuple]:
-    from django.db import connection
+    from django.db import close_old_connections, connection
 
+    close_old_connections()  # a restarted server left this process a broken connection
     with connection.cursor() as cursor:
         cursor.execute(sql, params or [])
         return cursor.fetchall()
