@@ -108,7 +108,12 @@ TEMPLATES = [
 def _database(url: str) -> dict:
     try:
         config = dj_database_url.parse(
-            url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+            # PostgreSQL connections are kept (and health-checked) between requests and tasks
+            # by default: a new connection per Celery task cost half a worker's time.
+            url,
+            conn_max_age=env_int(
+                "DATABASE_CONN_MAX_AGE", 60 if url.startswith("postgres") else 0, minimum=0
+            ),
         )
     except ValueError as exc:
         raise ImproperlyConfigured(
@@ -372,3 +377,13 @@ if EMAIL_USE_TLS and EMAIL_USE_SSL:
 # Seconds to wait for the mail server before giving up (the failure is logged, never raised).
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Automation <automation@localhost>")
+
+
+# --- Worker database connections (issue 8) --------------------------------------------------
+# Celery's Django fixup force-closes every database connection before and after each task
+# unless this is set (celery#9824): a new PostgreSQL connection per task cost half of a
+# worker's time. Set this high, Celery's forced closing is off, and automation/signals.py closes
+# connections around each task as Django does around a request (DATABASE_CONN_MAX_AGE and
+# health checks honoured): with DATABASE_CONN_MAX_AGE=60 (the default on PostgreSQL) a worker
+# keeps its connection for a minute; with 0 each task gets a new one.
+CELERY_DB_REUSE_MAX = 1_000_000_000
