@@ -19,10 +19,14 @@ def _announce_worker(**_: Any) -> None:
 
 @task_prerun.connect
 @task_postrun.connect
-def _recycle_connections(**_: Any) -> None:
+def _recycle_connections(task: Any = None, **_: Any) -> None:
     # Celery's Django fixup closes every database connection before and after every task
     # unless CELERY_DB_REUSE_MAX is set (celery#9824), so each task opened a new PostgreSQL
     # connection: half a worker's time in bench/engine.py. The settings turn that off
     # (CELERY_DB_REUSE_MAX) and this does what Django does around a request instead: close
     # connections that are broken or older than DATABASE_CONN_MAX_AGE, keep the others.
+    # Not for a task applied in-process (eagerly, e.g. inside the caller's transaction): the
+    # connection belongs to the caller, as Celery's own fixup leaves it alone then too.
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
     close_old_connections()
