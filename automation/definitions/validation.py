@@ -20,6 +20,7 @@ from automation.engine.retry import RetryPolicy
 
 STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
+RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
 _CEL_STEP_REF = re.compile(
     r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
 )
@@ -128,6 +129,8 @@ class _Checker:
         step_id, kind = step["id"], step_kind(step)
         if step_id in self.seen:
             self.error(f"{path}.id", f"duplicate step id {step_id!r}")
+        if step_id in RESERVED_STEP_IDS:
+            self.error(f"{path}.id", f"{step_id!r} is reserved for the engine; choose another id")
         self.seen.add(step_id)
         if "if" in step:
             self.cel(f"{path}.if", step["if"], available)
