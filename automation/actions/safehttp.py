@@ -15,6 +15,7 @@ that package checks only the first address and has no allow-list, hence this ada
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ from requests.structures import CaseInsensitiveDict
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REDIRECTS = (301, 302, 303, 307, 308)
+# Sent to the host the definition names, never on to another one a redirect points at.
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+MAX_RETRY_AFTER = 86400.0  # a server cannot park a step for longer than a day
 
 
 class BlockedDestination(requests.RequestException):
@@ -147,12 +151,27 @@ def request(
             if response.status_code not in REDIRECTS or "location" not in response.headers:
                 return response, _read(response, limit)
             response.close()
-            url = urljoin(url, response.headers["location"])
+            target = urljoin(url, response.headers["location"])
+            if headers and session.should_strip_auth(url, target):
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+            url = target
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method.upper() == "POST"
             ):
                 method, data, json = "GET", None, None
     raise requests.TooManyRedirects(f"more than {settings.AUTOMATION_HTTP_MAX_REDIRECTS} redirects")
+
+
+def retry_after(value: str | None) -> float | None:
+    """The seconds of a Retry-After header (capped at MAX_RETRY_AFTER); None when it is absent
+    or not a finite, non-negative number (the step's own backoff applies then)."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
 
 
 def _read(response: requests.Response, limit: int) -> bytes:

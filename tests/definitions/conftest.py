@@ -62,6 +62,8 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             )
             if url.path.startswith("/status/"):
                 self._answer(int(url.path.rsplit("/", 1)[1]), {"error": "as asked"})
+            elif url.path == "/ratelimit":
+                self._answer(429, {"error": "slow down"}, {"Retry-After": query["after"]})
             elif url.path == "/redirect":
                 self._answer(302, {}, {"Location": query["to"]})
             elif url.path == "/big":

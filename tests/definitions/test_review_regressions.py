@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 
 from automation.definitions.validation import validate
-from automation.models import Run
+from automation.engine import registry
+from automation.models import Run, StepRecord
 from automation.services import workflow_definition_save
+from tests.definitions.conftest import FakeServer
+from tests.definitions.test_actions import CTX
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +63,77 @@ def test_a_step_id_the_engine_reserves_is_refused_on_save():
     definition = {"name": "wf", "trigger": {}, "steps": [{"id": "on_failure", **LOG}]}
     errors = [str(error) for error in validate(definition)]
     assert errors == ["steps[0].id: 'on_failure' is reserved for the engine; choose another id"]
+
+
+# --- http.request ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def other_server():
+    server = FakeServer()
+    server.thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
+
+
+SECRET_HEADERS = {"Authorization": "Bearer s3cret", "Cookie": "session=s3cret"}
+
+
+def test_credentials_are_not_sent_on_to_another_host_by_a_redirect(
+    http_server, other_server, settings
+):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    url = f"{http_server.url}/redirect?to={other_server.url}/landed"
+    out = registry.get_action("http.request").invoke({"url": url, "headers": SECRET_HEADERS}, CTX)
+    assert out["body"]["path"] == "/landed"
+    assert http_server.last()["headers"]["Authorization"] == "Bearer s3cret"
+    received = other_server.last()["headers"]
+    assert "Authorization" not in received
+    assert "Cookie" not in received
+
+
+def test_credentials_follow_a_redirect_on_the_same_host(http_server, settings):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    url = f"{http_server.url}/redirect?to=/landed"
+    registry.get_action("http.request").invoke({"url": url, "headers": SECRET_HEADERS}, CTX)
+    assert http_server.last()["headers"]["Authorization"] == "Bearer s3cret"
+
+
+@pytest.mark.parametrize("after", ["nan", "inf", "-5"])
+def test_a_nonsense_retry_after_is_an_ordinary_retryable_429(
+    workflow_harness, http_server, settings, after
+):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    url = f"{http_server.url}/ratelimit?after={after}"
+    save(
+        "wf",
+        [
+            {
+                "id": "call",
+                "action": "http.request",
+                "input": {"url": url},
+                "retry": {"max_attempts": 2, "initial": "1s", "max": "1s"},
+            }
+        ],
+    )
+    run = workflow_harness.start("wf")
+    record = StepRecord.objects.get(run=run, step_id="call")
+    assert record.status == "waiting"
+    assert 0 < (record.next_attempt_at - record.finished_at).total_seconds() <= 2
+    workflow_harness.run_until_idle()
+    run.refresh_from_db()
+    assert run.status == "failed"
+    assert "answered 429" in run.error["message"]
+    assert len(http_server.requests) == 2
+
+
+@pytest.mark.parametrize("after", ["99999999", "1e30"])
+def test_a_long_retry_after_is_capped_at_a_day(workflow_harness, http_server, settings, after):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    save("wf", [{"id": "call", "action": "http.request",
+                 "input": {"url": f"{http_server.url}/ratelimit?after={after}"}}])  # fmt: skip
+    run = workflow_harness.start("wf")
+    record = StepRecord.objects.get(run=run, step_id="call")
+    assert record.status == "waiting"
+    assert (record.next_attempt_at - record.finished_at).total_seconds() == 86400
