@@ -6,8 +6,10 @@ before, durations, CEL that compiles, assignees that exist. Every error names it
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -61,7 +63,7 @@ def step_kind(step: dict[str, Any]) -> str | None:
 
 def validate(definition: Any) -> list[DefinitionError]:
     """Every problem of ``definition`` (empty when it can be saved)."""
-    errors = _shape_errors(definition)
+    errors = _json_errors(definition, []) or _shape_errors(definition)
     if errors:
         return errors
     return _Checker(definition).check()
@@ -71,6 +73,31 @@ def check(definition: Any) -> None:
     errors = validate(definition)
     if errors:
         raise InvalidDefinition(errors)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _json_errors(value: Any, path: list[Any]) -> list[DefinitionError]:
+    """Values JSON cannot hold: YAML reads 2024-05-01 as a date and ``on:``/``yes:`` keys as
+    booleans, Python's JSON reader takes NaN. The database, the checksum and the API need JSON."""
+    where = format_path(path)
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            if isinstance(key, str):
+                found.extend(_json_errors(item, [*path, key]))
+            else:
+                found.append(DefinitionError(where, f"the key {key!r} is not a string (quote it)"))
+        return found
+    if isinstance(value, list):
+        return [error for i, item in enumerate(value) for error in _json_errors(item, [*path, i])]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [DefinitionError(where, f"{value} is not a JSON number")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    kind = {datetime: "a date and time", date: "a date"}.get(type(value), type(value).__name__)
+    return [DefinitionError(where, f"{value} is {kind}, not a JSON value (quote it)")]
 
 
 # --- shape ---------------------------------------------------------------------------------

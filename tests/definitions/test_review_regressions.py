@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from automation.definitions.validation import validate
 from automation.engine import registry
-from automation.models import Run, StepRecord
+from automation.models import Run, StepRecord, WorkflowVersion
 from automation.services import workflow_definition_save
 from tests.definitions.conftest import FakeServer
 from tests.definitions.test_actions import CTX
@@ -137,3 +140,53 @@ def test_a_long_retry_after_is_capped_at_a_day(workflow_harness, http_server, se
     record = StepRecord.objects.get(run=run, step_id="call")
     assert record.status == "waiting"
     assert (record.next_attempt_at - record.finished_at).total_seconds() == 86400
+
+
+# --- definitions that are not JSON ----------------------------------------------------------
+
+YAML_WITH_A_DATE = """
+name: dated
+trigger: {event: test.go}
+steps:
+  - id: note
+    action: log
+    input:
+      message: due
+      data: {due: 2024-05-01, on: true}
+"""
+
+
+def test_yaml_values_json_cannot_hold_are_reported_not_crashed_on(tmp_path):
+    (tmp_path / "dated.yaml").write_text(YAML_WITH_A_DATE)
+    err = StringIO()
+    with pytest.raises(CommandError, match="2 problem"):
+        call_command("load_workflows", str(tmp_path), "--check", stdout=StringIO(), stderr=err)
+    assert "steps[0].input.data.due: 2024-05-01 is a date, not a JSON value" in err.getvalue()
+    assert "steps[0].input.data: the key True is not a string" in err.getvalue()
+    with pytest.raises(CommandError):
+        call_command("load_workflows", str(tmp_path), stdout=StringIO(), stderr=StringIO())
+    assert not WorkflowVersion.objects.filter(workflow__name="dated").exists()
+
+
+@pytest.mark.parametrize("number", [float("nan"), float("inf")])
+def test_a_number_json_cannot_hold_is_refused(number):
+    definition = {"name": "wf", "trigger": {}, "steps": [{"id": "a", **LOG}]}
+    definition["steps"][0]["input"] = {"message": "x", "data": [1, number]}
+    assert [str(error) for error in validate(definition)] == [
+        f"steps[0].input.data[1]: {number} is not a JSON number"
+    ]
+
+
+def test_the_admin_refuses_nan_in_a_definition(client, users):
+    client.force_login(users["admin"])
+    text = json.dumps(
+        {"name": "wf", "trigger": {}, "steps": [{"id": "a", **LOG, "input": {"message": "x"}}]}
+    ).replace('"x"}', '"x", "data": NaN}')
+    response = client.post(
+        "/admin/automation/workflow/add/",
+        {"definition": text, "active": "on", "versions-TOTAL_FORMS": "0",
+         "versions-INITIAL_FORMS": "0"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert "nan is not a JSON number" in response.content.decode()
+    assert not WorkflowVersion.objects.filter(workflow__name="wf").exists()
