@@ -2,7 +2,8 @@
 
 Every hop (the first request and each redirect) resolves the host once, refuses it if any of
 its addresses is loopback, private, link-local, multicast, reserved or unspecified (cloud
-metadata at 169.254.169.254 included; IPv4-mapped IPv6 is judged as IPv4) unless the
+metadata at 169.254.169.254 included; IPv6 forms carrying an IPv4 address, mapped, NAT64,
+6to4 or IPv4-compatible, are judged by that IPv4 address) unless the
 AUTOMATION_HTTP_ALLOWLIST names the host or a network holding the address, and then connects
 to that checked address (the pool key is the address, the Host header and TLS name stay the
 host's), so a second DNS answer cannot swap it. Only http and https; redirects, time and the
@@ -65,9 +66,24 @@ class Allowlist:
         )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: IPv4 in the last 32 bits
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches (mapped, NAT64, 6to4, IPv4-compatible)."""
+    if address.ipv4_mapped is not None or address.sixtofour is not None:
+        return address.ipv4_mapped or address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        address = _embedded_ipv4(address) or address
     return address.is_global and not address.is_multicast
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from automation.actions import safehttp
 from automation.definitions.validation import validate
 from automation.engine import registry
 from automation.models import Run, StepRecord, WorkflowVersion
@@ -190,3 +191,27 @@ def test_the_admin_refuses_nan_in_a_definition(client, users):
     assert response.status_code == 200
     assert "nan is not a JSON number" in response.content.decode()
     assert not WorkflowVersion.objects.filter(workflow__name="wf").exists()
+
+
+# --- SSRF: IPv6 forms that carry an IPv4 address ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254 (reaches it where DNS64/NAT64 runs)
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
+        "fec0::1",  # site-local
+    ],
+)
+def test_ipv6_forms_of_internal_addresses_are_refused(address):
+    with pytest.raises(safehttp.BlockedDestination):
+        safehttp.resolve_checked(address, 80, safehttp.Allowlist.parse([]))
+
+
+def test_nat64_of_a_public_address_is_allowed():
+    assert safehttp.resolve_checked("64:ff9b::808:808", 80, safehttp.Allowlist.parse([])) == (
+        "[64:ff9b::808:808]"
+    )
