@@ -215,3 +215,28 @@ def test_nat64_of_a_public_address_is_allowed():
     assert safehttp.resolve_checked("64:ff9b::808:808", 80, safehttp.Allowlist.parse([])) == (
         "[64:ff9b::808:808]"
     )
+
+
+# --- replay determinism ---------------------------------------------------------------------
+
+
+def test_an_action_that_changes_its_input_does_not_change_what_later_steps_see(workflow_harness):
+    def consume(input: dict, ctx: Any) -> dict:
+        input["data"].pop("x")  # an action may treat its input as its own
+        return {"ok": True}
+
+    workflow_harness.fake("first", returns=consume)
+    save(
+        "wf",
+        [
+            {
+                "id": "first",
+                "action": "log",
+                "input": {"message": "m", "data": "{{ trigger.data }}"},
+            },
+            {"id": "second", "if": "has(trigger.data.x)", **LOG},
+        ],
+    )
+    run = workflow_harness.start("wf", {"x": 1})
+    steps = {r.step_id: r.status for r in StepRecord.objects.filter(run=run)}
+    assert steps == {"first": "succeeded", "second": "succeeded"}
