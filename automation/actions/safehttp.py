@@ -18,11 +18,13 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
@@ -152,6 +154,7 @@ def request(
     definition or an event, skips the address check). Returns the final response and its
     body, at most ``max_bytes``. Redirects are followed by hand so each hop is checked."""
     allowlist = allowlist or Allowlist.parse(settings.AUTOMATION_HTTP_ALLOWLIST)
+    deadline = time.monotonic() + timeout  # requests' timeout is per read, not for the whole
     limit = max_bytes if max_bytes is not None else settings.AUTOMATION_HTTP_MAX_RESPONSE_BYTES
     with requests.Session() as session:
         session.trust_env = False  # no proxies or netrc from the environment
@@ -165,7 +168,7 @@ def request(
                 allow_redirects=False, stream=True,
             )  # fmt: skip
             if response.status_code not in REDIRECTS or "location" not in response.headers:
-                return response, _read(response, limit)
+                return response, _read(response, limit, deadline, timeout)
             response.close()
             target = urljoin(url, response.headers["location"])
             if headers and session.should_strip_auth(url, target):
@@ -190,13 +193,21 @@ def retry_after(value: str | None) -> float | None:
     return min(seconds, MAX_RETRY_AFTER)
 
 
-def _read(response: requests.Response, limit: int) -> bytes:
+def _read(response: requests.Response, limit: int, deadline: float, timeout: float) -> bytes:
+    """The body, decoded, at most ``limit`` bytes, by ``deadline``. ``read1`` returns what has
+    arrived, so a server trickling a byte per read timeout cannot hold the step forever."""
     body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
+        while chunk := response.raw.read1(64 * 1024, decode_content=True):
             body += chunk
             if len(body) > limit:
                 raise ResponseTooLarge(f"the response is larger than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"the response took longer than {timeout:g}s")
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(str(exc)) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(str(exc)) from None
     finally:
         response.close()
     return bytes(body)

@@ -7,8 +7,10 @@ from io import StringIO
 from typing import Any
 
 import pytest
+import requests
 from django.core.management import CommandError, call_command
 
+from automation import NonRetryableError
 from automation.actions import safehttp
 from automation.definitions.validation import validate
 from automation.engine import registry
@@ -240,3 +242,25 @@ def test_an_action_that_changes_its_input_does_not_change_what_later_steps_see(w
     run = workflow_harness.start("wf", {"x": 1})
     steps = {r.step_id: r.status for r in StepRecord.objects.filter(run=run)}
     assert steps == {"first": "succeeded", "second": "succeeded"}
+
+
+# --- time cap -------------------------------------------------------------------------------
+
+
+def test_a_body_trickled_within_each_read_timeout_still_times_out(http_server, settings):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    url = f"{http_server.url}/trickle?bytes=30&every=0.2"
+    with pytest.raises(requests.Timeout, match="longer than 1s"):
+        registry.get_action("http.request").invoke({"url": url, "timeout": 1}, CTX)
+
+
+@pytest.mark.parametrize("path", ["gzip", "chunked"])
+def test_the_size_cap_holds_for_compressed_and_chunked_bodies(http_server, settings, path):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    settings.AUTOMATION_HTTP_MAX_RESPONSE_BYTES = 1_000_000
+    action = registry.get_action("http.request")
+    assert len(action.invoke({"url": f"{http_server.url}/{path}?size=900000"}, CTX)["body"]) == (
+        900_000
+    )
+    with pytest.raises(NonRetryableError, match="larger than 1000000 bytes"):
+        action.invoke({"url": f"{http_server.url}/{path}?size=50000000"}, CTX)
