@@ -264,3 +264,16 @@ def test_the_size_cap_holds_for_compressed_and_chunked_bodies(http_server, setti
     )
     with pytest.raises(NonRetryableError, match="larger than 1000000 bytes"):
         action.invoke({"url": f"{http_server.url}/{path}?size=50000000"}, CTX)
+
+
+def test_proxy_variables_of_the_environment_are_not_used(
+    http_server, other_server, settings, monkeypatch
+):
+    settings.AUTOMATION_HTTP_ALLOWLIST = ["127.0.0.1"]
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, other_server.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    registry.get_action("http.request").invoke({"url": f"{http_server.url}/direct"}, CTX)
+    assert http_server.last()["path"] == "/direct"
+    assert other_server.requests == []
