@@ -104,7 +104,8 @@ def _post(payload: dict[str, Any]) -> dict[str, Any]:
     except (requests.Timeout, requests.ConnectionError) as exc:
         raise AIUnavailable(f"AI endpoint unreachable: {exc}") from None
     if response.status_code == 429:
-        raise RetryAfter(float(response.headers.get("retry-after", 5)), "AI endpoint rate limit")
+        seconds = safehttp.retry_after(response.headers.get("retry-after"))
+        raise RetryAfter(5.0 if seconds is None else seconds, "AI endpoint rate limit")
     if response.status_code >= 500:
         raise AIUnavailable(f"AI endpoint answered {response.status_code}")
     if response.status_code >= 400:

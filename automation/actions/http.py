@@ -87,11 +87,9 @@ def _check_status(input: dict[str, Any], response: requests.Response, result: An
         f"{input.get('method', 'GET')} {input['url']} answered {status}: "
         + str(result["body"])[:500]
     )
-    if status == 429 and "retry-after" in response.headers:
-        try:
-            raise RetryAfter(float(response.headers["retry-after"]), message)
-        except ValueError:
-            pass
+    seconds = safehttp.retry_after(response.headers.get("retry-after"))
+    if status == 429 and seconds is not None:
+        raise RetryAfter(seconds, message)
     if status >= 500 or status == 429 or status in input.get("retry_on", []):
         raise HTTPStatusError(message)
     raise NonRetryableError(message)

@@ -2,7 +2,8 @@
 
 Every hop (the first request and each redirect) resolves the host once, refuses it if any of
 its addresses is loopback, private, link-local, multicast, reserved or unspecified (cloud
-metadata at 169.254.169.254 included; IPv4-mapped IPv6 is judged as IPv4) unless the
+metadata at 169.254.169.254 included; IPv6 forms carrying an IPv4 address, mapped, NAT64,
+6to4 or IPv4-compatible, are judged by that IPv4 address) unless the
 AUTOMATION_HTTP_ALLOWLIST names the host or a network holding the address, and then connects
 to that checked address (the pool key is the address, the Host header and TLS name stay the
 host's), so a second DNS answer cannot swap it. Only http and https; redirects, time and the
@@ -15,12 +16,15 @@ that package checks only the first address and has no allow-list, hence this ada
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
@@ -28,6 +32,9 @@ from requests.structures import CaseInsensitiveDict
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REDIRECTS = (301, 302, 303, 307, 308)
+# Sent to the host the definition names, never on to another one a redirect points at.
+CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+MAX_RETRY_AFTER = 86400.0  # a server cannot park a step for longer than a day
 
 
 class BlockedDestination(requests.RequestException):
@@ -61,9 +68,24 @@ class Allowlist:
         )
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix: IPv4 in the last 32 bits
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one reaches (mapped, NAT64, 6to4, IPv4-compatible)."""
+    if address.ipv4_mapped is not None or address.sixtofour is not None:
+        return address.ipv4_mapped or address.sixtofour
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _public(address: Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        address = _embedded_ipv4(address) or address
     return address.is_global and not address.is_multicast
 
 
@@ -132,6 +154,7 @@ def request(
     definition or an event, skips the address check). Returns the final response and its
     body, at most ``max_bytes``. Redirects are followed by hand so each hop is checked."""
     allowlist = allowlist or Allowlist.parse(settings.AUTOMATION_HTTP_ALLOWLIST)
+    deadline = time.monotonic() + timeout  # requests' timeout is per read, not for the whole
     limit = max_bytes if max_bytes is not None else settings.AUTOMATION_HTTP_MAX_RESPONSE_BYTES
     with requests.Session() as session:
         session.trust_env = False  # no proxies or netrc from the environment
@@ -145,9 +168,12 @@ def request(
                 allow_redirects=False, stream=True,
             )  # fmt: skip
             if response.status_code not in REDIRECTS or "location" not in response.headers:
-                return response, _read(response, limit)
+                return response, _read(response, limit, deadline, timeout)
             response.close()
-            url = urljoin(url, response.headers["location"])
+            target = urljoin(url, response.headers["location"])
+            if headers and session.should_strip_auth(url, target):
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+            url = target
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method.upper() == "POST"
             ):
@@ -155,13 +181,33 @@ def request(
     raise requests.TooManyRedirects(f"more than {settings.AUTOMATION_HTTP_MAX_REDIRECTS} redirects")
 
 
-def _read(response: requests.Response, limit: int) -> bytes:
+def retry_after(value: str | None) -> float | None:
+    """The seconds of a Retry-After header (capped at MAX_RETRY_AFTER); None when it is absent
+    or not a finite, non-negative number (the step's own backoff applies then)."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER)
+
+
+def _read(response: requests.Response, limit: int, deadline: float, timeout: float) -> bytes:
+    """The body, decoded, at most ``limit`` bytes, by ``deadline``. ``read1`` returns what has
+    arrived, so a server trickling a byte per read timeout cannot hold the step forever."""
     body = bytearray()
     try:
-        for chunk in response.iter_content(64 * 1024):
+        while chunk := response.raw.read1(64 * 1024, decode_content=True):
             body += chunk
             if len(body) > limit:
                 raise ResponseTooLarge(f"the response is larger than {limit} bytes")
+            if time.monotonic() > deadline:
+                raise requests.Timeout(f"the response took longer than {timeout:g}s")
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.ReadTimeout(str(exc)) from None
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.ConnectionError(str(exc)) from None
     finally:
         response.close()
     return bytes(body)

@@ -10,6 +10,7 @@ event is inserted as data and never looked at again, so ``{{ 7*7 }}`` in a paylo
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -100,7 +101,9 @@ def render_string(text: str, scope: dict[str, Any]) -> Any:
         return text
     whole = TEMPLATE_RE.fullmatch(text)
     if whole is not None and len(found) == 1:
-        return lookup(scope, parse_path(found[0]))
+        # A copy: a step that changes its input must not change the trigger or an earlier
+        # output for later steps (a replay, which skips that step, would see them unchanged).
+        return copy.deepcopy(lookup(scope, parse_path(found[0])))
     # Substitute in one pass: inserted values are never scanned for templates again.
     return TEMPLATE_RE.sub(lambda m: _as_text(lookup(scope, parse_path(m.group(1)))), text)
 

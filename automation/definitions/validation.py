@@ -6,8 +6,10 @@ before, durations, CEL that compiles, assignees that exist. Every error names it
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -20,6 +22,7 @@ from automation.engine.retry import RetryPolicy
 
 STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
+RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
 _CEL_STEP_REF = re.compile(
     r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
 )
@@ -60,7 +63,7 @@ def step_kind(step: dict[str, Any]) -> str | None:
 
 def validate(definition: Any) -> list[DefinitionError]:
     """Every problem of ``definition`` (empty when it can be saved)."""
-    errors = _shape_errors(definition)
+    errors = _json_errors(definition, []) or _shape_errors(definition)
     if errors:
         return errors
     return _Checker(definition).check()
@@ -70,6 +73,31 @@ def check(definition: Any) -> None:
     errors = validate(definition)
     if errors:
         raise InvalidDefinition(errors)
+
+
+# --- JSON ----------------------------------------------------------------------------------
+
+
+def _json_errors(value: Any, path: list[Any]) -> list[DefinitionError]:
+    """Values JSON cannot hold: YAML reads 2024-05-01 as a date and ``on:``/``yes:`` keys as
+    booleans, Python's JSON reader takes NaN. The database, the checksum and the API need JSON."""
+    where = format_path(path)
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            if isinstance(key, str):
+                found.extend(_json_errors(item, [*path, key]))
+            else:
+                found.append(DefinitionError(where, f"the key {key!r} is not a string (quote it)"))
+        return found
+    if isinstance(value, list):
+        return [error for i, item in enumerate(value) for error in _json_errors(item, [*path, i])]
+    if isinstance(value, float) and not math.isfinite(value):
+        return [DefinitionError(where, f"{value} is not a JSON number")]
+    if value is None or isinstance(value, str | int | float):
+        return []
+    kind = {datetime: "a date and time", date: "a date"}.get(type(value), type(value).__name__)
+    return [DefinitionError(where, f"{value} is {kind}, not a JSON value (quote it)")]
 
 
 # --- shape ---------------------------------------------------------------------------------
@@ -128,6 +156,8 @@ class _Checker:
         step_id, kind = step["id"], step_kind(step)
         if step_id in self.seen:
             self.error(f"{path}.id", f"duplicate step id {step_id!r}")
+        if step_id in RESERVED_STEP_IDS:
+            self.error(f"{path}.id", f"{step_id!r} is reserved for the engine; choose another id")
         self.seen.add(step_id)
         if "if" in step:
             self.cel(f"{path}.if", step["if"], available)

@@ -98,7 +98,8 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
         return program.execute(context)
     except KeyError as exc:
         raise ExpressionError(f"{expression!r}: no such field {exc}") from None
-    except (TypeError, ValueError, RuntimeError) as exc:
+    # The data decides these too: an index past a list's end, a division by zero, an overflow.
+    except (IndexError, ArithmeticError, TypeError, ValueError, RuntimeError) as exc:
         raise ExpressionError(f"{expression!r}: {exc}") from None
 
 

@@ -3,6 +3,7 @@ answers by path (JSON, a status, a redirect, a large or slow body, a fake chat-c
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -62,6 +63,30 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             )
             if url.path.startswith("/status/"):
                 self._answer(int(url.path.rsplit("/", 1)[1]), {"error": "as asked"})
+            elif url.path == "/ratelimit":
+                self._answer(429, {"error": "slow down"}, {"Retry-After": query["after"]})
+            elif url.path == "/trickle":  # a body sent a byte at a time, each within the timeout
+                count = int(query.get("bytes", 20))
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(count))
+                self.end_headers()
+                for _ in range(count):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(float(query.get("every", 0.2)))
+            elif url.path == "/gzip":  # a small compressed body that inflates to ``size``
+                raw = gzip.compress(b"\0" * int(query["size"]))
+                self._answer(200, raw, {"Content-Encoding": "gzip"})
+            elif url.path == "/chunked":  # no Content-Length: ``size`` bytes in 64 KiB chunks
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for start in range(0, int(query["size"]), 65536):
+                    chunk = b"x" * min(65536, int(query["size"]) - start)
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
             elif url.path == "/redirect":
                 self._answer(302, {}, {"Location": query["to"]})
             elif url.path == "/big":
