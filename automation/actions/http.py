@@ -8,7 +8,9 @@ guard (``safehttp``)."""
 from __future__ import annotations
 
 import json as jsonlib
+import re
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -36,13 +38,90 @@ INPUT_SCHEMA = {
 }
 
 
+# Headers whose values are credentials, in any case: recorded as "[redacted]".
+SENSITIVE_HEADER_RE = re.compile(
+    r"(proxy-)?authorization|(set-)?cookie|x-[a-z0-9-]*(api-?key|token|secret|auth)[a-z0-9-]*"
+    r"|api-?key",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+_ONLY_PLACEHOLDERS_RE = re.compile(r"([A-Za-z]+ )?(\[secret:[A-Z_][A-Z0-9_]*\])+")
+
+
+def redact_input(input: Any) -> Any:
+    """The input as the journal records it: credential header values and the URL's user and
+    password hidden (a ``[secret:NAME]`` placeholder stays: it hides the value already)."""
+    if not isinstance(input, dict):
+        return input
+    shown = dict(input)
+    if isinstance(shown.get("url"), str):
+        shown["url"] = without_userinfo(shown["url"])
+    if isinstance(shown.get("headers"), dict):
+        shown["headers"] = {
+            key: REDACTED
+            if SENSITIVE_HEADER_RE.fullmatch(str(key))
+            and not _ONLY_PLACEHOLDERS_RE.fullmatch(str(value))
+            else value
+            for key, value in shown["headers"].items()
+        }
+    return shown
+
+
+def without_userinfo(url: str) -> str:
+    """``https://user:pass@host/x`` → ``https://[redacted]@host/x``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{REDACTED}@{parts.netloc.rsplit('@', 1)[1]}"))
+
+
+def _userinfo(url: str) -> str:
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return ""
+    return netloc.rsplit("@", 1)[0] if "@" in netloc else ""
+
+
+class UserinfoError(requests.RequestException):
+    """A failure whose message had the URL's user and password (retryable, like a network
+    error)."""
+
+
 class HTTPStatusError(Exception):
     """A status outside expected_status that a retry may fix (5xx, or listed in retry_on)."""
 
 
-@action("http.request", input_schema=INPUT_SCHEMA)
+@action("http.request", input_schema=INPUT_SCHEMA, redact=redact_input)
 def http_request(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Send an HTTP request; the response's status, headers and body."""
+    userinfo = _userinfo(input["url"])
+    try:
+        return _send(input, ctx)
+    except Exception as exc:
+        if not userinfo or userinfo not in "".join(_messages(exc)):
+            raise
+        message = str(exc).replace(userinfo, REDACTED)
+        if isinstance(exc, RetryAfter):
+            raise RetryAfter(exc.seconds, message) from None
+        if isinstance(exc, NonRetryableError):
+            raise NonRetryableError(message) from None
+        raise UserinfoError(message) from None
+
+
+def _messages(exc: BaseException | None) -> list[str]:
+    """The messages of ``exc`` and the errors chained to it."""
+    found = []
+    while exc is not None:
+        found.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    return found
+
+
+def _send(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
     headers = dict(input.get("headers", {}))
     if ctx is not None and getattr(ctx, "current_step_id", ""):
         headers.setdefault("Idempotency-Key", ctx.idempotency_key(ctx.current_step_id))
@@ -84,7 +163,7 @@ def _check_status(input: dict[str, Any], response: requests.Response, result: An
     if (status in expected) if expected else 200 <= status < 300:
         return
     message = (
-        f"{input.get('method', 'GET')} {input['url']} answered {status}: "
+        f"{input.get('method', 'GET')} {without_userinfo(input['url'])} answered {status}: "
         + str(result["body"])[:500]
     )
     seconds = safehttp.retry_after(response.headers.get("retry-after"))

@@ -120,7 +120,7 @@ class DryContext:
                 raise StepFailed(step_id, error) from None
         return results
 
-    def _branch_call(self, step: dict[str, Any], input: Any, ctx: Any) -> Any:
+    def _branch_call(self, step: dict[str, Any], input: Any, ctx: Any, scope: Any) -> Any:
         registry.get_action(step["action"]).check_input(input)
         return self.fakes.get(step["id"], {})
 

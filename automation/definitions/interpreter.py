@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from automation.definitions.templates import TemplateError, render
+from automation.definitions import secrets as secret_store
+from automation.definitions.templates import TemplateError, render, uses_secrets
 from automation.definitions.validation import step_kind
 from automation.engine import matching, registry, steps
 from automation.engine.errors import NonRetryableError, StepFailed
@@ -124,7 +125,30 @@ def _action(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
     step_id = step["id"]
     input = _render(ctx, step_id, step.get("input", {}), scope)
     options = {key: step[key] for key in ("retry", "timeout") if key in step}
+    if uses_secrets(step.get("input", {})):
+        options["invoke"] = with_secrets(step["action"], step["input"], dict(scope))
     return ctx.action(step_id, step["action"], input, **options)
+
+
+def with_secrets(action: str, raw: Any, scope: Scope) -> Callable[[Any, Any], Any]:
+    """Call ``action`` with ``raw`` rendered with the secrets' values, at call time; what
+    comes back (output or error) has the values replaced by their placeholders."""
+    spec = registry.get_action(action)
+
+    def invoke(shown: Any, ctx: Any) -> Any:
+        used: dict[str, str] = {}
+        real = render(raw, scope, secrets=used)
+        try:
+            output = spec.invoke(real, ctx)
+        except Exception as exc:
+            clean = secret_store.scrubbed(exc, used)
+            if clean is exc:
+                raise
+            raise clean from None
+        return secret_store.redact_value(steps.to_json(output, f"the result of {action}"), used)
+
+    invoke.action_name = spec.name  # type: ignore[attr-defined]
+    return invoke
 
 
 def _approval(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
@@ -225,8 +249,12 @@ def _compensation(ctx: Any, step: dict[str, Any], scope: Scope) -> tuple[str, An
 
         return step_id, undo, None
 
+    call_it = spec.invoke
+    if uses_secrets(call.get("input", {})):
+        call_it = with_secrets(spec.name, call["input"], dict(scope))
+
     def undo(input: Any) -> Any:
-        return spec.invoke(input, ctx)
+        return call_it(input, ctx)
 
     undo.action_name = spec.name  # type: ignore[attr-defined]  (the harness fakes by name)
     return step_id, undo, input
@@ -237,7 +265,10 @@ def _failure_handler(call: dict[str, Any], state: dict[str, Scope]) -> Callable[
 
     def on_failure(ctx: Any, error: dict[str, Any]) -> Any:
         scope = {**state["scope"], "error": {k: v for k, v in error.items() if k != "traceback"}}
-        return spec.invoke(render(call.get("input", {}), scope), ctx)
+        input = render(call.get("input", {}), scope)
+        if uses_secrets(call.get("input", {})):
+            return with_secrets(spec.name, call["input"], scope)(input, ctx)
+        return spec.invoke(input, ctx)
 
     on_failure.action_name = spec.name  # type: ignore[attr-defined]
     return on_failure
@@ -260,7 +291,7 @@ class BranchContext:
         return f"{self.run_id}:{step_id}"
 
 
-ActionCall = Callable[[dict[str, Any], Any, Any], Any]
+ActionCall = Callable[[dict[str, Any], Any, Any, Scope], Any]
 
 
 def run_branch(branch: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
@@ -269,9 +300,12 @@ def run_branch(branch: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
     return run_branch_steps(branch, scope, _call_action)
 
 
-def _call_action(step: dict[str, Any], input: Any, ctx: Any) -> Any:
+def _call_action(step: dict[str, Any], input: Any, ctx: Any, scope: Scope) -> Any:
     spec = registry.get_action(step["action"])
-    fn = steps.intercepted(step["id"], spec.invoke)
+    fn = spec.invoke
+    if uses_secrets(step.get("input", {})):
+        fn = with_secrets(spec.name, step["input"], scope)
+    fn = steps.intercepted(step["id"], fn)
     return steps.to_json(fn(input, ctx), f"the result of step {step['id']!r}")
 
 
@@ -292,7 +326,8 @@ def run_branch_steps(
         if trace is not None:
             trace(step, taken, input)
         if taken:
-            entry = {"output": call(step, input, BranchContext(scope, step_id)), "skipped": False}
+            output = call(step, input, BranchContext(scope, step_id), scope)
+            entry = {"output": output, "skipped": False}
         else:
             entry = {"output": None, "skipped": True}
         scope["steps"][step_id] = entry

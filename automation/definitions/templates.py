@@ -6,6 +6,9 @@ exactly one template keeps the value's type; inside a longer string the value is
 text (JSON for objects, lists, booleans and null). A path that does not resolve raises
 TemplateError naming it. Only strings of the definition are rendered: a value taken from an
 event is inserted as data and never looked at again, so ``{{ 7*7 }}`` in a payload stays text.
+
+``{{ secrets.NAME }}`` (see ``secrets``) renders as the placeholder ``[secret:NAME]`` unless
+the caller asks for the values (``secrets=`` a dict, which collects the ones used).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from automation.definitions import secrets as secret_store
 from automation.engine.errors import NonRetryableError
 
 TEMPLATE_RE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 _SEGMENT_RE = re.compile(r'\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["([^"\\]*)"\]')
 _ROOT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-ROOTS = ("trigger", "steps", "input", "run", "error")
+ROOTS = ("trigger", "steps", "input", "run", "error", "secrets")
 
 
 class TemplateError(NonRetryableError):
@@ -95,7 +99,21 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def render_string(text: str, scope: dict[str, Any]) -> Any:
+def _resolve(scope: dict[str, Any], raw: str, secrets: dict[str, str] | None) -> Any:
+    parts = parse_path(raw)
+    if parts[0] != secret_store.ROOT:
+        return lookup(scope, parts)
+    problem = secret_store.name_error(parts)
+    if problem is not None:
+        raise TemplateError(f"{{{{{raw}}}}}: {problem}")
+    name = str(parts[1])
+    if secrets is None:
+        return secret_store.placeholder(name)
+    secrets[name] = secret_store.value(name)
+    return secrets[name]
+
+
+def render_string(text: str, scope: dict[str, Any], secrets: dict[str, str] | None = None) -> Any:
     found = list(templates_in(text))
     if not found:
         return text
@@ -103,20 +121,37 @@ def render_string(text: str, scope: dict[str, Any]) -> Any:
     if whole is not None and len(found) == 1:
         # A copy: a step that changes its input must not change the trigger or an earlier
         # output for later steps (a replay, which skips that step, would see them unchanged).
-        return copy.deepcopy(lookup(scope, parse_path(found[0])))
+        return copy.deepcopy(_resolve(scope, found[0], secrets))
     # Substitute in one pass: inserted values are never scanned for templates again.
-    return TEMPLATE_RE.sub(lambda m: _as_text(lookup(scope, parse_path(m.group(1)))), text)
+    return TEMPLATE_RE.sub(lambda m: _as_text(_resolve(scope, m.group(1), secrets)), text)
 
 
-def render(value: Any, scope: dict[str, Any]) -> Any:
-    """``value`` (a definition fragment) with every template in its strings resolved."""
+def render(value: Any, scope: dict[str, Any], *, secrets: dict[str, str] | None = None) -> Any:
+    """``value`` (a definition fragment) with every template in its strings resolved. Secrets
+    render as placeholders, or as their values when ``secrets`` is a dict (which then holds
+    the ones used, by name, so errors can be redacted)."""
     if isinstance(value, str):
-        return render_string(value, scope)
+        return render_string(value, scope, secrets)
     if isinstance(value, dict):
-        return {key: render(item, scope) for key, item in value.items()}
+        return {key: render(item, scope, secrets=secrets) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, scope) for item in value]
+        return [render(item, scope, secrets=secrets) for item in value]
     return value
+
+
+def uses_secrets(value: Any) -> bool:
+    """Whether a definition fragment has a ``{{ secrets.… }}`` template."""
+    if isinstance(value, str):
+        return any(
+            _ROOT_RE.match(raw.strip()) is not None
+            and _ROOT_RE.match(raw.strip()).group(0) == secret_store.ROOT
+            for raw in TEMPLATE_RE.findall(value)
+        )
+    if isinstance(value, dict):
+        return any(uses_secrets(item) for item in value.values())
+    if isinstance(value, list):
+        return any(uses_secrets(item) for item in value)
+    return False
 
 
 def paths_in(value: Any, where: str) -> Iterator[tuple[str, list[str | int]]]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from automation.definitions import secrets as secret_store
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
 from automation.engine import matching, registry
@@ -26,6 +27,7 @@ RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler un
 _CEL_STEP_REF = re.compile(
     r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
 )
+_CEL_SECRETS = re.compile(r"(?<![\w.])secrets(?!\w)")
 _VALIDATOR = Draft7Validator(SCHEMA)
 
 
@@ -228,7 +230,7 @@ class _Checker:
             self.error(where, f"unknown action {name!r} (registered: {known})")
             return
         roots = ("trigger", "steps", "input", "run", "error") if error else None
-        self.templates(f"{path}.input", call.get("input", {}), available, roots=roots)
+        self.templates(f"{path}.input", call.get("input", {}), available, roots=roots, secrets=True)
         spec = registry.get_action(name)
         for parts, message in spec.input_errors(call.get("input", {})):
             if not _templated(call.get("input", {}), parts):
@@ -283,6 +285,13 @@ class _Checker:
         except matching.ExpressionError as exc:
             self.error(path, f"invalid CEL: {exc}")
             return
+        if _CEL_SECRETS.search(expression):
+            self.error(
+                path,
+                "secrets cannot be used in conditions (only as {{ secrets.NAME }} in an "
+                "action's input)",
+            )
+            return
         for match in _CEL_STEP_REF.finditer(expression):
             step_id = match.group(1) or match.group(2)
             if roots is not None and "steps" not in roots:
@@ -296,11 +305,26 @@ class _Checker:
         value: Any,
         available: set[str],
         roots: tuple[str, ...] | None = None,
+        *,
+        secrets: bool = False,
     ) -> None:
+        """``secrets``: whether ``{{ secrets.NAME }}`` may be used (an action's input only:
+        anywhere else its value would be recorded or shown)."""
         allowed = roots or ("trigger", "steps", "input", "run")
         try:
             for where, parts in paths_in(value, path):
-                if parts[0] not in allowed:
+                if parts[0] == secret_store.ROOT:
+                    problem = (
+                        secret_store.name_error(parts)
+                        if secrets
+                        else (
+                            "secrets can only be used in an action's input (here the value "
+                            "would be recorded or shown)"
+                        )
+                    )
+                    if problem is not None:
+                        self.error(where, problem)
+                elif parts[0] not in allowed:
                     self.error(
                         where,
                         f"{{{{ {parts[0]} … }}}}: templates start with {', '.join(allowed)}",

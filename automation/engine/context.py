@@ -184,16 +184,33 @@ class Context:
         step_id: str,
         name: str,
         input: dict[str, Any] | None = None,
+        *,
+        invoke: Callable[[Any, Any], Any] | None = None,
         **options: Any,
     ) -> Any:
-        """Run the registered action ``name`` with ``input`` as a step."""
+        """Run the registered action ``name`` with ``input`` as a step. The journal records
+        ``input`` as the action's ``redact`` hook shows it (credential headers hidden).
+        ``invoke(input, ctx)``, when given, is called instead of the action's own function
+        (named like it, so fakes still find it): the interpreter uses it to put the
+        definition's secrets into the input at call time, so the journal never holds them."""
         from automation.engine.registry import get_action
 
         spec = get_action(name)
         if spec.retry is not None and options.get("retry") is None:
             options["retry"] = spec.retry
+        input = input or {}
+        fn = spec.invoke
+        if invoke is not None:
+            fn = invoke
+            fn.action_name = spec.name  # type: ignore[attr-defined]
         return self._step(
-            self._user_id(step_id), "step", spec.invoke, (input or {}, self), {}, **options
+            self._user_id(step_id),
+            "step",
+            fn,
+            (input, self),
+            {},
+            recorded_input=spec.redact(input) if spec.redact else None,
+            **options,
         )
 
     def skip(self, step_id: str, reason: str) -> None:
@@ -214,6 +231,7 @@ class Context:
         retry: dict[str, Any] | RetryPolicy | None = None,
         timeout: str | float | timedelta | None = None,
         compensate: Callable[[Any], Any] | None = None,
+        recorded_input: Any = None,
     ) -> Any:
         record, seq = self._enter(step_id, kind, ordered=kind not in _UNORDERED_KINDS)
         if record is not None and record.status == "succeeded":
@@ -239,6 +257,7 @@ class Context:
             kwargs=kwargs,
             policy=policy,
             timeout=limit,
+            recorded_input=recorded_input,
         )
         self._remember(record)
         if compensate is not None:

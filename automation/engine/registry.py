@@ -78,6 +78,7 @@ class ActionSpec:
     description: str = ""
     input_schema: dict[str, Any] | None = None
     retry: RetryPolicy | None = None
+    redact: Callable[[Any], Any] | None = None
     invoke: Callable[..., Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,11 +178,14 @@ def action(
     *,
     input_schema: dict[str, Any] | None = None,
     retry: dict[str, Any] | RetryPolicy | None = None,
+    redact: Callable[[Any], Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(input, ctx)`` as the action ``name`` (usable from code and definitions).
 
     ``input_schema`` (JSON Schema, draft 7) is checked when a definition is saved and before
-    every call: an input that breaks it fails the step at once, naming the field."""
+    every call: an input that breaks it fails the step at once, naming the field.
+    ``redact(input)``: the input as the journal records it (credentials hidden); it must not
+    change ``input``."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not NAME_RE.match(name):
@@ -194,6 +198,7 @@ def action(
             description=inspect.getdoc(fn) or "",
             input_schema=input_schema,
             retry=RetryPolicy.from_value(retry) if retry is not None else None,
+            redact=redact,
         )
         fn.action_name = name  # type: ignore[attr-defined]
         return fn

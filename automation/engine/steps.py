@@ -217,13 +217,17 @@ def execute(
     kwargs: dict[str, Any],
     policy: RetryPolicy,
     timeout: float | None,
+    recorded_input: Any = None,
 ) -> tuple[StepRecord, Any]:
     """Run one attempt of a step and record its outcome. Returns (record, output); raises
-    Suspend when a retry is scheduled and StepFailed when the step failed for good."""
+    Suspend when a retry is scheduled and StepFailed when the step failed for good.
+    ``recorded_input``: what the journal shows as the input instead of the arguments (an
+    action's input with its credentials hidden)."""
     leases.renew(ctx, extra=timeout or 0)
-    record = _begin_attempt(
-        ctx, record, step_id=step_id, seq=seq, kind=kind, input=_input_json(args, kwargs)
+    shown = (
+        _input_json(args, kwargs) if recorded_input is None else _input_json((recorded_input,), {})
     )
+    record = _begin_attempt(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown)
     try:
         with leases.keep_run(ctx, extra=timeout or 0):
             output = _attempt(step_id, fn, args, kwargs, timeout)
