@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, RetryAfter
 
 _BACKOFF = {"exponential": 2.0, "fixed": 1.0}
+MAX_RETRY_AFTER = 86400.0  # no action can park a step for longer than a day
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class RetryPolicy:
     def delay(self, attempt: int, exc: BaseException | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         if isinstance(exc, RetryAfter):
-            return max(0.0, exc.seconds)
+            return _bounded(exc.seconds)
         base = min(self.initial * self.backoff ** (attempt - 1), self.max_interval)
         spread = base * self.jitter
         return max(0.0, base + random.uniform(-spread, spread))  # noqa: S311  (not crypto)
@@ -90,6 +92,20 @@ class RetryPolicy:
             "jitter": self.jitter,
             "non_retryable": [f"{c.__module__}.{c.__qualname__}" for c in self.non_retryable],
         }
+
+
+def _bounded(seconds: Any) -> float:
+    """A RetryAfter's seconds as a delay the scheduler can use: whatever an action asked for
+    (NaN, infinite, negative, huge, not a number), between 0 and MAX_RETRY_AFTER."""
+    try:
+        value = float(seconds)
+    except OverflowError:  # an int beyond any float
+        return MAX_RETRY_AFTER if seconds > 0 else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(value):
+        return 0.0
+    return min(max(value, 0.0), MAX_RETRY_AFTER)
 
 
 def _seconds(value: Any, default: float) -> float:
