@@ -54,11 +54,12 @@ def complete(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
         raise NonRetryableError("ai.complete needs AI_BASE_URL (an OpenAI-compatible API)")
     answer = _post(_payload(input))
     try:
-        text = answer["choices"][0]["message"]["content"] or ""
+        content = answer["choices"][0]["message"]["content"]
     except (KeyError, IndexError, TypeError):
         raise AIUnavailable(
             f"unexpected answer from the AI endpoint: {str(answer)[:300]}"
         ) from None
+    text = _text(content)
     result = {
         "text": text,
         "json": None,
@@ -68,6 +69,33 @@ def complete(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
     if "schema" in input:
         result["json"] = _structured(text, input["schema"])
     return result
+
+
+def _text(content: Any) -> str:
+    """The message's text: a string, or the text parts of a list of content parts
+    (``[{"type": "text", "text": "…"}, …]``, as some OpenAI-compatible APIs answer) joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise AIUnavailable(
+            f"the model's message content is {type(content).__name__}, not text or a list "
+            f"of parts: {str(content)[:200]}"
+        )
+    texts, kinds = [], []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, dict) and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part, dict) and isinstance(part.get("refusal"), str):
+            raise NonRetryableError(f"the model refused: {part['refusal'][:300]}")
+        else:
+            kinds.append(str(part.get("type")) if isinstance(part, dict) else type(part).__name__)
+    if not texts and kinds:
+        raise AIUnavailable(f"the model's answer has no text part ({', '.join(kinds)})")
+    return "".join(texts)
 
 
 def _payload(input: dict[str, Any]) -> dict[str, Any]:

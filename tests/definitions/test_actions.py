@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -277,6 +278,31 @@ def test_ai_output_that_breaks_the_schema_is_a_retryable_failure(ai):
     with pytest.raises(Exception, match="not JSON"):
         call("ai.complete", {"prompt": "x", "schema": SENTIMENT})
     assert call("ai.complete", {"prompt": "x"})["text"] == "not json"
+
+
+def test_ai_content_given_as_a_list_of_parts_is_joined(ai):
+    ai.ai_answer = [
+        {"type": "text", "text": '{"sentiment": '},
+        {"type": "text", "text": '"negative", "score": 0.1}'},
+    ]
+    out = call("ai.complete", {"prompt": "x", "schema": SENTIMENT})
+    assert out["text"] == '{"sentiment": "negative", "score": 0.1}'
+    assert out["json"] == {"sentiment": "negative", "score": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ([{"type": "refusal", "refusal": "I can't help with that"}], "refused: I can't help"),
+        ([{"type": "image_url", "image_url": {"url": "x"}}], "no text part (image_url)"),
+        ({"text": "a dict"}, "content is dict"),
+        (42, "content is int"),
+    ],
+)
+def test_ai_content_of_another_shape_fails_saying_so(ai, content, says):
+    ai.ai_answer = content
+    with pytest.raises(Exception, match=re.escape(says)):
+        call("ai.complete", {"prompt": "x"})
 
 
 def test_ai_complete_without_configuration_fails_for_good(settings):
