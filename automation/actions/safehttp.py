@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -89,10 +90,14 @@ def _public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def resolve_checked(host: str, port: int, allowlist: Allowlist) -> str:
-    """The address to connect to for ``host``; BlockedDestination if any answer is refused."""
+def resolve_checked(
+    host: str, port: int, allowlist: Allowlist, deadline: float | None = None
+) -> str:
+    """The address to connect to for ``host``; BlockedDestination if any answer is refused,
+    requests.ConnectTimeout (retryable) if the lookup is not answered by ``deadline`` (a
+    time.monotonic() value)."""
     try:
-        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        answers = _lookup(host, port, deadline)
     except (socket.gaierror, UnicodeError) as exc:
         raise requests.ConnectionError(f"cannot resolve {host!r}: {exc}") from None
     addresses = [ipaddress.ip_address(answer[4][0].split("%")[0]) for answer in answers]
@@ -106,10 +111,34 @@ def resolve_checked(host: str, port: int, allowlist: Allowlist) -> str:
     return str(first) if first.version == 4 else f"[{first}]"
 
 
+def _lookup(host: str, port: int, deadline: float | None) -> list[Any]:
+    """getaddrinfo, given up at ``deadline``: the resolver has no timeout of its own, so it
+    runs in a daemon thread that is left to finish (or hang) on its own after that."""
+    if deadline is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    outcome: dict[str, Any] = {}
+
+    def lookup() -> None:
+        try:
+            outcome["answers"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    if worker.is_alive():
+        raise requests.ConnectTimeout(f"resolving {host!r} took longer than the request's timeout")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["answers"]
+
+
 class PinnedAddressAdapter(HTTPAdapter):
-    def __init__(self, allowlist: Allowlist) -> None:
+    def __init__(self, allowlist: Allowlist, deadline: float | None = None) -> None:
         super().__init__(max_retries=0)
         self.allowlist = allowlist
+        self.deadline = deadline
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
@@ -119,7 +148,9 @@ class PinnedAddressAdapter(HTTPAdapter):
         )
         host, port = host_params["host"], host_params["port"]
         scheme = host_params["scheme"]
-        address = resolve_checked(host, port or (443 if scheme == "https" else 80), self.allowlist)
+        address = resolve_checked(
+            host, port or (443 if scheme == "https" else 80), self.allowlist, self.deadline
+        )
         request.headers = CaseInsensitiveDict(request.headers or {})
         shown_host = f"[{host}]" if ":" in host else host
         request.headers["Host"] = f"{shown_host}:{port}" if port else shown_host
@@ -159,8 +190,8 @@ def request(
     with requests.Session() as session:
         session.trust_env = False  # no proxies or netrc from the environment
         if not trusted:
-            session.mount("http://", PinnedAddressAdapter(allowlist))
-            session.mount("https://", PinnedAddressAdapter(allowlist))
+            session.mount("http://", PinnedAddressAdapter(allowlist, deadline))
+            session.mount("https://", PinnedAddressAdapter(allowlist, deadline))
         for _hop in range(settings.AUTOMATION_HTTP_MAX_REDIRECTS + 1):
             _check_url(url)
             response = session.request(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -325,3 +326,24 @@ def test_code_actions_are_in_the_same_registry():
         "example.create-user",
     } <= names
     assert RetryAfter  # re-exported for actions that honour rate limits
+
+
+def test_a_dns_lookup_that_hangs_is_given_up_at_the_request_timeout(monkeypatch, allow_local):
+    """The resolver has no timeout of its own; a hanging one stands in for a dead DNS server."""
+    import socket
+
+    release = threading.Event()
+    real = socket.getaddrinfo
+
+    def hanging(host, *args, **kwargs):
+        if host == "hangs.test":
+            release.wait(30)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging)
+    try:
+        with pytest.raises(Exception, match=r"resolving 'hangs\.test' took longer") as exc:
+            call("http.request", {"url": "http://hangs.test/", "timeout": 0.3})
+        assert retryable(exc.value)
+    finally:
+        release.set()
