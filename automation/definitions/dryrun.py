@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from automation.definitions import interpreter
-from automation.definitions.templates import TemplateError, render
+from automation.definitions.templates import TemplateError
+from automation.definitions.validation import all_step_ids
 from automation.engine import matching, registry
 from automation.engine.errors import TIMED_OUT, NonRetryableError, StepFailed
 
@@ -182,7 +183,9 @@ def _unwind(
     if "on_failure" in definition:
         call = definition["on_failure"]
         try:
-            input = render(call.get("input", {}), {**scope, "error": error})
+            input = interpreter.failure_input(
+                call, {**scope, "error": error}, all_step_ids(definition["steps"])
+            )
         except TemplateError as exc:
             ctx._add("on_failure", f"action {call['action']}", "failed", None, note=str(exc))
             return

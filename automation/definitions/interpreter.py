@@ -15,7 +15,7 @@ from typing import Any
 
 from automation.definitions import secrets as secret_store
 from automation.definitions.templates import TemplateError, render, uses_secrets
-from automation.definitions.validation import step_kind
+from automation.definitions.validation import all_step_ids, step_kind
 from automation.engine import matching, registry, steps
 from automation.engine.errors import NonRetryableError, StepFailed
 from automation.engine.registry import WorkflowSpec
@@ -38,7 +38,9 @@ def workflow_spec(name: str, number: int, definition: dict[str, Any]) -> Workflo
 
     on_failure = None
     if "on_failure" in definition:
-        on_failure = _failure_handler(definition["on_failure"], state)
+        on_failure = _failure_handler(
+            definition["on_failure"], state, all_step_ids(definition["steps"])
+        )
     trigger = definition.get("trigger", {})
     return WorkflowSpec(
         name=name,
@@ -260,18 +262,27 @@ def _compensation(ctx: Any, step: dict[str, Any], scope: Scope) -> tuple[str, An
     return step_id, undo, input
 
 
-def _failure_handler(call: dict[str, Any], state: dict[str, Scope]) -> Callable[..., Any]:
+def _failure_handler(
+    call: dict[str, Any], state: dict[str, Scope], step_ids: set[str]
+) -> Callable[..., Any]:
     spec = registry.get_action(call["action"])
 
     def on_failure(ctx: Any, error: dict[str, Any]) -> Any:
         scope = {**state["scope"], "error": {k: v for k, v in error.items() if k != "traceback"}}
-        input = render(call.get("input", {}), scope)
+        input = failure_input(call, scope, step_ids)
         if uses_secrets(call.get("input", {})):
             return with_secrets(spec.name, call["input"], scope)(input, ctx)
         return spec.invoke(input, ctx)
 
     on_failure.action_name = spec.name  # type: ignore[attr-defined]
     return on_failure
+
+
+def failure_input(call: dict[str, Any], scope: Scope, step_ids: set[str]) -> Any:
+    """on_failure's input: it may name any step; one that did not run (skipped, after the
+    failing one, or the failing one itself) renders as null."""
+    ran = {step_id for step_id, entry in scope["steps"].items() if not entry.get("skipped")}
+    return render(call.get("input", {}), scope, absent=step_ids - ran)
 
 
 # --- parallel branches (run as tasks of their own, on any worker) ----------------------------

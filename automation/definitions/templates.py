@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from automation.definitions import secrets as secret_store
@@ -99,8 +99,12 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _resolve(scope: dict[str, Any], raw: str, secrets: dict[str, str] | None) -> Any:
+def _resolve(
+    scope: dict[str, Any], raw: str, secrets: dict[str, str] | None, absent: Collection[str]
+) -> Any:
     parts = parse_path(raw)
+    if parts[0] == "steps" and len(parts) > 1 and parts[1] in absent:
+        return None
     if parts[0] != secret_store.ROOT:
         return lookup(scope, parts)
     problem = secret_store.name_error(parts)
@@ -113,7 +117,12 @@ def _resolve(scope: dict[str, Any], raw: str, secrets: dict[str, str] | None) ->
     return secrets[name]
 
 
-def render_string(text: str, scope: dict[str, Any], secrets: dict[str, str] | None = None) -> Any:
+def render_string(
+    text: str,
+    scope: dict[str, Any],
+    secrets: dict[str, str] | None = None,
+    absent: Collection[str] = (),
+) -> Any:
     found = list(templates_in(text))
     if not found:
         return text
@@ -121,21 +130,30 @@ def render_string(text: str, scope: dict[str, Any], secrets: dict[str, str] | No
     if whole is not None and len(found) == 1:
         # A copy: a step that changes its input must not change the trigger or an earlier
         # output for later steps (a replay, which skips that step, would see them unchanged).
-        return copy.deepcopy(_resolve(scope, found[0], secrets))
+        return copy.deepcopy(_resolve(scope, found[0], secrets, absent))
     # Substitute in one pass: inserted values are never scanned for templates again.
-    return TEMPLATE_RE.sub(lambda m: _as_text(_resolve(scope, m.group(1), secrets)), text)
+    return TEMPLATE_RE.sub(lambda m: _as_text(_resolve(scope, m.group(1), secrets, absent)), text)
 
 
-def render(value: Any, scope: dict[str, Any], *, secrets: dict[str, str] | None = None) -> Any:
+def render(
+    value: Any,
+    scope: dict[str, Any],
+    *,
+    secrets: dict[str, str] | None = None,
+    absent: Collection[str] = (),
+) -> Any:
     """``value`` (a definition fragment) with every template in its strings resolved. Secrets
     render as placeholders, or as their values when ``secrets`` is a dict (which then holds
-    the ones used, by name, so errors can be redacted)."""
+    the ones used, by name, so errors can be redacted). A path into a step of ``absent`` (one
+    that did not run, for on_failure) renders as null."""
     if isinstance(value, str):
-        return render_string(value, scope, secrets)
+        return render_string(value, scope, secrets, absent)
     if isinstance(value, dict):
-        return {key: render(item, scope, secrets=secrets) for key, item in value.items()}
+        return {
+            key: render(item, scope, secrets=secrets, absent=absent) for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [render(item, scope, secrets=secrets) for item in value]
+        return [render(item, scope, secrets=secrets, absent=absent) for item in value]
     return value
 
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from jsonschema import Draft7Validator
+from jsonschema.exceptions import SchemaError
 
 from automation.definitions import secrets as secret_store
 from automation.definitions.schema import SCHEMA
@@ -28,6 +29,7 @@ _CEL_STEP_REF = re.compile(
     r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
 )
 _CEL_SECRETS = re.compile(r"(?<![\w.])secrets(?!\w)")
+_CEL_ROOTS = re.compile(r"(?<![\w.\"'])(input|run)\s*[.\[]")
 _VALIDATOR = Draft7Validator(SCHEMA)
 
 
@@ -133,7 +135,7 @@ class _Checker:
         self.definition = definition
         self.errors: list[DefinitionError] = []
         self.seen: set[str] = set()
-        self.all_ids = _all_step_ids(definition["steps"])
+        self.all_ids = all_step_ids(definition["steps"])
 
     def error(self, path: str, message: str) -> None:
         self.errors.append(DefinitionError(path, message))
@@ -235,6 +237,21 @@ class _Checker:
         for parts, message in spec.input_errors(call.get("input", {})):
             if not _templated(call.get("input", {}), parts):
                 self.error(format_path([f"{path}.input", *parts]), message)
+        if name == "ai.complete":
+            self.json_schema(f"{path}.input.schema", call.get("input", {}).get("schema"))
+
+    def json_schema(self, path: str, schema: Any) -> None:
+        """ai.complete's ``schema`` must be a JSON Schema (unless it is a template)."""
+        if not isinstance(schema, dict) or has_template(schema):
+            return
+        try:
+            Draft7Validator.check_schema(schema)
+        except SchemaError as exc:
+            where = "/".join(map(str, exc.absolute_path))
+            self.error(
+                path,
+                f"not a valid JSON Schema{f' (at {where})' if where else ''}: {exc.message}",
+            )
 
     def approval(self, path: str, approval: dict[str, Any], available: set[str]) -> None:
         for field in ("title", "description", "context"):
@@ -285,6 +302,13 @@ class _Checker:
         except matching.ExpressionError as exc:
             self.error(path, f"invalid CEL: {exc}")
             return
+        if roots is not None:
+            for match in _CEL_ROOTS.finditer(expression):
+                if match.group(1) not in roots:
+                    self.error(
+                        path, f"only {', '.join(roots)} can be used here, not {match.group(1)}"
+                    )
+                    return
         if _CEL_SECRETS.search(expression):
             self.error(
                 path,
@@ -346,12 +370,12 @@ class _Checker:
             self.error(path, f"no step {step_id!r} in this workflow")
 
 
-def _all_step_ids(steps: list[dict[str, Any]]) -> set[str]:
+def all_step_ids(steps: list[dict[str, Any]]) -> set[str]:
     ids: set[str] = set()
     for step in steps:
         ids.add(step["id"])
         for branch in step.get("parallel", []):
-            ids |= _all_step_ids(branch)
+            ids |= all_step_ids(branch)
     return ids
 
 

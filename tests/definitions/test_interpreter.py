@@ -397,3 +397,29 @@ def test_cel_on_hostile_event_data_is_inert(workflow_harness, payload):
     run = workflow_harness.start("wf", {"text": payload})
     skipped = journal(workflow_harness.refresh(run))["x"].status == "skipped"
     assert skipped is (payload != "{{ 7*7 }}")
+
+
+def test_on_failure_may_name_steps_that_did_not_run_and_reads_them_as_null(workflow_harness):
+    workflow_harness.fake("first", returns={"ref": "A1"})
+    workflow_harness.fake("charge", raises=NonRetryableError("card declined"))
+    step = {"action": "log", "input": {"message": "go"}}
+    save(
+        [
+            {"id": "first", **step},
+            {"id": "maybe", **step, "if": "false"},
+            {"id": "charge", **step},
+            {"id": "receipt", **step},
+        ],
+        on_failure={
+            "action": "email.send",
+            "input": {
+                "to": "ops@example.com",
+                "subject": "{{ steps.first.output.ref }} {{ steps.maybe.output.id }} "
+                "{{ steps.charge.output.id }} {{ steps.receipt.output.number }}",
+            },
+        },
+    )
+    run = workflow_harness.refresh(workflow_harness.start("wf"))
+    assert run.status == "failed"
+    assert journal(run)["on_failure"].status == "succeeded"
+    assert [m.subject for m in mail.outbox] == ["A1 null null null"]

@@ -159,3 +159,32 @@ def test_parallel_branches_see_earlier_steps_but_not_each_other():
     assert errors_of(definition) == {
         "steps[3].parallel[1][0].input.message": "step 'a' has not run before this point"
     }
+
+
+@pytest.mark.parametrize("root", ["input", "run"])
+def test_a_trigger_filter_on_input_or_run_is_refused(root):
+    definition = {
+        "name": "wf",
+        "trigger": {"event": "e", "filter": f"{root}.id == 'x'"},
+        "steps": [{"id": "a", "action": "log", "input": {"message": "m"}}],
+    }
+    errors = validate(definition)
+    assert [error.path for error in errors] == ["trigger.filter"]
+    assert f"not {root}" in errors[0].message
+
+
+def test_an_ai_schema_that_is_not_a_json_schema_is_refused():
+    definition = {
+        "name": "wf",
+        "trigger": {"event": "e"},
+        "steps": [
+            {
+                "id": "ask",
+                "action": "ai.complete",
+                "input": {"prompt": "x", "schema": {"type": "thing", "required": "no"}},
+            }
+        ],
+    }
+    errors = validate(definition)
+    assert [error.path for error in errors] == ["steps[0].input.schema"]
+    assert "not a valid JSON Schema" in errors[0].message
