@@ -315,3 +315,15 @@ EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, mini
 EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 # Seconds `manage.py route_events` sleeps when it found nothing to route.
 EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)
+
+
+# --- Operating it: API conventions, OpenAPI, rate limits, metrics, logs, retention ----------
+# (issue 7; each setting is documented in README.md, "Operating it")
+
+INSTALLED_APPS += ["django_filters", "drf_spectacular"]
+REST_FRAMEWORK |= {
+    # One error shape for every API refusal, including DRF's own 400/401/403/404 and views
+    # added later: {"error": {"code", "message", "fields"?}}.
+    "EXCEPTION_HANDLER": "automation.api.errors.exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+}

@@ -6,6 +6,9 @@ from rest_framework.authtoken.views import obtain_auth_token
 from automation import views
 from automation.api import views as api_views
 
+handler404 = "automation.api.errors.json_404"
+handler500 = "automation.api.errors.json_500"
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),

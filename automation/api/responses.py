@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import generics
+from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
@@ -26,3 +29,12 @@ def newest_first(*ordering: str, max_page_size: int = 500) -> type[CursorPaginat
             "max_page_size": max_page_size,
         },
     )
+
+
+class ListView(generics.ListAPIView):
+    """A list endpoint: django-filter ``filterset_class`` filters, ``?ordering=`` among
+    ``ordering_fields`` (``-name`` for descending; ``ordering`` is the default) and cursor
+    pagination in that order (``?page_size=``, ``next``/``previous`` links)."""
+
+    filter_backends = [DjangoFilterBackend, OrderingFilter]
+    pagination_class = newest_first("-created_at", "-id")

@@ -10,13 +10,12 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automation.api.responses import error, newest_first
+from automation.api.filters import RunFilter
+from automation.api.responses import ListView, error
 from automation.api.serializers import RunDetailSerializer, RunSerializer
 from automation.engine.errors import WorkflowError
-from automation.models import Run, RunStatus
+from automation.models import Run
 from automation.services import run_cancel, run_retry
-
-RunPagination = newest_first("-created_at", "-id")
 
 
 @api_view(["GET"])
@@ -47,25 +46,19 @@ class OperatesRuns(permissions.BasePermission):
         return request.user.has_perm("automation.change_run")
 
 
-@api_view(["GET"])
-@permission_classes([permissions.IsAuthenticated, ViewsRuns])
-def run_list(request: Request) -> Response:
-    """Runs, newest first; ``?workflow=<name>&status=<status>&correlation_id=<id>``."""
-    runs = Run.objects.select_related("workflow", "version")
-    status = request.query_params.get("status")
-    if status:
-        if status not in RunStatus.values:
-            return error(
-                400, "invalid_status", f"status must be one of {', '.join(RunStatus.values)}"
-            )
-        runs = runs.filter(status=status)
-    if workflow := request.query_params.get("workflow"):
-        runs = runs.filter(workflow__name=workflow)
-    if correlation_id := request.query_params.get("correlation_id"):
-        runs = runs.filter(correlation_id=correlation_id)
-    paginator = RunPagination()
-    page = paginator.paginate_queryset(runs, request)
-    return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+class RunList(ListView):
+    """Runs, newest first; filtered by ``workflow``, ``status``, ``correlation_id`` and creation
+    time; ``?ordering=created_at`` for oldest first."""
+
+    permission_classes = [permissions.IsAuthenticated, ViewsRuns]
+    serializer_class = RunSerializer
+    queryset = Run.objects.select_related("workflow", "version")
+    filterset_class = RunFilter
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at", "-id"]
+
+
+run_list = RunList.as_view()
 
 
 @api_view(["GET"])
