@@ -8,6 +8,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -31,6 +32,8 @@ class ApprovalList(ListView):
     pagination_class = newest_first("-created_at", "-id", max_page_size=200)
 
     def get_queryset(self) -> QuerySet[Approval]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Approval.objects.none()
         scope = self.request.query_params.get("scope", "mine")
         return selectors.approvals_for(self.request.user, scope=scope)
 
@@ -47,6 +50,7 @@ def _visible(request: Request, approval_id: Any) -> Approval:
     return approval
 
 
+@extend_schema(responses=ApprovalSerializer)
 @api_view(["GET"])
 def approval_detail(request: Request, approval_id: Any) -> Response:
     try:
@@ -60,6 +64,7 @@ def approval_detail(request: Request, approval_id: Any) -> Response:
     return Response(ApprovalSerializer(approval).data)
 
 
+@extend_schema(request=DecisionSerializer, responses=ApprovalSerializer)
 @api_view(["POST"])
 def approval_decide_view(request: Request, approval_id: Any) -> Response:
     """``{"decision": "approve"|"reject", "comment": "..."}``: 200 with the decided approval;

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from automation.models import Run, StepRecord
@@ -41,6 +42,7 @@ class RunDetailSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "steps"]
         read_only_fields = fields
 
+    @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run: Run) -> list:
         journal = run.steps.order_by("started_at", "id")
         return StepSerializer(journal, many=True).data

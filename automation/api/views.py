@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from rest_framework import permissions
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +19,17 @@ from automation.models import Run
 from automation.services import run_cancel, run_retry
 
 
+@extend_schema(
+    responses=inline_serializer(
+        "Me",
+        {
+            "username": serializers.CharField(),
+            "is_staff": serializers.BooleanField(),
+            "groups": serializers.ListField(child=serializers.CharField()),
+            "auth": serializers.ChoiceField(["token", "session"]),
+        },
+    )
+)
 @api_view(["GET"])
 def me(request: Request) -> Response:
     """Who the request is authenticated as: lets a machine check its token."""
@@ -61,6 +73,7 @@ class RunList(ListView):
 run_list = RunList.as_view()
 
 
+@extend_schema(responses=RunDetailSerializer)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, ViewsRuns])
 def run_detail(request: Request, run_id: Any) -> Response:
@@ -78,6 +91,7 @@ def _operate(run_id: Any, service: Any) -> Response:
     return Response(RunSerializer(run).data, status=202)
 
 
+@extend_schema(request=None, responses={202: RunSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_cancel_view(request: Request, run_id: Any) -> Response:
@@ -85,6 +99,7 @@ def run_cancel_view(request: Request, run_id: Any) -> Response:
     return _operate(run_id, run_cancel)
 
 
+@extend_schema(request=None, responses={202: RunSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_retry_view(request: Request, run_id: Any) -> Response:

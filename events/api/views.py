@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.parsers import BaseParser, JSONParser
@@ -25,10 +27,14 @@ from automation.api.responses import ListView, error, newest_first
 from events import cloudevents, selectors, services
 from events.api.filters import EventFilter, WebhookEndpointFilter
 from events.api.serializers import (
+    EventAcceptedSerializer,
     EventInSerializer,
     EventSerializer,
+    EventWithRunsSerializer,
+    RotatedSecretSerializer,
     RotateSecretSerializer,
     RunSummarySerializer,
+    WebhookEndpointCreatedSerializer,
     WebhookEndpointSerializer,
 )
 from events.http import HttpError, is_json_type, read_body
@@ -91,6 +97,14 @@ class Events(ListView):
     pagination_class = newest_first("-received_at", "-id", max_page_size=500)
     parser_classes = [UnreadBody]
 
+    @extend_schema(
+        request={
+            "application/json": EventInSerializer,
+            "application/cloudevents+json": OpenApiTypes.OBJECT,
+        },
+        responses={202: EventAcceptedSerializer},
+        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode.",
+    )
     def post(self, request: Request) -> Response:
         return _ingest(request)
 
@@ -145,6 +159,7 @@ def _unsupported(content_type: str) -> HttpError:
     )
 
 
+@extend_schema(responses=EventWithRunsSerializer)
 @api_view(["GET"])
 def event_detail(request: Request, event_id: str) -> Response:
     event = get_object_or_404(Event, id=event_id)
@@ -153,6 +168,7 @@ def event_detail(request: Request, event_id: str) -> Response:
     return Response(body)
 
 
+@extend_schema(request=None, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
 @parser_classes([UnreadBody])
 @permission_classes([permissions.IsAuthenticated, CanReplay])
@@ -182,6 +198,9 @@ class Webhooks(ListView):
     ordering = ["slug"]
     pagination_class = newest_first("slug", max_page_size=500)
 
+    @extend_schema(
+        request=WebhookEndpointSerializer, responses={201: WebhookEndpointCreatedSerializer}
+    )
     def post(self, request: Request) -> Response:
         return _webhook_create(request)
 
@@ -208,6 +227,7 @@ def _webhook_create(request: Request) -> Response:
     return Response(body, status=201)
 
 
+@extend_schema(request=RotateSecretSerializer, responses=RotatedSecretSerializer)
 @api_view(["POST"])
 @parser_classes([JSONParser])
 @permission_classes([permissions.IsAuthenticated, RotatesWebhookSecrets])
