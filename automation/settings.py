@@ -21,6 +21,8 @@ from automation.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
+    env_rates,
     env_str,
     persistent_secret_key,
 )
@@ -348,4 +350,20 @@ SPECTACULAR_SETTINGS = {
         "StepStatusEnum": "automation.models.StepStatus",
         "ApprovalStatusEnum": "approvals.models.Approval.Status",
     },
+}
+
+# Rate limits, "<count>/<period>" (s, m, h, d; e.g. 100/m) or off. Counted in the "ratelimit"
+# cache: Redis when REDIS_URL is set (shared by every process), else in-process memory (the
+# single embedded process).
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT")
+WEBHOOK_RATE_LIMIT = env_rate("WEBHOOK_RATE_LIMIT")
+WEBHOOK_RATE_LIMITS = env_rates("WEBHOOK_RATE_LIMITS")  # per slug: "shop=100/m,github=off"
+REST_FRAMEWORK |= {"DEFAULT_THROTTLE_CLASSES": ["automation.api.throttles.ApiRateThrottle"]}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+    ),
 }

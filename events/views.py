@@ -13,6 +13,7 @@ from django.db import DatabaseError, DataError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from automation import ratelimit
 from events import endpoints, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.payloads import BadPayload
@@ -40,12 +41,26 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
         return database_unavailable()
 
 
+def _rate(slug: str) -> tuple[int, int] | None:
+    return settings.WEBHOOK_RATE_LIMITS.get(slug, settings.WEBHOOK_RATE_LIMIT)
+
+
 def _receive(request: HttpRequest, slug: str) -> JsonResponse:
     if request.method != "POST":
         raise HttpError(405, "method_not_allowed", "Deliver webhooks with POST.")
     endpoint = endpoints.endpoint_active(slug)
     if endpoint is None:
         raise HttpError(404, "unknown_endpoint", f"No active webhook endpoint {slug!r}.")
+    rate = _rate(slug)
+    retry_after = ratelimit.hit(f"hook:{slug}", rate)
+    if rate is not None and retry_after is not None:
+        return error_response(
+            429,
+            "rate_limited",
+            f"Endpoint {slug!r} takes at most {rate[0]} deliveries per {rate[1]}s; "
+            f"retry after {retry_after}s.",
+            Retry_After=str(retry_after),
+        )
     if not is_json_type(request.content_type or ""):
         raise HttpError(
             415,
