@@ -9,7 +9,10 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        from automation import signals  # noqa: F401  (connects the Celery signal handlers)
+        from automation import (
+            metrics,  # noqa: F401  (connects the lifecycle receivers)
+            signals,  # noqa: F401  (connects the Celery signal handlers)
+        )
         from automation.engine import registry
 
         registry.autodiscover()

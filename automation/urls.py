@@ -13,6 +13,7 @@ handler500 = "automation.api.errors.json_500"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
+    re_path(r"^metrics/?$", views.metrics, name="metrics"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from automation import metrics
 from automation.db import insert
 from automation.engine import dispatch
 from events import schemas, signatures
@@ -103,6 +104,7 @@ def event_record(
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
+    transaction.on_commit(lambda: metrics.event_ingested(type, source), robust=True)
     return event, True
 
 

@@ -13,7 +13,7 @@ from django.db import DatabaseError, DataError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from automation import ratelimit
+from automation import metrics, ratelimit
 from events import endpoints, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.payloads import BadPayload
@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt  # signed by the sender (or a trusted network): no browser session is involved
 def webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    response = _answer(request, slug)
+    if response.status_code >= 400:
+        metrics.webhook_rejected(getattr(response, "error_code", str(response.status_code)))
+    return response
+
+
+def _answer(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         return _receive(request, slug)
     except HttpError as exc:
