@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 
 from automation.env import (
     data_dir,
@@ -367,3 +368,18 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
     ),
 }
+
+# Logs: LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, and the
+# event_id / run_id / step_id / correlation_id of the work being done); plain text otherwise,
+# with those ids as key=value after the message (automation.logcontext).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+LOGGING["filters"] = {"ids": {"()": "automation.logcontext.ContextFilter"}}
+LOGGING["formatters"]["plain"]["format"] += "%(context)s"
+LOGGING["formatters"]["json"] = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "fmt": "%(levelname)s %(name)s %(message)s",
+    "timestamp": "time",  # ISO 8601, UTC
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "context"],
+}
+LOGGING["handlers"]["console"] |= {"formatter": LOG_FORMAT, "filters": ["ids"]}

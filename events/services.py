@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from automation import metrics
+from automation import logcontext, metrics
 from automation.db import insert
 from automation.engine import dispatch
 from events import schemas, signatures
@@ -102,6 +102,8 @@ def event_record(
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
+    with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
+        logger.debug("stored %s event from %s", type, source)
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
     transaction.on_commit(lambda: metrics.event_ingested(type, source), robust=True)
@@ -164,6 +166,11 @@ def event_route_and_advance(*, event_id: Any) -> int:
 
 
 def _route(event_id: Any, *, send_first: bool) -> list:
+    with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
+        return _route_claimed(event_id, send_first=send_first)
+
+
+def _route_claimed(event_id: Any, *, send_first: bool) -> list:
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
@@ -173,6 +180,7 @@ def _route(event_id: Any, *, send_first: bool) -> list:
         if not claimed:
             return []  # routed already, or being routed by another worker
         event = Event.objects.get(id=event_id)
+        logcontext.bind(correlation_id=event.correlation_id)
         runs = runs_start_for_event(event, send_first=send_first)
         waits_resolve_for_event(event)
     return runs
@@ -198,7 +206,8 @@ def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -
             event_route(event_id=event_id)
             routed += 1
         except Exception:  # one broken event never blocks the others
-            logger.exception("routing event %s failed; it stays unrouted", event_id)
+            with logcontext.scope(event_id=event_id):
+                logger.exception("routing event %s failed; it stays unrouted", event_id)
     return routed
 
 
