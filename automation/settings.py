@@ -383,3 +383,15 @@ LOGGING["formatters"]["json"] = {
     "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "context"],
 }
 LOGGING["handlers"]["console"] |= {"formatter": LOG_FORMAT, "filters": ["ids"]}
+
+# Retention: events and finished runs older than this many days are deleted by the periodic
+# `automation.purge` task (every RETENTION_INTERVAL seconds) and by `manage.py purge`. 0 keeps
+# them forever.
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 0, minimum=0)
+RUNS_RETENTION_DAYS = env_int("RUNS_RETENTION_DAYS", 0, minimum=0)
+RETENTION_INTERVAL = env_float("RETENTION_INTERVAL", 3600.0, minimum=60.0)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1, maximum=100_000)
+CELERY_BEAT_SCHEDULE["automation.purge"] = {
+    "task": "automation.purge",
+    "schedule": RETENTION_INTERVAL,
+}

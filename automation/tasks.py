@@ -26,6 +26,12 @@ def run_branch(run_id: str, step_id: str) -> str:
         return branches.execute_branch(run_id, step_id)
 
 
+@shared_task(name="automation.purge")
+def purge() -> dict[str, int]:
+    """Delete events and finished runs past their retention (EVENTS/RUNS_RETENTION_DAYS)."""
+    return services.retention_apply()
+
+
 @shared_task(name="automation.sweep")
 def sweep() -> dict[str, int]:
     return sweeps.sweep()
