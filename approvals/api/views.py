@@ -19,6 +19,7 @@ from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide, can_decide
 from automation.api.responses import ListView, error, newest_first
+from automation.api.schema import ErrorSerializer
 
 
 class ApprovalList(ListView):
@@ -64,7 +65,9 @@ def approval_detail(request: Request, approval_id: Any) -> Response:
     return Response(ApprovalSerializer(approval).data)
 
 
-@extend_schema(request=DecisionSerializer, responses=ApprovalSerializer)
+@extend_schema(
+    request=DecisionSerializer, responses={200: ApprovalSerializer, 409: ErrorSerializer}
+)
 @api_view(["POST"])
 def approval_decide_view(request: Request, approval_id: Any) -> Response:
     """``{"decision": "approve"|"reject", "comment": "..."}``: 200 with the decided approval;

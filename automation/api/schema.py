@@ -46,4 +46,6 @@ class AutoSchema(SpectacularAutoSchema):
             statuses += ["401", "403"]
         if "{" in self.path:
             statuses.append("404")
+        if self.method in ("POST", "PUT", "PATCH"):
+            statuses.append("415")  # a body of a type the operation does not read
         return sorted(statuses)

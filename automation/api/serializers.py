@@ -22,8 +22,10 @@ class StepSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     workflow = serializers.CharField(source="workflow.name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    trigger_event = serializers.UUIDField(source="trigger_event_id", read_only=True)
-    parent_run = serializers.UUIDField(source="parent_run_id", read_only=True)
+    trigger_event = serializers.UUIDField(
+        source="trigger_event_id", read_only=True, allow_null=True
+    )
+    parent_run = serializers.UUIDField(source="parent_run_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Run

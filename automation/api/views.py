@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from automation.api.filters import RunFilter
 from automation.api.responses import ListView, error
+from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunDetailSerializer, RunSerializer
 from automation.engine.errors import WorkflowError
 from automation.models import Run
@@ -91,7 +92,7 @@ def _operate(run_id: Any, service: Any) -> Response:
     return Response(RunSerializer(run).data, status=202)
 
 
-@extend_schema(request=None, responses={202: RunSerializer})
+@extend_schema(request=None, responses={202: RunSerializer, 409: ErrorSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_cancel_view(request: Request, run_id: Any) -> Response:
@@ -99,7 +100,7 @@ def run_cancel_view(request: Request, run_id: Any) -> Response:
     return _operate(run_id, run_cancel)
 
 
-@extend_schema(request=None, responses={202: RunSerializer})
+@extend_schema(request=None, responses={202: RunSerializer, 409: ErrorSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_retry_view(request: Request, run_id: Any) -> Response:

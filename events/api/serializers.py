@@ -113,9 +113,17 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+MAX_ROTATION_GRACE = 365 * 86400  # a year; longer keeps a leaked secret alive for no reason
+
+
 class RotateSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(required=False, allow_blank=True)
-    grace_seconds = serializers.IntegerField(required=False, min_value=0)
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_ROTATION_GRACE,
+        help_text="How long the old secret still verifies (default WEBHOOK_SECRET_ROTATION_GRACE).",
+    )
 
 
 # --- Answers documented in the OpenAPI schema (the views build these bodies) ----------------

@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from automation.api.responses import ListView, error, newest_first
+from automation.api.schema import ErrorSerializer
 from events import cloudevents, selectors, services
 from events.api.filters import EventFilter, WebhookEndpointFilter
 from events.api.serializers import (
@@ -102,7 +103,7 @@ class Events(ListView):
             "application/json": EventInSerializer,
             "application/cloudevents+json": OpenApiTypes.OBJECT,
         },
-        responses={202: EventAcceptedSerializer},
+        responses={202: EventAcceptedSerializer, 413: ErrorSerializer},
         description="Store one event: plain JSON, or a CloudEvent in structured or binary mode.",
     )
     def post(self, request: Request) -> Response:
