@@ -395,3 +395,8 @@ CELERY_BEAT_SCHEDULE["automation.purge"] = {
     "task": "automation.purge",
     "schedule": RETENTION_INTERVAL,
 }
+
+# WhiteNoise, streaming static files without a warning under ASGI too (automation.staticfiles).
+MIDDLEWARE[MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware")] = (
+    "automation.staticfiles.WhiteNoiseMiddleware"
+)
