@@ -2,7 +2,6 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from automation import views
 from automation.api import views as api_views
@@ -14,7 +13,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     re_path(r"^metrics/?$", views.metrics, name="metrics"),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", api_views.obtain_token, name="api-token"),
     path("api/auth/me/", api_views.me, name="api-me"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -67,6 +67,17 @@ def test_session_users_are_limited_too(client, users, settings):
     assert client.get("/api/auth/me/").status_code == 429
 
 
+def test_password_guessing_for_a_token_is_limited_per_address(client, users, settings):
+    settings.API_RATE_LIMIT = (2, 3600)
+    guesses = [
+        client.post(
+            "/api/auth/token/", {"username": "olivia", "password": f"guess-{n}"}
+        ).status_code
+        for n in range(3)
+    ]
+    assert guesses == [400, 400, 429]
+
+
 def test_each_webhook_endpoint_has_its_own_allowance(client, settings):
     settings.WEBHOOK_RATE_LIMIT = (2, 3600)
     settings.WEBHOOK_RATE_LIMITS = {"github": None}

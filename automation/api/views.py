@@ -7,6 +7,7 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from automation.api.filters import RunFilter
 from automation.api.responses import ListView, error
 from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunDetailSerializer, RunSerializer
+from automation.api.throttles import ApiRateThrottle
 from automation.engine.errors import WorkflowError
 from automation.models import Run
 from automation.services import run_cancel, run_retry
@@ -43,6 +45,16 @@ def me(request: Request) -> Response:
             "auth": "token" if request.auth is not None else "session",
         }
     )
+
+
+class ObtainToken(ObtainAuthToken):
+    """POST {"username", "password"} → {"token"}: DRF's view, rate limited like the rest of the
+    API (per address, API_RATE_LIMIT), which slows password guessing."""
+
+    throttle_classes = [ApiRateThrottle]
+
+
+obtain_token = ObtainToken.as_view()
 
 
 class ViewsRuns(permissions.BasePermission):
