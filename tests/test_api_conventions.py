@@ -134,3 +134,12 @@ def test_token_auth_answers_503_while_the_database_is_down(tmp_path):
     assert status == 503, server.output()[-2000:]
     assert body["error"]["code"] == "database_unavailable"
     assert retry_after == "5"
+
+
+def test_a_crash_under_the_api_answers_json_and_elsewhere_the_html_page(rf):
+    from automation.api.errors import json_500
+
+    api = json_500(rf.get("/api/runs/"))
+    assert api.status_code == 500
+    assert json.loads(api.content)["error"]["code"] == "server_error"
+    assert json_500(rf.get("/admin/"))["Content-Type"].startswith("text/html")
