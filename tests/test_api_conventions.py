@@ -143,3 +143,16 @@ def test_a_crash_under_the_api_answers_json_and_elsewhere_the_html_page(rf):
     assert api.status_code == 500
     assert json.loads(api.content)["error"]["code"] == "server_error"
     assert json_500(rf.get("/admin/"))["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("0163-11-17T18:58:41.7+22:38", 200),  # PostgreSQL refuses such an offset: sent as UTC
+        ("0001-01-01T00:00:00+23:00", 400),  # before year 1 in UTC
+        ("2026-13-01T00:00Z", 400),
+    ],
+)
+def test_times_in_filters_reach_the_database_in_utc_or_are_refused(operator_api, value, status):
+    response = operator_api.get("/api/runs/", {"created_before": value})
+    assert response.status_code == status, response.content

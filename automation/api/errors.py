@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
@@ -35,6 +35,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             _body("database_unavailable", "The database is unavailable; retry later."),
             status=503,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+    if isinstance(exc, DataError):
+        # A value the database cannot store or compare (out of range, bad encoding): bad input.
+        return Response(
+            _body("invalid", f"The database refused a value: {str(exc).splitlines()[0]}"),
+            status=400,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from automation.api.fields import UtcIsoDateTimeFilter
 from automation.models import Run, RunStatus
 
 
@@ -13,10 +14,10 @@ class RunFilter(django_filters.FilterSet):
     )
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     correlation_id = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(
+    created_after = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
-    created_before = django_filters.IsoDateTimeFilter(
+    created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
 

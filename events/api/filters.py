@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
+from automation.api.fields import UtcIsoDateTimeFilter
 from events.models import Event, WebhookEndpoint
 
 
@@ -15,10 +16,10 @@ class EventFilter(django_filters.FilterSet):
     source = django_filters.CharFilter()
     correlation_id = django_filters.CharFilter()
     subject = django_filters.CharFilter()
-    received_after = django_filters.IsoDateTimeFilter(
+    received_after = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
-    received_before = django_filters.IsoDateTimeFilter(
+    received_before = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="lt", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
 
