@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from approvals.models import Approval, ApprovalEvent, ApprovalVote
+from approvals.models import Approval, ApprovalEvent, ApprovalLink, ApprovalVote
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -21,13 +21,21 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class VoteInline(_ReadOnlyInline):
     model = ApprovalVote
-    fields = ["user", "decision", "comment", "created_at"]
+    fields = ["user", "decision", "comment", "values", "created_at"]
     readonly_fields = fields
 
 
 class HistoryInline(_ReadOnlyInline):
     model = ApprovalEvent
     fields = ["at", "action", "actor", "detail"]
+    readonly_fields = fields
+
+
+class LinkInline(_ReadOnlyInline):
+    """Who was emailed a link, and whether they followed it (the token itself is not kept)."""
+
+    model = ApprovalLink
+    fields = ["user", "created_at", "expires_at", "used_at"]
     readonly_fields = fields
 
 
@@ -41,7 +49,7 @@ class ApprovalAdmin(admin.ModelAdmin):
         "assignee_users",
         "assignee_groups",
     ]
-    inlines = [VoteInline, HistoryInline]
+    inlines = [VoteInline, HistoryInline, LinkInline]
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

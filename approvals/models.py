@@ -66,6 +66,18 @@ class Approval(models.Model):
     )
     escalation_timeout = models.DurationField(null=True, blank=True)
     escalated = models.BooleanField(default=False)
+    fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Form fields the approver fills in (see approvals.forms), validated specs.",
+    )
+    values = models.JSONField(
+        default=dict, blank=True, help_text="The field values of the deciding vote."
+    )
+    remind_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the assignees are reminded (empty: never)."
+    )
+    reminded_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -84,6 +96,12 @@ class Approval(models.Model):
         indexes = [
             # The inbox: pending approvals, newest first.
             models.Index(fields=["status", "-created_at"], name="approval_status_idx"),
+            # The reminder sweep: pending approvals whose reminder is due and not sent yet.
+            models.Index(
+                fields=["remind_at"],
+                name="approval_remind_due_idx",
+                condition=models.Q(status="pending", reminded_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -99,6 +117,7 @@ class ApprovalVote(models.Model):
         max_length=10, choices=[("approve", "Approve"), ("reject", "Reject")]
     )
     comment = models.TextField(blank=True)
+    values = models.JSONField(default=dict, blank=True, help_text="The form fields filled in.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -122,6 +141,7 @@ class ApprovalEvent(models.Model):
         REJECTED = "rejected", "Rejected"
         EXPIRED = "expired", "Expired"
         ESCALATED = "escalated", "Escalated"
+        REMINDED = "reminded", "Reminded"
         CANCELLED = "cancelled", "Cancelled"
 
     approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="history")
@@ -141,3 +161,21 @@ class ApprovalEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor or 'the system'} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ApprovalLink(models.Model):
+    """A link in an approval email: signed, bound to the person it was sent to, valid once and
+    until ``expires_at``. Its id is the nonce inside the signed token (approvals.links)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"link to {self.approval_id} for {self.user_id}"

@@ -1,25 +1,38 @@
 """Writes of the approvals domain: asking people, recording their votes and the decision once,
 escalating, and the audit trail of every change.
 
-Transitions of an approval (its status) are conditional updates from ``pending``: whatever the
-number of concurrent clicks, one transition happens, and everyone else learns it was decided.
+Every change of an approval's status goes through the table in approvals.transitions (a
+conditional update from the declared source, with the declared permission): whatever the number
+of concurrent clicks or sweeps, one transition happens, and everyone else learns it was decided.
+Every change is written to the audit trail by ``_log``; the assignees are emailed after commit
+when an approval is requested, reminded and escalated (approvals.emails).
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
+from approvals import transitions
+from approvals.emails import approval_email_after_commit
+from approvals.forms import clean_values, validate_field_specs
 from approvals.models import Approval, ApprovalEvent, ApprovalVote
+from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
 
-DECISIONS = {"approve": Approval.Status.APPROVED, "reject": Approval.Status.REJECTED}
+logger = logging.getLogger(__name__)
+
+#: ``remind_before`` default: remind at 80% of the way to the due time, or one hour before it
+#: if that is earlier, but never in the first half of the time (short timeouts).
+REMIND_AUTO = "auto"
+
+DECISIONS = ("approve", "reject")
 
 
 class AlreadyDecided(Exception):
@@ -48,9 +61,12 @@ def _resolve_assignees(assignees: list[str]) -> tuple[list[Any], list[Group]]:
 
 
 def _log(approval: Approval, action: str, actor: Any = None, **detail: Any) -> None:
+    """Every change of an approval goes through here: the audit trail, and the signal that the
+    live inbox listens to (sent after commit)."""
     ApprovalEvent.objects.create(
         approval=approval, action=action, actor=actor, detail=detail, at=clock.now()
     )
+    approval_changed.send_after_commit(approval_id=approval.pk, action=str(action))
 
 
 def _check_options(step_id: str, on_timeout: str, quorum: int, escalate_to: list[str]) -> None:
@@ -76,10 +92,21 @@ def approval_create(
     four_eyes: bool = False,
     escalate_to: list[str] | None = None,
     escalation_timeout: timedelta | None = None,
+    fields: list[dict[str, Any]] | None = None,
+    remind_before: timedelta | str | None = REMIND_AUTO,
 ) -> Approval:
+    """Ask ``assignees``; they are emailed once the surrounding transaction commits.
+
+    ``fields``: form fields the approver fills in (approvals.forms). ``remind_before``: how
+    long before ``due_at`` the assignees who have not voted are reminded (``"auto"``: see
+    REMIND_AUTO; ``None`` or zero: no reminder).
+    """
     if not assignees:
         raise WorkflowError(f"approval {step_id!r} needs at least one assignee")
     _check_options(step_id, on_timeout, quorum, escalate_to or [])
+    specs = validate_field_specs(fields, step_id=step_id)
+    now = clock.now()
+    remind_at = _remind_at(step_id, now, due_at, remind_before)
     users, groups = _resolve_assignees(assignees)
     if escalate_to:
         _resolve_assignees(escalate_to)  # unknown escalation targets fail now, not in two days
@@ -89,11 +116,37 @@ def approval_create(
             context=context or {}, assignees=assignees, due_at=due_at, on_timeout=on_timeout,
             quorum=quorum, four_eyes=four_eyes, requested_by_id=run.started_by_id,
             escalate_to=escalate_to or [], escalation_timeout=escalation_timeout,
+            fields=specs, remind_at=remind_at, created_at=now,
         )  # fmt: skip
         approval.assignee_users.set(users)
         approval.assignee_groups.set(groups)
         _log(approval, ApprovalEvent.Action.CREATED, assignees=assignees, due_at=_iso(due_at))
+        approval_email_after_commit(approval.pk, "requested")
     return approval
+
+
+def _remind_at(
+    step_id: str, now: datetime, due_at: datetime | None, remind_before: timedelta | str | None
+) -> datetime | None:
+    if remind_before == REMIND_AUTO:
+        if due_at is None:
+            return None
+        window = due_at - now
+        return max(now + window / 2, min(due_at - timedelta(hours=1), now + window * 0.8))
+    if remind_before is None or remind_before == timedelta(0):
+        return None
+    if not isinstance(remind_before, timedelta):
+        raise WorkflowError(
+            f"approval {step_id!r}: remind_before must be a duration, 'auto', or None/0 for no "
+            "reminder"
+        )
+    if due_at is None:
+        raise WorkflowError(f"approval {step_id!r}: remind_before needs a timeout to count from")
+    if due_at - remind_before <= now:
+        raise WorkflowError(
+            f"approval {step_id!r}: remind_before must be shorter than the timeout ({due_at - now})"
+        )
+    return due_at - remind_before
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -102,18 +155,17 @@ def _iso(value: datetime | None) -> str | None:
 
 def can_decide(approval: Approval, user: Any) -> bool:
     """An assignee (directly or through a group), or a user allowed to decide any approval."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if user.has_perm("approvals.decide_any_approval"):
-        return True
-    if approval.assignee_users.filter(pk=user.pk).exists():
-        return True
-    return approval.assignee_groups.filter(pk__in=user.groups.values("pk")).exists()
+    return transitions.can_decide(approval, user)
 
 
 def _outcome(approval: Approval) -> dict[str, Any]:
     votes = [
-        {"user": v.user.get_username(), "decision": v.decision, "comment": v.comment}
+        {
+            "user": v.user.get_username(),
+            "decision": v.decision,
+            "comment": v.comment,
+            "values": v.values,
+        }
         for v in approval.votes.select_related("user")
     ]
     return {
@@ -123,38 +175,46 @@ def _outcome(approval: Approval) -> dict[str, Any]:
         "decided_by": approval.decided_by.get_username() if approval.decided_by else None,
         "decided_at": _iso(approval.decided_at),
         "votes": votes,
+        "values": approval.values,
     }
 
 
-def approval_decide(*, approval: Approval, user: Any, decision: str, comment: str = "") -> Approval:
-    """Record ``user``'s vote; the approval is decided by the first rejection or by the
-    ``quorum``-th approval, and the run resumes after commit.
+def approval_decide(
+    *,
+    approval: Approval,
+    user: Any,
+    decision: str,
+    comment: str = "",
+    values: dict[str, Any] | None = None,
+) -> Approval:
+    """Record ``user``'s vote (with the ``values`` of the approval's fields); the approval is
+    decided by the first rejection or by the ``quorum``-th approval, and the run resumes after
+    commit, its step's output carrying the deciding vote's values.
 
     PermissionDenied for users who may not decide (non-assignees; the requester under
-    four-eyes); AlreadyDecided when it is no longer pending or this user voted already.
+    four-eyes); InvalidValues naming the fields that do not fit; AlreadyDecided when it is no
+    longer pending or this user voted already.
     """
     from automation.services import step_complete
 
     if decision not in DECISIONS:
         raise ValueError("decision must be 'approve' or 'reject'")
-    if not can_decide(approval, user):
-        raise PermissionDenied("only an assignee or a user allowed to decide any approval can")
-    if approval.four_eyes and approval.requested_by_id == user.pk:
-        raise PermissionDenied("four-eyes: the person who started the run cannot decide it")
+    transitions.check_permission(approval, transitions.TRANSITIONS[decision], user)
+    cleaned = clean_values(approval, decision, values)
     with transaction.atomic():
         locked = Approval.objects.select_for_update().get(pk=approval.pk)
         if locked.status != Approval.Status.PENDING:
             raise AlreadyDecided(f"approval {approval.pk} is {locked.status} already")
-        _vote(locked, user, decision, comment)
+        _vote(locked, user, decision, comment, cleaned)
         approvals = locked.votes.filter(decision="approve").count()
         if decision == "reject" or approvals >= locked.quorum:
-            _transition(locked, DECISIONS[decision], user, comment)
+            _move(locked, decision, user, comment=comment, values=cleaned)
             step_complete(run_id=locked.run_id, step_id=locked.step_id, output=_outcome(locked))
     approval.refresh_from_db()
     return approval
 
 
-def _vote(approval: Approval, user: Any, decision: str, comment: str) -> None:
+def _vote(approval: Approval, user: Any, decision: str, comment: str, values: dict) -> None:
     try:
         with transaction.atomic():
             ApprovalVote.objects.create(
@@ -162,20 +222,22 @@ def _vote(approval: Approval, user: Any, decision: str, comment: str) -> None:
                 user=user,
                 decision=decision,
                 comment=comment,
+                values=values,
                 created_at=clock.now(),
             )
     except IntegrityError:
         raise AlreadyDecided("you have voted on this approval already") from None
+    if not transitions.apply(approval, "vote", user=user):
+        raise AlreadyDecided(f"approval {approval.pk} is no longer pending")
     _log(approval, ApprovalEvent.Action.VOTED, user, decision=decision, comment=comment)
 
 
-def _transition(approval: Approval, status: str, user: Any, comment: str) -> None:
-    if not Approval.objects.filter(pk=approval.pk, status=Approval.Status.PENDING).update(
-        status=status, decided_by=user, decided_at=clock.now(), comment=comment
-    ):
+def _move(approval: Approval, name: str, user: Any, *, comment: str, values: dict) -> None:
+    """A deciding transition (approve or reject) by ``user``, and its audit entry."""
+    changes = {"decided_by": user, "decided_at": clock.now(), "comment": comment}
+    if not transitions.apply(approval, name, user=user, values=values, **changes):
         raise AlreadyDecided(f"approval {approval.pk} is no longer pending")
-    approval.refresh_from_db()
-    _log(approval, status, user, comment=comment)
+    _log(approval, transitions.TRANSITIONS[name].audit, user, comment=comment)
 
 
 def approval_expire(*, run_id: Any, step_id: str) -> bool:
@@ -193,13 +255,12 @@ def approval_expire(*, run_id: Any, step_id: str) -> bool:
             _escalate(approval)
             return False
         approve = approval.on_timeout == Approval.OnTimeout.APPROVE
-        status = Approval.Status.APPROVED if approve else Approval.Status.EXPIRED
-        if not Approval.objects.filter(pk=approval.pk, status=Approval.Status.PENDING).update(
-            status=status, decided_at=clock.now(), comment="decided on timeout"
+        name = "approve_on_timeout" if approve else "expire"
+        if not transitions.apply(
+            approval, name, decided_at=clock.now(), comment="decided on timeout"
         ):
             return False
-        approval.refresh_from_db()
-        _log(approval, ApprovalEvent.Action.EXPIRED, outcome=status)
+        _log(approval, transitions.TRANSITIONS[name].audit, outcome=approval.status)
         outcome = _outcome(approval) | {"decision": "expired", "timed_out": True}
         return step_complete(run_id=run_id, step_id=step_id, output=outcome)
 
@@ -213,9 +274,11 @@ def _escalate(approval: Approval) -> None:
         (approval.due_at - approval.created_at) if approval.due_at else timedelta(days=1)
     )
     due = clock.now() + timeout
-    Approval.objects.filter(pk=approval.pk).update(
-        assignees=approval.escalate_to, escalated=True, due_at=due, on_timeout="reject"
-    )
+    if not transitions.apply(
+        approval, "escalate", guard={"escalated": False},
+        assignees=approval.escalate_to, escalated=True, due_at=due, on_timeout="reject",
+    ):  # fmt: skip
+        return
     approval.assignee_users.set(users)
     approval.assignee_groups.set(groups)
     StepRecord.objects.filter(run_id=approval.run_id, step_id=approval.step_id).update(
@@ -223,13 +286,41 @@ def _escalate(approval: Approval) -> None:
     )
     Timer.objects.create(run_id=approval.run_id, step_id=approval.step_id, due_at=due)
     _log(approval, ApprovalEvent.Action.ESCALATED, to=approval.escalate_to, due_at=_iso(due))
+    approval_email_after_commit(approval.pk, "escalated")
 
 
 def approvals_cancel_for_run(*, run_id: Any) -> int:
-    pending = list(Approval.objects.filter(run_id=run_id, status=Approval.Status.PENDING))
-    cancelled = Approval.objects.filter(
-        pk__in=[a.pk for a in pending], status=Approval.Status.PENDING
-    ).update(status=Approval.Status.CANCELLED)
-    for approval in pending:
-        _log(approval, ApprovalEvent.Action.CANCELLED)
+    """The run was cancelled: its pending approvals are cancelled (nobody is emailed)."""
+    cancelled = 0
+    for approval in Approval.objects.filter(run_id=run_id, status=Approval.Status.PENDING):
+        if transitions.apply(approval, "cancel"):
+            _log(approval, ApprovalEvent.Action.CANCELLED)
+            cancelled += 1
     return cancelled
+
+
+def approvals_remind_due(*, limit: int = 500) -> int:
+    """Remind the assignees of pending approvals whose reminder is due (the engine's sweep
+    calls this). Each reminder is claimed with a conditional update, so two sweeps never send
+    one twice; one approval's failure is logged and does not stop the others."""
+    due = Approval.objects.filter(
+        status=Approval.Status.PENDING, reminded_at__isnull=True, remind_at__lte=clock.now()
+    ).order_by("remind_at")
+    reminded = 0
+    for approval in list(due[:limit]):
+        try:
+            reminded += _remind(approval)
+        except Exception:
+            logger.exception("approval %s: the reminder failed; continuing", approval.pk)
+    return reminded
+
+
+def _remind(approval: Approval) -> bool:
+    with transaction.atomic():
+        now = clock.now()
+        guard = {"reminded_at__isnull": True}
+        if not transitions.apply(approval, "remind", guard=guard, reminded_at=now):
+            return False  # another sweep got there first, or it was decided meanwhile
+        _log(approval, ApprovalEvent.Action.REMINDED, due_at=_iso(approval.due_at))
+        approval_email_after_commit(approval.pk, "reminder")
+    return True

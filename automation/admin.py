@@ -18,10 +18,11 @@ from automation.models import (
     StepRecord,
     Timer,
     Wait,
-    Workflow,
-    WorkflowVersion,
 )
 from automation.services import run_cancel, run_retry, runs_retry_failed
+from automation.workflow_admin import WorkflowAdmin, WorkflowVersionAdmin
+
+__all__ = ["WorkflowAdmin", "WorkflowVersionAdmin"]  # registered in automation.workflow_admin
 
 
 def pretty(value: Any) -> str:
@@ -36,50 +37,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class VersionInline(admin.TabularInline):
-    model = WorkflowVersion
-    fields = ["number", "trigger_event", "trigger_filter", "code_ref", "created_at", "created_by"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(Workflow)
-class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "active", "updated_at"]
-    list_filter = ["kind", "active"]
-    search_fields = ["name", "description"]
-    readonly_fields = ["name", "kind", "created_at", "updated_at"]
-    inlines = [VersionInline]
-    actions = ["activate", "deactivate"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # code workflows come from workflows.py
-
-    @admin.action(description="Activate (start new runs)", permissions=["change"])
-    def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=True)} workflow(s) activated.")
-
-    @admin.action(description="Deactivate (start no new runs)", permissions=["change"])
-    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=False)} workflow(s) deactivated.")
-
-
-@admin.register(WorkflowVersion)
-class WorkflowVersionAdmin(ReadOnlyAdmin):
-    list_display = ["__str__", "trigger_event", "checksum_short", "created_at"]
-    list_select_related = ["workflow"]
-    search_fields = ["workflow__name"]
-
-    @admin.display(description="checksum")
-    def checksum_short(self, obj: WorkflowVersion) -> str:
-        return obj.checksum[:12]
 
 
 class StepInline(admin.TabularInline):

@@ -9,9 +9,11 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
-        from automation import (
-            metrics,  # noqa: F401  (connects the lifecycle receivers)
-            signals,  # noqa: F401  (connects the Celery signal handlers)
+        from automation import (  # noqa: F401
+            actions,  # registers the built-in actions
+            live,  # connects the live UI's receivers
+            metrics,  # connects the metrics' receivers
+            signals,  # connects the Celery signal handlers
         )
         from automation.engine import registry
 

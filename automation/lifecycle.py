@@ -27,25 +27,33 @@ from django.dispatch import Signal
 
 logger = logging.getLogger(__name__)
 
+
+class AfterCommitSignal(Signal):
+    """A signal sent once the current transaction commits; receivers that raise are logged."""
+
+    def send_after_commit(self, **kwargs: Any) -> None:
+        def send() -> None:
+            for receiver, result in self.send_robust(sender=None, **kwargs):
+                if isinstance(result, Exception):
+                    logger.error("lifecycle receiver %r failed", receiver, exc_info=result)
+
+        transaction.on_commit(send, robust=True)
+
+
 #: A run was created or changed status. kwargs: run_id, workflow (its name, "" where the
 #: change was made knowing only the id), status, and ``created`` (True for a new run).
-run_changed = Signal()
+run_changed = AfterCommitSignal()
 
 #: A step's journal record changed status. kwargs: run_id, step_id, kind, status, attempt,
 #: started_at, finished_at (datetimes or None), retrying (True when a retry was scheduled).
-step_changed = Signal()
+step_changed = AfterCommitSignal()
 
 #: A durable timer fired. kwargs: run_id, kind, due_at, fired_at.
-timer_fired = Signal()
+timer_fired = AfterCommitSignal()
 
 
-def _send_after_commit(signal: Signal, **kwargs: Any) -> None:
-    def send() -> None:
-        for receiver, result in signal.send_robust(sender=None, **kwargs):
-            if isinstance(result, Exception):
-                logger.error("lifecycle receiver %r failed", receiver, exc_info=result)
-
-    transaction.on_commit(send, robust=True)
+def _send_after_commit(signal: AfterCommitSignal, **kwargs: Any) -> None:
+    signal.send_after_commit(**kwargs)
 
 
 def announce_run(run_id: Any, status: str, *, workflow: str = "", created: bool = False) -> None:

@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from automation import lifecycle
+from events.signals import event_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -107,10 +108,11 @@ def _on_timer(sender: Any, *, kind: str, due_at: datetime, fired_at: datetime, *
     TIMER_LATENESS.labels(kind=kind).observe(max(0.0, (fired_at - due_at).total_seconds()))
 
 
-# --- Fed by the events app ------------------------------------------------------------------
+# --- Fed by the events app (its event_recorded signal; webhook refusals) ---------------------
 
 
-def event_ingested(type: str, source: str) -> None:
+@receiver(event_recorded, dispatch_uid="metrics.event_recorded")
+def _on_event(sender: Any, *, type: str, source: str, **_: Any) -> None:
     EVENTS_INGESTED.labels(type=type, source=source).inc()
 
 

@@ -1,7 +1,16 @@
-"""WebSocket routes. Each domain app adds its consumers' routes here."""
+"""WebSocket routes of the operator UI (see automation.consumers and automation.live)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern
+from django.urls import path
 
-websocket_urlpatterns: list[URLPattern] = []
+from approvals.consumers import InboxConsumer
+from automation.consumers import DashboardConsumer, EventsConsumer, RunConsumer, RunsConsumer
+
+websocket_urlpatterns = [
+    path("ws/approvals/", InboxConsumer.as_asgi()),
+    path("ws/runs/", RunsConsumer.as_asgi()),
+    path("ws/runs/<uuid:run_id>/", RunConsumer.as_asgi()),
+    path("ws/dashboard/", DashboardConsumer.as_asgi()),
+    path("ws/events/", EventsConsumer.as_asgi()),
+]

@@ -7,6 +7,8 @@ the admin, the API and management commands.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -19,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from automation import lifecycle
+from automation.definitions import validation
 from automation.engine import clock, dispatch, matching, registry, steps
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
@@ -537,3 +540,57 @@ def retention_apply(*, max_batches: int = 100) -> dict[str, int]:
             max_batches=max_batches,
         )
     return purged
+
+
+# --- declarative workflows ------------------------------------------------------------------
+
+
+def definition_checksum(definition: dict[str, Any]) -> str:
+    """The same definition (whatever its key order or file format) has the same checksum."""
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def workflow_definition_save(
+    *,
+    definition: Any,
+    user: Any = None,
+    name: str | None = None,
+    active: bool | None = None,
+) -> tuple[Workflow, WorkflowVersion, bool]:
+    """Validate and save a declarative definition. A definition that differs from the latest
+    version makes a new version (runs in flight stay on theirs); an unchanged one makes none.
+    ``name``: the workflow being edited (a definition cannot rename it). Returns (workflow,
+    latest version, whether a version was created). Raises InvalidDefinition."""
+    validation.check(definition)
+    if name is not None and definition["name"] != name:
+        raise validation.InvalidDefinition(
+            [validation.DefinitionError("name", f"this workflow is {name!r}; names cannot change")]
+        )
+    checksum = definition_checksum(definition)
+    trigger = definition.get("trigger", {})
+    with transaction.atomic():
+        wf, _ = Workflow.objects.select_for_update().get_or_create(
+            name=definition["name"], defaults={"kind": Workflow.Kind.DECLARATIVE}
+        )
+        if wf.kind != Workflow.Kind.DECLARATIVE:
+            raise validation.InvalidDefinition(
+                [validation.DefinitionError("name", f"{wf.name!r} is a code workflow")]
+            )
+        latest = wf.latest_version()
+        created = latest is None or latest.checksum != checksum
+        if created:
+            latest = WorkflowVersion.objects.create(
+                workflow=wf,
+                number=(latest.number + 1) if latest else 1,
+                definition=definition,
+                checksum=checksum,
+                trigger_event=trigger.get("event", ""),
+                trigger_filter=trigger.get("filter", ""),
+                created_by=user if getattr(user, "is_authenticated", False) else None,
+            )
+        wf.description = definition.get("description", "")
+        if active is not None:
+            wf.active = active
+        wf.save(update_fields=["description", "active", "updated_at"])
+    return wf, latest, created

@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_celery_beat",
     "channels",
+    "django_htmx",
+    "django_json_widget",  # the admin's JSON editor of workflow definitions
     "automation",
     "events",
     "approvals",
@@ -80,6 +82,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "automation.urls"
@@ -108,7 +111,12 @@ TEMPLATES = [
 def _database(url: str) -> dict:
     try:
         config = dj_database_url.parse(
-            url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+            # PostgreSQL connections are kept (and health-checked) between requests and tasks
+            # by default: a new connection per Celery task cost half a worker's time.
+            url,
+            conn_max_age=env_int(
+                "DATABASE_CONN_MAX_AGE", 60 if url.startswith("postgres") else 0, minimum=0
+            ),
         )
     except ValueError as exc:
         raise ImproperlyConfigured(
@@ -151,7 +159,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# Operators sign in to the web UI; the admin keeps its own login page.
+LOGIN_URL = "/app/login/"
+LOGIN_REDIRECT_URL = "/app/"
+LOGOUT_REDIRECT_URL = "/app/login/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -350,6 +361,8 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "automation.models.RunStatus",
         "StepStatusEnum": "automation.models.StepStatus",
         "ApprovalStatusEnum": "approvals.models.Approval.Status",
+        "WorkflowKindEnum": "automation.models.Workflow.Kind",
+        "StepKindEnum": "automation.models.StepRecord.Kind",
     },
 }
 
@@ -400,3 +413,62 @@ CELERY_BEAT_SCHEDULE["automation.purge"] = {
 MIDDLEWARE[MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware")] = (
     "automation.staticfiles.WhiteNoiseMiddleware"
 )
+# --- Declarative workflows and built-in actions (issue 5) -----------------------------------
+
+# Hosts and networks (comma-separated: "localhost,10.0.0.0/8,fd00::/8") the http.request,
+# slack.post actions may reach although they are private, loopback or link-local.
+AUTOMATION_HTTP_ALLOWLIST = env_list("AUTOMATION_HTTP_ALLOWLIST", [])
+# Largest response body http.request reads (larger: the step fails, not retried).
+AUTOMATION_HTTP_MAX_RESPONSE_BYTES = env_int(
+    "AUTOMATION_HTTP_MAX_RESPONSE_BYTES", 1024 * 1024, minimum=1024
+)
+# Redirects http.request follows (each hop is checked by the SSRF guard again).
+AUTOMATION_HTTP_MAX_REDIRECTS = env_int("AUTOMATION_HTTP_MAX_REDIRECTS", 5, minimum=0)
+# Models (app_label.Model, comma-separated) record.create and record.update may write.
+AUTOMATION_RECORD_MODELS = env_list("AUTOMATION_RECORD_MODELS", [])
+# Default incoming-webhook URL of slack.post.
+AUTOMATION_SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL", "")
+# ai.complete: an OpenAI-compatible API (https://api.openai.com/v1, a local server, ...).
+AUTOMATION_AI_BASE_URL = env_str("AI_BASE_URL", "")
+AUTOMATION_AI_API_KEY = env_str("AI_API_KEY", "")
+AUTOMATION_AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
+AUTOMATION_AI_TIMEOUT = env_float("AI_TIMEOUT", 60.0, minimum=1.0)
+
+# --- Approvals: emails and links ------------------------------------------------------------
+
+# The address people reach this site at; links in approval emails start with it.
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https://.")
+# Seconds a link in an approval email stays valid (it also works only once).
+APPROVAL_LINK_MAX_AGE = env_int("APPROVAL_LINK_MAX_AGE", 7 * 86400, minimum=60)
+# Email the assignees when an approval is requested, reminded and escalated.
+APPROVAL_EMAILS = env_bool("APPROVAL_EMAILS", True)
+# Outgoing mail: SMTP when EMAIL_HOST is set; otherwise emails are printed to the server's log
+# (the embedded mode has no mail server; the links in them work).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true; pick one.")
+# Seconds to wait for the mail server before giving up (the failure is logged, never raised).
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Automation <automation@localhost>")
+
+
+# --- Worker database connections (issue 8) --------------------------------------------------
+# Celery's Django fixup force-closes every database connection before and after each task
+# unless this is set (celery#9824): a new PostgreSQL connection per task cost half of a
+# worker's time. Set this high, Celery's forced closing is off, and automation/signals.py closes
+# connections around each task as Django does around a request (DATABASE_CONN_MAX_AGE and
+# health checks honoured): with DATABASE_CONN_MAX_AGE=60 (the default on PostgreSQL) a worker
+# keeps its connection for a minute; with 0 each task gets a new one.
+CELERY_DB_REUSE_MAX = 1_000_000_000

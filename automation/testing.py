@@ -117,14 +117,29 @@ class WorkflowHarness:
         self.drain()
         return event
 
-    def decide(self, run: Run, step_id: str, decision: str, *, user: Any, comment: str = "") -> Any:
-        """Decide the approval of ``step_id`` as ``user``, then drive the run on."""
+    def decide(
+        self,
+        run: Run,
+        step_id: str,
+        decision: str,
+        *,
+        user: Any,
+        comment: str = "",
+        values: dict[str, Any] | None = None,
+    ) -> Any:
+        """Decide the approval of ``step_id`` as ``user`` (filling in its fields with
+        ``values``), then drive the run on."""
         from approvals.models import Approval
         from approvals.services import approval_decide
 
         approval = Approval.objects.get(run=run, step_id=step_id)
         self._committed(
-            approval_decide, approval=approval, user=user, decision=decision, comment=comment
+            approval_decide,
+            approval=approval,
+            user=user,
+            decision=decision,
+            comment=comment,
+            values=values,
         )
         self.drain()
         return approval

@@ -10,7 +10,8 @@ handler404 = "automation.api.errors.json_404"
 handler500 = "automation.api.errors.json_500"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    path("", RedirectView.as_view(url="/app/", permanent=False)),
+    path("app/", include("automation.app_urls")),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     re_path(r"^metrics/?$", views.metrics, name="metrics"),
     path("api/auth/token/", api_views.obtain_token, name="api-token"),
@@ -20,6 +21,7 @@ urlpatterns = [
     path("api/", include("approvals.api.urls")),
     path("api/", include("automation.api.urls")),
     path("admin/", admin.site.urls),
+    path("app/a/", include("approvals.urls")),
     path("api/", include("events.api.urls")),
     path("", include("events.urls")),
 ]

@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from automation import metrics as prometheus
+from automation import selectors
+from automation.engine.errors import WorkflowError
 from automation.health import run_checks
+from automation.models import Run, RunStatus
+from automation.paging import keyset_page, query_without
+from automation.services import run_cancel, run_retry
+from automation.ui import render_page
 
 
 @never_cache
@@ -23,3 +34,70 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text: counters of every process (PROMETHEUS_MULTIPROC_DIR) and live gauges."""
     return HttpResponse(prometheus.exposition(), content_type=prometheus.CONTENT_TYPE)
+
+
+# --- Operator UI: dashboard and runs ----------------------------------------------------------
+
+VIEW_RUNS = "automation.view_run"
+OPERATE_RUNS = "automation.change_run"
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if not request.user.has_perm(VIEW_RUNS):
+        return redirect("app:inbox")  # people who only approve start at their inbox
+    context = {"stats": selectors.dashboard(request.user), "section": "dashboard"}
+    return render_page(request, "app/dashboard.html", context)
+
+
+@login_required
+@permission_required(VIEW_RUNS, raise_exception=True)
+def runs(request: HttpRequest) -> HttpResponse:
+    filters = {
+        "workflow": request.GET.get("workflow", ""),
+        "status": request.GET.get("status", ""),
+        "q": request.GET.get("q", "").strip(),
+    }
+    page = keyset_page(selectors.runs_filtered(**filters), request)
+    context = {
+        "page": page,
+        "filters": filters,
+        "statuses": RunStatus.choices,
+        "workflows": selectors.workflow_names(),
+        "query": query_without(request, "before", "fragment"),
+        "section": "runs",
+    }
+    return render_page(request, "app/runs.html", context)
+
+
+@login_required
+@permission_required(VIEW_RUNS, raise_exception=True)
+def run_page(request: HttpRequest, run_id: Any) -> HttpResponse:
+    run = get_object_or_404(
+        Run.objects.select_related("workflow", "version", "trigger_event", "parent_run"), id=run_id
+    )
+    context = {
+        "run": run,
+        "timeline": selectors.run_timeline(run),
+        "approvals": run.approvals.all(),
+        "can_operate": request.user.has_perm(OPERATE_RUNS),
+        "section": "runs",
+    }
+    return render_page(request, "app/run.html", context)
+
+
+@login_required
+@require_POST
+@permission_required(OPERATE_RUNS, raise_exception=True)
+def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpResponse:
+    """Cancel or retry from the run page; the same services as the API."""
+    run = get_object_or_404(Run.objects.select_related("workflow", "version"), id=run_id)
+    service = {"cancel": run_cancel, "retry": run_retry}[operation]
+    try:
+        service(run=run)
+    except WorkflowError as exc:
+        messages.error(request, str(exc))
+    else:
+        done = {"cancel": "Cancellation requested.", "retry": "Retrying from the failed step."}
+        messages.success(request, done[operation])
+    return redirect("app:run", run_id=run.id)

@@ -1,189 +1,248 @@
-"""Engine throughput: a 3-step no-op workflow vs a bare Celery 3-task chain, same run.
+#!/usr/bin/env python3
+"""Engine throughput and latency next to a bare Celery chain, measured in the same run.
 
-Both run on PostgreSQL + Redis with one `celery worker --pool prefork --concurrency 2`, started
-fresh for each measurement. Usage (needs PostgreSQL and Redis on 127.0.0.1)::
+Throughput: a 3-step no-op workflow (started by ``run_start`` and by events) against a bare
+Celery 3-task chain that writes one row per task. Each round queues all the work first, then
+starts one ``celery worker --pool prefork --concurrency 2`` (two worker processes) and measures
+from the first step to the last by the database's own timestamps, so the publisher and the
+poller are not competing for the two cores while the worker runs.
 
-    .venv/bin/python bench/engine.py [--chains 1000] [--repeat 3]
+Latency: with the worker running, events at a steady --rate per second for --seconds; the time
+from an event being received to its run's first step starting (p50/p99), next to the bare
+enqueue-to-start latency of a Celery task sent at the same rate.
 
-Prints steps/second of each (median of --repeat rounds) and, last, the ratio engine/bare.
+    .venv/bin/python bench/engine.py [--runs 1000] [--repeat 3] [--rate 100] [--seconds 10]
+    .venv/bin/python bench/engine.py --smoke     # seconds, for CI: checks it works, not figures
+
+Uses the database automation_bench_engine and Redis DB 12 (both emptied).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    PG,
+    REDIS_HOST,
+    manage,
+    percentile,
+    project_env,
+    recreate_database,
+    setup_django,
+    start_worker,
+    stop,
+    table,
+    wait_until,
+    workdir,
+)
+
 DB_NAME = "automation_bench_engine"
-REDIS = os.environ.get(
-    "BENCH_REDIS", "redis://127.0.0.1:6379/12"
-)  # emptied; bench/ingest.py uses 13
-
-ENV = {
-    **os.environ,
-    "DJANGO_SETTINGS_MODULE": "automation.settings",
-    "DATABASE_URL": f"{PG}/{DB_NAME}",
-    "CELERY_BROKER_URL": REDIS,
-    "REDIS_URL": REDIS,
-    "SECRET_KEY": "bench-" + "k" * 60,
-    "HTTPS": "false",
-    "EXAMPLES": "false",
-    "LOG_LEVEL": "warning",
-    # Persistent connections for both sides, as a production worker would be configured.
-    "DATABASE_CONN_MAX_AGE": "60",
-    "PYTHONPATH": str(ROOT),
-}
-
-
-def prepare_database() -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=ENV, check=True)
-
-
-def setup_django() -> None:
-    os.environ.update(ENV)
-    import django
-
-    django.setup()
-    from django.db import connection
-
-    from bench.bench_app import BARE_TABLE
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {BARE_TABLE} (id bigserial primary key, chain_id int, n int)"  # noqa: E501
-        )
-
-
-def start_worker() -> subprocess.Popen:
-    import redis
-
-    redis.Redis.from_url(REDIS).flushdb()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "automation", "worker", "--pool=prefork",
-         "--concurrency=2", "--loglevel=WARNING", "-I", "bench.bench_app",
-         "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    from automation.models import Heartbeat
-
-    Heartbeat.objects.all().delete()
-    deadline = time.monotonic() + 60
-    while not Heartbeat.objects.exists():  # the worker's start-up heartbeat went round
-        if time.monotonic() > deadline:
-            raise SystemExit("worker did not start")
-        time.sleep(0.1)
-    return worker
-
-
-def wait_until(count, target: int, timeout: float = 600) -> float:
-    deadline = time.monotonic() + timeout
-    while count() < target:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out at {count()}/{target}")
-        time.sleep(0.02)
-    return time.monotonic()
-
-
-def bare_round(chains: int) -> float:
-    from celery import chain
-    from django.db import connection
-
-    from bench.bench_app import BARE_TABLE, bare_step
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {BARE_TABLE}")
-
-    def rows() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {BARE_TABLE}")  # noqa: S608
-            return cursor.fetchone()[0]
-
-    worker = start_worker()
-    try:
-        started = time.monotonic()
-        for i in range(chains):
-            chain(bare_step.si(i, 1), bare_step.si(i, 2), bare_step.si(i, 3)).apply_async()
-        ended = wait_until(rows, 3 * chains)
-    finally:
-        worker.terminate()
-        worker.wait()
-    return 3 * chains / (ended - started)
-
-
-def engine_round(chains: int, *, via_events: bool) -> float:
-    from automation.models import Run
-    from automation.services import run_start
-    from events.models import Event
-    from events.services import emit
-
-    Run.objects.all().delete()
-    Event.objects.all().delete()
-
-    def done() -> int:
-        return Run.objects.filter(status="succeeded").count()
-
-    worker = start_worker()
-    try:
-        started = time.monotonic()
-        for i in range(chains):
-            if via_events:
-                emit("bench.noop", {"i": i})
-            else:
-                run_start(workflow="bench-noop", input={"i": i})
-        ended = wait_until(done, chains)
-    finally:
-        worker.terminate()
-        worker.wait()
-    failed = Run.objects.exclude(status="succeeded").count()
-    if failed:
-        raise SystemExit(f"{failed} runs did not succeed")
-    return 3 * chains / (ended - started)
+REDIS_URL = f"{REDIS_HOST}/12"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chains", type=int, default=500, help="chains / runs per round")
+    parser.add_argument("--runs", type=int, default=1000, help="chains / runs per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of each (median taken)")
+    parser.add_argument("--rate", type=float, default=100.0, help="events/s for the latency run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
     args = parser.parse_args()
+    if args.smoke:
+        args.runs, args.repeat, args.rate, args.seconds = 40, 1, 50.0, 1.0
 
-    prepare_database()
-    setup_django()
-    import bench.bench_app  # noqa: F401  (registers the workflow in this process too)
+    env = project_env(recreate_database(PG, DB_NAME), REDIS_URL)
+    manage(env, "migrate", "--noinput", "-v0")
+    setup_django(env)
+    from django.db import connection
+
+    import bench.bench_app as app
     from automation.engine import registry
 
     registry.sync_code_workflows(force=True)
+    with connection.cursor() as cursor:
+        for sql in app.TABLES_SQL:
+            cursor.execute(sql)
 
-    results: dict[str, list[float]] = {"bare": [], "engine": [], "engine_events": []}
-    for _ in range(args.repeat):
-        results["bare"].append(bare_round(args.chains))
-        results["engine"].append(engine_round(args.chains, via_events=False))
-        results["engine_events"].append(engine_round(args.chains, via_events=True))
+    with workdir("bench-engine-") as tmp:
+        log = tmp / "worker.log"
+        results: dict[str, list[float]] = {"bare": [], "engine": [], "events": []}
+        try:
+            for _ in range(args.repeat):
+                results["bare"].append(bare_round(env, log, args.runs))
+                results["engine"].append(engine_round(env, log, args.runs, via_events=False))
+                results["events"].append(engine_round(env, log, args.runs, via_events=True))
+            latency = latency_runs(env, log, args.rate, args.seconds)
+        except SystemExit:
+            print(log.read_text()[-3000:], file=sys.stderr)
+            raise
+    report(args, results, latency)
 
+
+# --- throughput -----------------------------------------------------------------------------
+
+
+def _reset() -> None:
+    import redis
+    from django.db import connection
+
+    from bench.bench_app import BARE_TABLE, LATENCY_TABLE
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"TRUNCATE {BARE_TABLE}, {LATENCY_TABLE}, automation_run, events_event CASCADE"
+        )
+
+
+def _scalar(sql: str) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        value = cursor.fetchone()[0]
+    return float(value) if value is not None else 0.0
+
+
+def bare_round(env: dict[str, str], log: Path, runs: int) -> float:
+    from celery import chain
+
+    from bench.bench_app import BARE_TABLE, bare_step
+
+    _reset()
+    for i in range(runs):
+        chain(bare_step.si(i, 1), bare_step.si(i, 2), bare_step.si(i, 3)).apply_async()
+    worker = start_worker(env, log)
+    try:
+        count = f"SELECT count(*) FROM {BARE_TABLE}"
+        wait_until(lambda: _scalar(count) >= 3 * runs, 600, "the bare chains", 0.2)
+    finally:
+        stop(worker)
+    span = _scalar(f"SELECT extract(epoch FROM max(at) - min(at)) FROM {BARE_TABLE}")
+    return 3 * runs / span
+
+
+def engine_round(env: dict[str, str], log: Path, runs: int, *, via_events: bool) -> float:
+    from automation.services import run_start
+    from events.services import emit
+
+    _reset()
+    for i in range(runs):
+        if via_events:
+            emit("bench.noop", {"i": i})
+        else:
+            run_start(workflow="bench-noop", input={"i": i})
+    worker = start_worker(env, log)
+    try:
+        done = "SELECT count(*) FROM automation_run WHERE status = 'succeeded'"
+        settled = "SELECT count(*) FROM automation_run WHERE status IN ('failed', 'cancelled')"
+        wait_until(lambda: _scalar(done) + _scalar(settled) >= runs, 600, "the engine's runs", 0.2)
+    finally:
+        stop(worker)
+    if failed := _scalar(settled):
+        raise SystemExit(f"{failed:.0f} runs did not succeed")
+    span = _scalar(
+        "SELECT extract(epoch FROM max(finished_at) - min(started_at)) FROM automation_steprecord"
+    )
+    return 3 * runs / span
+
+
+# --- latency --------------------------------------------------------------------------------
+
+
+def _paced(rate: float, seconds: float, send) -> int:
+    """Call ``send()`` at a steady ``rate`` for ``seconds``; returns how many were sent."""
+    interval, count = 1.0 / rate, int(rate * seconds)
+    start = time.monotonic()
+    for n in range(count):
+        delay = start + n * interval - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send()
+    return count
+
+
+def _worker_ready(env: dict[str, str], log: Path):
+    from automation.models import Heartbeat
+
+    Heartbeat.objects.all().delete()
+    worker = start_worker(env, log)
+    wait_until(Heartbeat.objects.exists, 60, "the worker's start-up heartbeat")
+    return worker
+
+
+def latency_runs(env: dict[str, str], log: Path, rate: float, seconds: float) -> dict:
+    from bench.bench_app import LATENCY_TABLE, bare_latency
+    from events.services import emit
+
+    _reset()
+    worker = _worker_ready(env, log)
+    try:
+        sent = _paced(rate, seconds, lambda: bare_latency.delay(time.time()))
+        count = f"SELECT count(*) FROM {LATENCY_TABLE}"
+        wait_until(lambda: _scalar(count) >= sent, 120, "the bare latency tasks")
+        sent_events = _paced(rate, seconds, lambda: emit("bench.noop", {}))
+        done = "SELECT count(*) FROM automation_run WHERE status = 'succeeded'"
+        wait_until(lambda: _scalar(done) >= sent_events, 120, "the event-started runs")
+    finally:
+        stop(worker)
+    bare = _column(f"SELECT 1000 * (started - sent) FROM {LATENCY_TABLE}")
+    engine = _column(
+        "SELECT 1000 * extract(epoch FROM s.started_at - e.received_at) "
+        "FROM automation_steprecord s JOIN automation_run r ON r.id = s.run_id "
+        "JOIN events_event e ON e.id = r.trigger_event_id WHERE s.step_id = 'one'"
+    )
+    return {"bare": bare, "engine": engine}
+
+
+def _column(sql: str) -> list[float]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [float(row[0]) for row in cursor.fetchall()]
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, results: dict[str, list[float]], latency: dict) -> None:
     median = {name: statistics.median(values) for name, values in results.items()}
-    print(f"{'measurement':<52} {'steps/s (median)':>16}  rounds")
     labels = {
         "bare": "bare Celery 3-task chain, 1 INSERT per task",
         "engine": "engine: 3-step no-op workflow (run_start)",
-        "engine_events": "engine: 3-step no-op workflow started by an event",
+        "events": "engine: 3-step no-op workflow started by an event",
     }
-    for name, label in labels.items():
-        rounds = ", ".join(f"{v:.0f}" for v in results[name])
-        print(f"{label:<52} {median[name]:>16.0f}  {rounds}")
+    print(f"throughput: {args.runs} chains/runs per round, prefork 2, median of {args.repeat}")
+    rows = [
+        (label, median[name], ", ".join(f"{v:.0f}" for v in results[name]))
+        for name, label in labels.items()
+    ]
+    print(table(["measurement", "steps/s", "rounds"], rows))
+    print()
+    print(f"latency at {args.rate:g}/s for {args.seconds:g}s")
+    rows = [
+        ("bare: Celery enqueue -> task start", *_spread(latency["bare"])),
+        ("engine: event received -> first step starts", *_spread(latency["engine"])),
+    ]
+    print(table(["measurement", "n", "p50 ms", "p99 ms"], rows))
+    ratio = median["engine"] / median["bare"]
+    events = median["events"] / median["bare"]
+    p99 = percentile(latency["engine"], 99)
     print(
-        f"ratio engine/bare: {median['engine'] / median['bare']:.2f} "
-        f"(started by events: {median['engine_events'] / median['bare']:.2f})"
+        f"ratio engine/bare: {ratio:.2f} (started by events: {events:.2f}; bar 0.60); "
+        f"event-to-first-step p99 {p99:.1f} ms (bar 25 ms)"
     )
+
+
+def _spread(values: list[float]) -> tuple[int, float, float]:
+    return len(values), percentile(values, 50), percentile(values, 99)
 
 
 if __name__ == "__main__":

@@ -87,13 +87,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=4, help="seconds per measured run")
     parser.add_argument("--rounds", type=int, default=5, help="alternations, for stable medians")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
     parser.add_argument(
         "--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     )
     parser.add_argument(
         "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.rounds = 1, 1
+    return args
 
 
 def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
@@ -231,9 +235,10 @@ def measure(
         return wrk(args, ports[mode], "/hooks/bench/", requests, seconds, delay_ms)
 
     # Warm-up: connections, code paths and caches of every endpoint.
-    wrk(args, ports["publish"], "/bench/bare/", bare_file, 2)
+    warm_up = min(2, args.duration)
+    wrk(args, ports["publish"], "/bench/bare/", bare_file, warm_up)
     for mode in ports:
-        ingest(mode, 2)
+        ingest(mode, warm_up)
     results: dict[str, list] = {"bare": [], "ingest (publish)": [], "ingest (outbox)": []}
     for _ in range(args.rounds):
         results["bare"].append(

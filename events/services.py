@@ -21,12 +21,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from automation import logcontext, metrics
+from automation import logcontext
 from automation.db import insert
 from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
+from events.signals import event_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ def event_record(
         logger.debug("stored %s event from %s", type, source)
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
-    transaction.on_commit(lambda: metrics.event_ingested(type, source), robust=True)
+    event_recorded.send_after_commit(event_id=event.id, type=event.type, source=event.source)
     return event, True
 
 

@@ -7,15 +7,21 @@ the database is down the answer is 503, never a 500 and never a 202.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required, permission_required
 from django.db import DatabaseError, DataError
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
 from automation import metrics, ratelimit
-from events import endpoints, services
+from automation.paging import keyset_page, query_without
+from automation.ui import render_page
+from events import endpoints, selectors, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
+from events.models import Event
 from events.payloads import BadPayload
 from events.signatures import SignatureError
 
@@ -89,3 +95,37 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
             endpoint=fresh, body=body, headers=request.headers
         )
     return JsonResponse({"event_id": str(event.id), "duplicate": not created}, status=202)
+
+
+# --- Operator UI: events ----------------------------------------------------------------------
+
+
+@login_required
+@permission_required("events.view_event", raise_exception=True)
+def events_page(request: HttpRequest) -> HttpResponse:
+    filters = {k: request.GET.get(k, "").strip() for k in ("type", "source", "correlation_id")}
+    try:
+        events = selectors.events_filter({k: v for k, v in filters.items() if v})
+    except selectors.BadFilter as exc:  # pragma: no cover - the page only offers valid filters
+        return HttpResponseBadRequest(str(exc))
+    context = {
+        "page": keyset_page(events, request),
+        "filters": filters,
+        "query": query_without(request, "before", "fragment"),
+        "section": "events",
+    }
+    return render_page(request, "app/events.html", context)
+
+
+@login_required
+@permission_required("events.view_event", raise_exception=True)
+def event_page(request: HttpRequest, event_id: Any) -> HttpResponse:
+    event = get_object_or_404(Event, id=event_id)
+    context = {
+        "event": event,
+        "runs": selectors.event_runs(event),
+        "caused": list(selectors.events_caused_by(event)[:50]),
+        "can_view_runs": request.user.has_perm("automation.view_run"),
+        "section": "events",
+    }
+    return render(request, "app/event.html", context)

@@ -90,3 +90,58 @@ def charge(order: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         charges.append(idempotency_key)
         _did("charge", {"amount": order["amount"], "key": idempotency_key})
     return {"charged": order["amount"], "key": idempotency_key}
+
+
+# --- the same stand-ins as actions, for the declarative examples (examples/declarative/) ----
+
+_TRIP = {
+    "type": "object",
+    "required": ["kind", "trip"],
+    "properties": {
+        "kind": {"enum": ["flight", "hotel", "car"]},
+        "trip": {"type": "object", "required": ["destination"]},
+    },
+}
+
+
+@action("example.book", input_schema=_TRIP)
+def book_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    return book(input["kind"], input["trip"])
+
+
+@action(
+    "example.cancel-booking",
+    input_schema={"type": "object", "required": ["kind", "booking"]},
+)
+def cancel_booking_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    cancel_booking(input)
+    return {"cancelled": input["booking"]}
+
+
+@action("example.crm-add", input_schema={"type": "object", "required": ["userId"]})
+def crm_add_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    return add_to_crm(input["userId"])
+
+
+@action("example.crm-remove", input_schema={"type": "object", "required": ["crmId"]})
+def crm_remove_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    remove_from_crm(input)
+    return {"removed": input["crmId"]}
+
+
+@action(
+    "example.charge",
+    input_schema={
+        "type": "object",
+        "required": ["orderId", "amount"],
+        "properties": {"amount": {"type": "number", "exclusiveMinimum": 0}},
+    },
+)
+def charge_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Charges once per step, however often the step runs (its idempotency key)."""
+    return charge(input, ctx.idempotency_key(ctx.current_step_id))
+
+
+@action("example.sync", input_schema={"type": "object", "required": ["id"]})
+def sync_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    return flaky_sync(input)

@@ -58,6 +58,21 @@ def project_env(**overrides: str | None) -> dict[str, str]:
     return env
 
 
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run ``manage.py <args>`` in a child process; its stdout (fails with its stderr)."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

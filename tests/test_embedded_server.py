@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import re
-import subprocess
-import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, project_env, start_server, stop, wait_for
+from tests.processes import manage, project_env, start_server, stop, wait_for
 
 
 def _fresh_env(data_dir: Path) -> dict[str, str]:
@@ -30,20 +28,6 @@ def _fresh_env(data_dir: Path) -> dict[str, str]:
     )
 
 
-def _manage(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def _queued(data_dir: Path) -> list[Path]:
     return sorted((data_dir / "queue").glob("*.msg"))
 
@@ -53,9 +37,9 @@ def installation(tmp_path_factory) -> tuple[dict[str, str], str]:
     """A fresh data directory, migrated, with the demo admin; returns (env, admin password)."""
     data_dir = tmp_path_factory.mktemp("embedded")
     env = _fresh_env(data_dir)
-    _manage(env, "migrate", "--noinput")
-    _manage(env, "collectstatic", "--noinput", "--verbosity", "0")  # as `make run` does
-    out = _manage(env, "ensure_admin")
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")  # as `make run` does
+    out = manage(env, "ensure_admin")
     password = re.search(r"with password '([^']+)'", out).group(1)
     return env, password
 
@@ -110,7 +94,7 @@ def test_ctrl_c_stops_cleanly_and_a_restart_runs_work_queued_meanwhile(installat
     assert "Stopped." in server.output()
 
     # While the server is down another process enqueues work the ordinary Celery way.
-    _manage(env, "shell", "-v0", "-c", "from automation.tasks import heartbeat; heartbeat.delay()")
+    manage(env, "shell", "-v0", "-c", "from automation.tasks import heartbeat; heartbeat.delay()")
     assert len(_queued(data_dir)) == 1
 
     server = start_server(env, tmp_path / "second.log")

@@ -22,6 +22,9 @@ PUBLIC_SURFACE = {
     "/api/approvals/{approval_id}/decide/": {"post"},
     "/api/webhooks/": {"get", "post"},
     "/api/webhooks/{slug}/rotate/": {"post"},
+    "/api/workflows/": {"get", "post"},
+    "/api/workflows/{name}/": {"get", "put"},
+    "/api/workflows/{name}/runs/": {"post"},
 }
 
 

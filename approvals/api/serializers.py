@@ -20,7 +20,8 @@ class ApprovalSerializer(serializers.ModelSerializer):
         fields = [
             "id", "title", "description", "status", "run", "workflow", "step_id", "context",
             "assignees", "due_at", "on_timeout", "decided_by", "decided_at", "comment",
-            "created_at", "can_decide",
+            "created_at", "can_decide", "quorum", "four_eyes", "escalated", "fields", "values",
+            "remind_at", "reminded_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -32,6 +33,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 class DecisionSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=["approve", "reject"])
     comment = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    values = serializers.JSONField(required=False, default=dict)
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, dict):

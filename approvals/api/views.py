@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from approvals import selectors
 from approvals.api.filters import ApprovalFilter
 from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
+from approvals.forms import InvalidValues
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide, can_decide
 from automation.api.responses import ListView, error, newest_first
@@ -70,8 +71,9 @@ def approval_detail(request: Request, approval_id: Any) -> Response:
 )
 @api_view(["POST"])
 def approval_decide_view(request: Request, approval_id: Any) -> Response:
-    """``{"decision": "approve"|"reject", "comment": "..."}``: 200 with the decided approval;
-    403 for users who may not decide it; 409 when it was decided (or expired) already."""
+    """``{"decision": "approve"|"reject", "comment": "...", "values": {...}}``: 200 with the
+    approval; 400 ``invalid_values`` naming the fields that do not fit; 403 for users who may
+    not decide it; 409 when it was decided (or expired) already."""
     try:
         approval = _visible(request, approval_id)
     except PermissionDenied:
@@ -89,7 +91,12 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
             user=request.user,
             decision=decision.validated_data["decision"],
             comment=decision.validated_data["comment"],
+            values=decision.validated_data["values"],
         )
+    except InvalidValues as invalid:
+        return error(400, "invalid_values", f"Check the fields: {invalid}", fields=invalid.errors)
+    except PermissionDenied as denied:
+        return error(403, "not_allowed", str(denied))
     except AlreadyDecided:
         approval.refresh_from_db()
         return error(409, "already_decided", f"This approval is {approval.status} already.")

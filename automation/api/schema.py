@@ -37,6 +37,9 @@ class AutoSchema(SpectacularAutoSchema):
                 responses[status] = self._get_response_for_code(
                     ErrorSerializer, status, direction=direction
                 )
+        if self.method == "GET":
+            # Answered by the HTTP server (gunicorn, uvicorn) before Django sees the request.
+            responses["414"] = {"description": "The URL is longer than the HTTP server accepts."}
         return responses
 
     def _error_statuses(self) -> list[str]:

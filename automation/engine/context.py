@@ -74,6 +74,8 @@ class Context:
         self._counters: dict[str, int] = {}
         self.compensations: list[tuple[str, Callable[[Any], Any], Any]] = []
         self.cancelling = False
+        # The step being executed: actions build idempotency keys from it.
+        self.current_step_id = ""
 
     # --- ids and replay bookkeeping -----------------------------------------------------------
 
@@ -120,7 +122,7 @@ class Context:
                 f"replay diverged at {kind} {step_id!r}: the journal recorded it as "
                 f"{record.kind} #{(record.seq or 0) + 1}, the code reaches it as #{seq + 1}"
             )
-        unfinished = record is None or record.status not in ("succeeded", "failed")
+        unfinished = record is None or record.status not in ("succeeded", "failed", "skipped")
         if unfinished and not self.cancelling:
             if self.run.cancel_requested:
                 raise Cancelled("cancel requested")
@@ -188,11 +190,18 @@ class Context:
         from automation.engine.registry import get_action
 
         spec = get_action(name)
-        if spec.retry is not None and "retry" not in options:
+        if spec.retry is not None and options.get("retry") is None:
             options["retry"] = spec.retry
         return self._step(
-            self._user_id(step_id), "step", spec.fn, (input or {}, self), {}, **options
+            self._user_id(step_id), "step", spec.invoke, (input or {}, self), {}, **options
         )
+
+    def skip(self, step_id: str, reason: str) -> None:
+        """Record that the step was not taken (its ``if`` was false), so the journal shows the
+        branch the run took."""
+        record, seq = self._enter(self._user_id(step_id), "step")
+        if record is None:
+            self._remember(steps.record_skipped(self, step_id=step_id, seq=seq, reason=reason))
 
     def _step(
         self,
@@ -218,6 +227,7 @@ class Context:
             raise Suspend(f"retry of {step_id!r} at {record.next_attempt_at.isoformat()}")
         policy = RetryPolicy.from_value(retry, self._default_retry)
         limit = parse_duration(timeout).total_seconds() if timeout is not None else None
+        self.current_step_id = step_id
         record, output = steps.execute(
             self,
             record,
@@ -257,12 +267,14 @@ class Context:
         event_type: str,
         *,
         match: dict[str, Any] | str | None = None,
+        condition: str | None = None,
         timeout: str | float | timedelta | None = None,
         lookback: str | float | timedelta | None = None,
     ) -> dict[str, Any] | TimedOut:
         """Wait for an event of ``event_type`` whose data matches ``match`` (a dict of exact
         values by dotted path, or a CEL condition on ``event``). Returns the event as a dict, or
-        a falsy TimedOut after ``timeout``. An event that arrived within ``lookback`` (default:
+        a falsy TimedOut after ``timeout``. ``condition``: a CEL condition on ``event`` that must
+        hold as well as a dict ``match``. An event that arrived within ``lookback`` (default:
         the AUTOMATION_WAIT_LOOKBACK setting) before the wait began also counts."""
         record, seq = self._enter(self._user_id(step_id), "wait_event")
         if record is None:
@@ -272,6 +284,7 @@ class Context:
                 seq=seq,
                 event_type=event_type,
                 match=match,
+                condition=condition,
                 timeout=parse_duration(timeout) if timeout is not None else None,
                 lookback=parse_duration(lookback) if lookback is not None else None,
             )
@@ -293,14 +306,19 @@ class Context:
         four_eyes: bool = False,
         escalate_to: list[str] | None = None,
         escalation_timeout: str | float | timedelta | None = None,
+        fields: list[dict[str, Any]] | None = None,
+        remind_before: str | float | timedelta | None = "auto",
     ) -> dict[str, Any]:
         """Ask people ("user:alice", "group:managers") to approve; wait for the decision.
 
         Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
-        "decided_by", "decided_at", "votes"}``. ``quorum``: approvals needed (one rejection
-        rejects). ``four_eyes``: whoever started the run cannot decide. After ``timeout`` the
-        step decides ``on_timeout``: reject, approve, or escalate (hand it to ``escalate_to``
-        for ``escalation_timeout``, then reject).
+        "decided_by", "decided_at", "votes", "values"}``. ``quorum``: approvals needed (one
+        rejection rejects). ``four_eyes``: whoever started the run cannot decide. After
+        ``timeout`` the step decides ``on_timeout``: reject, approve, or escalate (hand it to
+        ``escalate_to`` for ``escalation_timeout``, then reject). ``fields``: form fields the
+        approver fills in (approvals.forms), returned under ``values``. ``remind_before``: when
+        to remind the assignees before the timeout ("auto", a duration, or None/0 for never).
+        The assignees are emailed a personal link when asked, reminded and escalated to.
         """
         record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
@@ -319,6 +337,12 @@ class Context:
                 escalate_to=escalate_to,
                 escalation_timeout=(
                     parse_duration(escalation_timeout) if escalation_timeout is not None else None
+                ),
+                fields=fields,
+                remind_before=(
+                    parse_duration(remind_before)
+                    if remind_before not in (None, "auto")
+                    else remind_before
                 ),
             )
             self._remember(record)

@@ -144,11 +144,10 @@ def _defer(run: Run, owner: str) -> str:
 
 
 def _spec(run: Run) -> registry.WorkflowSpec:
-    if run.workflow.kind != Workflow.Kind.CODE:
-        raise UnknownWorkflow(
-            f"workflow {run.workflow.name!r} is {run.workflow.kind}; this engine build runs code "
-            "workflows only"
-        )
+    if run.workflow.kind == Workflow.Kind.DECLARATIVE:
+        from automation.definitions.interpreter import workflow_spec
+
+        return workflow_spec(run.workflow.name, run.version.number, run.version.definition)
     return registry.get_workflow(run.workflow.name, run.version.number)
 
 

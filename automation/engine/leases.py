@@ -7,10 +7,12 @@ lease expires the recovery sweep hands the run to another worker.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -91,26 +93,59 @@ def keep_run(ctx: Context, extra: float = 0) -> AbstractContextManager[None]:
 
 @contextmanager
 def keeping(renew_once: Callable[[], bool]) -> Iterator[None]:
-    """Call ``renew_once`` every third of a lease from a helper thread until the block ends or
-    it returns False (the lease is gone). Renewal problems are logged, never raised: whatever
-    the step records is written conditionally anyway."""
-    stop = threading.Event()
-    period = max(0.2, settings.AUTOMATION_LEASE_SECONDS / 3)
-
-    def loop() -> None:
-        try:
-            while not stop.wait(period):
-                if not renew_once():
-                    return
-        except Exception:
-            logger.exception("could not renew a lease; the step goes on")
-        finally:
-            connections.close_all()  # this thread's own connections
-
-    keeper = threading.Thread(target=loop, name="lease-keeper", daemon=True)
-    keeper.start()
+    """Call ``renew_once`` every third of a lease until the block ends or it returns False (the
+    lease is gone). Renewal problems are logged, never raised: whatever the step records is
+    written conditionally anyway."""
+    token = _keeper.add(renew_once, max(0.2, settings.AUTOMATION_LEASE_SECONDS / 3))
     try:
         yield
     finally:
-        stop.set()
-        keeper.join(timeout=1)
+        _keeper.remove(token)
+
+
+class _Keeper:
+    """One daemon thread per process renews the leases of every step running in it. A thread
+    started per step cost more than a no-op step itself (bench/engine.py)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._entries: dict[int, list[Any]] = {}  # token -> [next due (monotonic), period, renew]
+        self._tokens = itertools.count()
+        self._pid = 0
+
+    def add(self, renew_once: Callable[[], bool], period: float) -> int:
+        with self._changed:
+            if self._pid != os.getpid():  # first use in this process (a fork has no thread)
+                self._pid = os.getpid()
+                self._entries.clear()
+                threading.Thread(target=self._loop, name="lease-keeper", daemon=True).start()
+            token = next(self._tokens)
+            self._entries[token] = [time.monotonic() + period, period, renew_once]
+            self._changed.notify()
+        return token
+
+    def remove(self, token: int) -> None:
+        with self._changed:
+            self._entries.pop(token, None)
+
+    def _loop(self) -> None:
+        while True:
+            with self._changed:
+                now = time.monotonic()
+                due = [(token, entry) for token, entry in self._entries.items() if entry[0] <= now]
+                if not due:
+                    earliest = min((entry[0] for entry in self._entries.values()), default=None)
+                    self._changed.wait(None if earliest is None else earliest - now)
+                    continue
+                for _, entry in due:
+                    entry[0] = now + entry[1]
+            for token, (_, _, renew_once) in due:
+                try:
+                    if not renew_once():
+                        self.remove(token)
+                except Exception:
+                    logger.exception("could not renew a lease; the step goes on")
+            connections.close_all()  # this thread's own connections: renewals are rare
+
+
+_keeper = _Keeper()

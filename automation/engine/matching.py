@@ -8,13 +8,18 @@ parser's message.
 from __future__ import annotations
 
 import fnmatch
+import re
 from functools import lru_cache
 from typing import Any
 
 import cel
 
 MAX_EXPRESSION_LENGTH = 2000
+MAX_COMPREHENSIONS = 4
 MISSING = object()
+_COMPREHENSIONS = {"map", "filter", "all", "exists", "exists_one"}
+_MACRO_CALL = re.compile(r"\.\s*([A-Za-z_]+)\s*$")
+_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 
 
 class ExpressionError(ValueError):
@@ -54,10 +59,37 @@ def compile_expression(expression: str) -> Any:
         raise ExpressionError(
             f"expression is {len(expression)} characters; the limit is {MAX_EXPRESSION_LENGTH}"
         )
+    _check_cost(expression)
     try:
         return cel.compile(expression)
     except (ValueError, RuntimeError) as exc:
         raise ExpressionError(str(exc)) from None
+
+
+def _check_cost(expression: str) -> None:
+    """Bound what an expression can cost on large data: comprehensions (``map``, ``filter``,
+    ``all``, ``exists``) may not nest (a nested pair is quadratic in the data) and at most
+    MAX_COMPREHENSIONS appear. CEL has no loops otherwise, and the length is capped."""
+    code = _STRING.sub('""', expression)  # parentheses inside string literals do not count
+    stack: list[bool] = []  # per open parenthesis: is it a comprehension's?
+    count = 0
+    for index, char in enumerate(code):
+        if char == "(":
+            macro = _MACRO_CALL.search(code, 0, index)
+            is_comprehension = bool(macro and macro.group(1) in _COMPREHENSIONS)
+            if is_comprehension and any(stack):
+                raise ExpressionError(
+                    "comprehensions (map, filter, all, exists) may not be nested: their cost "
+                    "grows with the product of the list sizes"
+                )
+            count += is_comprehension
+            stack.append(is_comprehension)
+        elif char == ")" and stack:
+            stack.pop()
+    if count > MAX_COMPREHENSIONS:
+        raise ExpressionError(
+            f"{count} comprehensions in one expression; the limit is {MAX_COMPREHENSIONS}"
+        )
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from jsonschema import Draft7Validator
+
 from automation.engine.durations import parse_duration
-from automation.engine.errors import UnknownWorkflow, WorkflowError
+from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
 from automation.engine.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,36 @@ class ActionSpec:
     description: str = ""
     input_schema: dict[str, Any] | None = None
     retry: RetryPolicy | None = None
+    invoke: Callable[..., Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.input_schema is not None:
+            Draft7Validator.check_schema(self.input_schema)
+
+        def invoke(input: Any, ctx: Any) -> Any:
+            self.check_input(input)
+            return self.fn(input, ctx)
+
+        invoke.action_name = self.name  # type: ignore[attr-defined]  (fakes find it by name)
+        self.invoke = invoke
+
+    def input_errors(self, input: Any) -> list[tuple[list[str | int], str]]:
+        """(path, message) of each way ``input`` breaks the input schema."""
+        if self.input_schema is None:
+            return []
+        validator = Draft7Validator(self.input_schema)
+        return [
+            (list(error.absolute_path), error.message)
+            for error in sorted(validator.iter_errors(input), key=lambda e: list(e.path))
+        ]
+
+    def check_input(self, input: Any) -> None:
+        """Raise NonRetryableError naming the first field of ``input`` the schema rejects."""
+        errors = self.input_errors(input)
+        if errors:
+            path, message = errors[0]
+            where = "input" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path)
+            raise NonRetryableError(f"action {self.name!r}: {where}: {message}")
 
 
 _workflows: dict[tuple[str, int], WorkflowSpec] = {}
@@ -146,9 +178,14 @@ def action(
     input_schema: dict[str, Any] | None = None,
     retry: dict[str, Any] | RetryPolicy | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn(input, ctx)`` as the action ``name`` (usable from code and definitions)."""
+    """Register ``fn(input, ctx)`` as the action ``name`` (usable from code and definitions).
+
+    ``input_schema`` (JSON Schema, draft 7) is checked when a definition is saved and before
+    every call: an input that breaks it fails the step at once, naming the field."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not NAME_RE.match(name):
+            raise WorkflowError(f"action name {name!r}: use lower-case letters, digits, -_.")
         if name in _actions and _actions[name].fn is not fn:
             raise WorkflowError(f"action {name!r} is registered twice")
         _actions[name] = ActionSpec(
@@ -183,6 +220,10 @@ def get_workflow(name: str, version: int | None = None) -> WorkflowSpec:
 def known_versions(name: str) -> list[int]:
     """The versions of ``name`` registered in this process, ascending."""
     return sorted(v for (n, v) in _workflows if n == name)
+
+
+def has_action(name: str) -> bool:
+    return name in _actions
 
 
 def get_action(name: str) -> ActionSpec:

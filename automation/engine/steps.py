@@ -122,9 +122,13 @@ def _call(fn: Callable[..., Any], args: tuple, kwargs: dict, timeout: float | No
     return result
 
 
+def intercepted(step_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` as the interceptor (the testing harness's fakes) wants it called."""
+    return _interceptor(step_id, fn) if _interceptor is not None else fn
+
+
 def _attempt(step_id: str, fn: Callable, args: tuple, kwargs: dict, timeout: float | None) -> Any:
-    if _interceptor is not None:
-        fn = _interceptor(step_id, fn)
+    fn = intercepted(step_id, fn)
     return to_json(_call(fn, args, kwargs, timeout), f"the result of step {step_id!r}")
 
 
@@ -295,6 +299,20 @@ def record_value(ctx: Context, *, step_id: str, seq: int, value: Any) -> StepRec
     )
 
 
+def record_skipped(ctx: Context, *, step_id: str, seq: int, reason: str) -> StepRecord:
+    now = clock.now()
+    return StepRecord.objects.create(
+        run=ctx.run,
+        step_id=step_id,
+        seq=seq,
+        kind=StepRecord.Kind.STEP,
+        status=StepStatus.SKIPPED,
+        input={"skipped": reason},
+        started_at=now,
+        finished_at=now,
+    )
+
+
 def complete_waiting(run_id: Any, step_id: str, output: Any) -> bool:
     """Record the outcome of a step that waited on something outside the run (an event, a
     decision, a child). Returns False when it was already recorded."""
@@ -392,11 +410,16 @@ def start_wait(
     match: dict[str, Any] | str | None,
     timeout: timedelta | None,
     lookback: timedelta | None,
+    condition: str | None = None,
 ) -> StepRecord:
     from automation.engine import matching
 
     exact = match if isinstance(match, dict) else {}
     expression = match if isinstance(match, str) else ""
+    if condition:
+        if expression:
+            raise WorkflowError(f"wait {step_id!r}: give the CEL condition once")
+        expression = condition
     if match is not None and not isinstance(match, dict | str):
         raise WorkflowError(f"wait {step_id!r}: match must be a dict or a CEL string")
     if expression:
@@ -411,6 +434,7 @@ def start_wait(
             input={
                 "event_type": event_type,
                 "match": match,
+                **({"condition": condition} if condition else {}),
                 "deadline": deadline.isoformat() if deadline else None,
             },
             next_attempt_at=deadline,

@@ -99,6 +99,7 @@ def test_the_audit_trail_records_every_change(workflow_harness, managers, django
     history = Approval.objects.get(run=run).history.all()
     assert [(e.action, e.actor and e.actor.username) for e in history] == [
         ("created", None),
+        ("reminded", None),  # before the first due time (remind_before="auto")
         ("escalated", None),
         ("voted", "dora"),
         ("rejected", "dora"),

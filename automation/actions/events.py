@@ -1,0 +1,40 @@
+"""``event.emit``: store an event (and start what subscribes to it), exactly once per step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automation import NonRetryableError, action
+
+
+@action(
+    "event.emit",
+    input_schema={
+        "type": "object",
+        "required": ["type"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "minLength": 1, "maxLength": 200},
+            "data": {"type": "object"},
+            "subject": {"type": "string"},
+        },
+    },
+)
+def emit_event(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Emit an event caused by this run. A step that runs again re-uses its idempotency key,
+    so the event is stored once."""
+    from events.services import InvalidEvent, event_record
+
+    try:
+        event, created = event_record(
+            type=input["type"],
+            data=input.get("data", {}),
+            subject=input.get("subject", ""),
+            source=f"run:{ctx.run_id}",
+            correlation_id=ctx.correlation_id,
+            causation_id=ctx.run_id,
+            idempotency_key=ctx.idempotency_key(ctx.current_step_id),
+        )
+    except InvalidEvent as exc:
+        raise NonRetryableError(f"event.emit: {exc}") from None
+    return {"event_id": str(event.id), "type": event.type, "duplicate": not created}

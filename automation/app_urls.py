@@ -1,0 +1,45 @@
+"""The operator UI at /app/ (see README, "Operator UI")."""
+
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from approvals import views as approvals
+from automation import views as automation
+from events import views as events
+
+app_name = "app"
+LOGIN = {"template_name": "app/login.html", "redirect_authenticated_user": True}
+CANCEL, RETRY = {"operation": "cancel"}, {"operation": "retry"}
+
+urlpatterns = [
+    path("", automation.dashboard, name="dashboard"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="app/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("approvals/", approvals.inbox, name="inbox"),
+    path("approvals/<uuid:approval_id>/", approvals.approval_page, name="approval"),
+    path("approvals/<uuid:approval_id>/decide/", approvals.approval_decide, name="decide"),
+    path("runs/", automation.runs, name="runs"),
+    path("runs/<uuid:run_id>/", automation.run_page, name="run"),
+    path(
+        "runs/<uuid:run_id>/cancel/",
+        automation.run_operate,
+        {"operation": "cancel"},
+        name="run-cancel",
+    ),
+    path(
+        "runs/<uuid:run_id>/retry/",
+        automation.run_operate,
+        {"operation": "retry"},
+        name="run-retry",
+    ),
+    path("events/", events.events_page, name="events"),
+    path("events/<uuid:event_id>/", events.event_page, name="event"),
+]

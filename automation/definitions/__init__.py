@@ -1,0 +1,2 @@
+"""Declarative workflows (format v1): the JSON Schema, validation, templates and the interpreter
+that runs a definition through the same engine Context as code workflows."""

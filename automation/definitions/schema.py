@@ -1,0 +1,196 @@
+"""The JSON Schema of the declarative workflow format, version 1.
+
+Draft-07, so the admin's JSON editor (which validates with Ajv 6) and the server read it the
+same way. It describes the shape only; ``validation.py`` adds the checks a schema cannot make
+(known actions, step references, durations, CEL, assignees).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_DURATION = {
+    "type": ["string", "number"],
+    "description": 'A duration: "500ms", "30s", "10m", "2h", "1d", "1w", "1h30m" or seconds.',
+}
+_CEL = {"type": "string", "minLength": 1, "description": "A CEL expression."}
+
+_RETRY = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+        "backoff": {
+            "oneOf": [{"enum": ["exponential", "fixed"]}, {"type": "number", "minimum": 1}]
+        },
+        "initial": {"$ref": "#/definitions/duration"},
+        "max": {"$ref": "#/definitions/duration"},
+        "jitter": {"type": "number", "minimum": 0, "maximum": 1},
+    },
+}
+
+# An object, or one template standing for a whole object: "{{ trigger.data }}".
+_OBJECT_OR_TEMPLATE = {
+    "anyOf": [
+        {"type": "object"},
+        {"type": "string", "pattern": r"^\s*\{\{[^{}]+\}\}\s*$"},
+    ]
+}
+
+_ACTION_CALL = {
+    "type": "object",
+    "required": ["action"],
+    "additionalProperties": False,
+    "properties": {
+        "action": {"type": "string", "minLength": 1},
+        "input": _OBJECT_OR_TEMPLATE,
+    },
+}
+
+_MODIFIERS = {
+    "id": {"type": "string", "pattern": STEP_ID_PATTERN, "maxLength": 100},
+    "if": {"$ref": "#/definitions/cel"},
+    "retry": {"$ref": "#/definitions/retry"},
+    "timeout": {"$ref": "#/definitions/duration"},
+    "compensate": {"$ref": "#/definitions/action_call"},
+    "description": {"type": "string"},
+}
+
+
+def _step(kind: str, body: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["id", kind],
+        "additionalProperties": False,
+        "properties": {**_MODIFIERS, kind: body, **(extra or {})},
+    }
+
+
+_ASSIGNEES = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"type": "string", "pattern": "^(user|group):.+$"},
+}
+
+_KINDS = {
+    "action": "action_step",
+    "approval": "approval_step",
+    "wait_for_event": "wait_step",
+    "sleep": "sleep_step",
+    "parallel": "parallel_step",
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "http://json-schema.org/draft-07/schema#",
+    "$id": "/api/workflows/schema/",
+    "title": "Declarative workflow (format v1)",
+    "type": "object",
+    "required": ["name", "trigger", "steps"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": r"^[a-z0-9][a-z0-9\-_]*$",
+            "maxLength": 200,
+            "description": "Lower-case letters, digits, '-' and '_'. The workflow's identity.",
+        },
+        "description": {"type": "string"},
+        "version": {"const": 1, "description": "The format version (1)."},
+        "trigger": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "event": {
+                    "type": "string",
+                    "description": "Event type that starts a run: exact, or a wildcard (order.*). "
+                    "Empty: started only by hand (API, admin, a child step).",
+                },
+                "filter": {"$ref": "#/definitions/cel"},
+            },
+        },
+        "steps": {"$ref": "#/definitions/steps"},
+        "on_failure": {"$ref": "#/definitions/action_call"},
+        "output": {
+            "description": "The run's output (templates allowed). Default: each step's output."
+        },
+    },
+    "definitions": {
+        "duration": _DURATION,
+        "cel": _CEL,
+        "retry": _RETRY,
+        "action_call": _ACTION_CALL,
+        "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
+        # Exactly one kind key; then the rules of that kind (if/then rather than a oneOf of
+        # the kinds, so an error is reported against the kind the step declares).
+        "step": {
+            "type": "object",
+            "oneOf": [{"required": [kind]} for kind in _KINDS],
+            "allOf": [
+                {"if": {"required": [kind]}, "then": {"$ref": f"#/definitions/{ref}"}}
+                for kind, ref in _KINDS.items()
+            ],
+        },
+        "action_step": _step(
+            "action", {"type": "string", "minLength": 1}, {"input": _OBJECT_OR_TEMPLATE}
+        ),
+        "approval_step": _step(
+            "approval",
+            {
+                "type": "object",
+                "required": ["title", "assignees"],
+                "additionalProperties": False,
+                "properties": {
+                    "title": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "assignees": _ASSIGNEES,
+                    "context": _OBJECT_OR_TEMPLATE,
+                    "timeout": {"$ref": "#/definitions/duration"},
+                    "on_timeout": {"enum": ["reject", "approve", "escalate"]},
+                    "on_reject": {"enum": ["continue", "fail"]},
+                    "quorum": {"type": "integer", "minimum": 1},
+                    "four_eyes": {"type": "boolean"},
+                    "escalate_to": _ASSIGNEES,
+                    "escalation_timeout": {"$ref": "#/definitions/duration"},
+                },
+            },
+        ),
+        "wait_step": _step(
+            "wait_for_event",
+            {
+                "type": "object",
+                "required": ["event"],
+                "additionalProperties": False,
+                "properties": {
+                    "event": {"type": "string", "minLength": 1},
+                    "match": {
+                        "type": "object",
+                        "description": "Exact values by dotted path into the event's data.",
+                    },
+                    "condition": {"$ref": "#/definitions/cel"},
+                    "timeout": {"$ref": "#/definitions/duration"},
+                    "lookback": {"$ref": "#/definitions/duration"},
+                    "on_timeout": {"enum": ["continue", "fail"]},
+                },
+            },
+        ),
+        "sleep_step": _step("sleep", {"$ref": "#/definitions/duration"}),
+        "parallel_step": _step(
+            "parallel",
+            {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/definitions/action_step"},
+                },
+            },
+        ),
+    },
+}
+
+
+def definition_schema() -> dict[str, Any]:
+    """The published JSON Schema (GET /api/workflows/schema/, the admin editor)."""
+    return SCHEMA

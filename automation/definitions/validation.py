@@ -1,0 +1,326 @@
+"""Is a definition one that can run? The JSON Schema for its shape, then what a schema cannot
+say: known actions and inputs they accept, unique step ids, references only to steps that ran
+before, durations, CEL that compiles, assignees that exist. Every error names its path
+(``steps[2].input.userId``), so the admin, the API and ``load_workflows`` can point at it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from automation.definitions.schema import SCHEMA
+from automation.definitions.templates import TemplateError, has_template, paths_in
+from automation.engine import matching, registry
+from automation.engine.durations import parse_duration
+from automation.engine.retry import RetryPolicy
+
+STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel")
+RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
+_CEL_STEP_REF = re.compile(
+    r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
+)
+_VALIDATOR = Draft7Validator(SCHEMA)
+
+
+@dataclass(frozen=True)
+class DefinitionError:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message}
+
+
+class InvalidDefinition(ValueError):
+    """The definition cannot be saved; ``errors`` says where and why."""
+
+    def __init__(self, errors: list[DefinitionError]) -> None:
+        super().__init__("; ".join(map(str, errors[:10])))
+        self.errors = errors
+
+
+def format_path(parts: list[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def step_kind(step: dict[str, Any]) -> str | None:
+    kinds = [kind for kind in STEP_KINDS if kind in step]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+def validate(definition: Any) -> list[DefinitionError]:
+    """Every problem of ``definition`` (empty when it can be saved)."""
+    errors = _shape_errors(definition)
+    if errors:
+        return errors
+    return _Checker(definition).check()
+
+
+def check(definition: Any) -> None:
+    errors = validate(definition)
+    if errors:
+        raise InvalidDefinition(errors)
+
+
+# --- shape ---------------------------------------------------------------------------------
+
+
+def _shape_errors(definition: Any) -> list[DefinitionError]:
+    found: list[DefinitionError] = []
+    for error in sorted(_VALIDATOR.iter_errors(definition), key=lambda e: list(e.absolute_path)):
+        found.extend(_explain(error))
+    return found
+
+
+def _explain(error: Any) -> list[DefinitionError]:
+    """A step without exactly one kind gets a message saying so, not jsonschema's "is valid
+    under each of" / "is not valid under any of the given schemas"."""
+    path = list(error.absolute_path)
+    if error.validator == "oneOf" and isinstance(error.instance, dict):
+        present = [k for k in STEP_KINDS if k in error.instance]
+        message = f"a step has exactly one of {', '.join(STEP_KINDS)}" + (
+            f" (this one has {', '.join(present)})" if present else ""
+        )
+        return [DefinitionError(format_path(path), message)]
+    return [DefinitionError(format_path(path), error.message)]
+
+
+# --- meaning -------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self.definition = definition
+        self.errors: list[DefinitionError] = []
+        self.seen: set[str] = set()
+        self.all_ids = _all_step_ids(definition["steps"])
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(DefinitionError(path, message))
+
+    def check(self) -> list[DefinitionError]:
+        if self.definition["name"] in RESERVED_NAMES:
+            self.error("name", f"{self.definition['name']!r} is reserved; choose another name")
+        trigger = self.definition.get("trigger", {})
+        if "filter" in trigger:
+            self.cel("trigger.filter", trigger["filter"], available=set(), roots=("trigger",))
+        available: set[str] = set()
+        for index, step in enumerate(self.definition["steps"]):
+            available |= self.step(f"steps[{index}]", step, available)
+        if "on_failure" in self.definition:
+            self.action_call("on_failure", self.definition["on_failure"], self.all_ids, error=True)
+        if "output" in self.definition:
+            self.templates("output", self.definition["output"], self.all_ids)
+        return self.errors
+
+    def step(self, path: str, step: dict[str, Any], available: set[str]) -> set[str]:
+        """Check one step; return the step ids it makes available to later steps."""
+        step_id, kind = step["id"], step_kind(step)
+        if step_id in self.seen:
+            self.error(f"{path}.id", f"duplicate step id {step_id!r}")
+        self.seen.add(step_id)
+        if "if" in step:
+            self.cel(f"{path}.if", step["if"], available)
+        self.modifiers(path, step, kind)
+        if kind == "action":
+            self.action_call(path, step, available)
+        elif kind == "approval":
+            self.approval(f"{path}.approval", step["approval"], available)
+            self.both_timeouts(path, step, "approval")
+        elif kind == "wait_for_event":
+            self.wait(f"{path}.wait_for_event", step["wait_for_event"], available)
+            self.both_timeouts(path, step, "wait_for_event")
+        elif kind == "sleep":
+            self.duration(f"{path}.sleep", step["sleep"])
+        elif kind == "parallel":
+            return self.parallel(path, step, available)
+        if "compensate" in step:
+            self.action_call(f"{path}.compensate", step["compensate"], available | {step_id})
+        return {step_id}
+
+    def modifiers(self, path: str, step: dict[str, Any], kind: str | None) -> None:
+        if "retry" in step:
+            if kind in ("approval", "wait_for_event", "sleep"):
+                self.error(f"{path}.retry", f"a {kind} step has nothing to retry")
+            else:
+                self.retry(f"{path}.retry", step["retry"])
+        if "timeout" in step:
+            if kind in ("sleep", "parallel"):
+                self.error(f"{path}.timeout", f"a {kind} step takes no timeout")
+            else:
+                self.duration(f"{path}.timeout", step["timeout"])
+
+    def both_timeouts(self, path: str, step: dict[str, Any], kind: str) -> None:
+        if "timeout" in step and "timeout" in step[kind]:
+            self.error(f"{path}.timeout", f"give the timeout once (here or in {kind}.timeout)")
+
+    def parallel(self, path: str, step: dict[str, Any], available: set[str]) -> set[str]:
+        made = {step["id"]}
+        if "compensate" in step:
+            self.error(f"{path}.compensate", "compensate the steps inside the branches instead")
+        for b, branch in enumerate(step["parallel"]):
+            inside = set(available)
+            for s, inner in enumerate(branch):
+                where = f"{path}.parallel[{b}][{s}]"
+                for modifier in ("retry", "timeout", "compensate"):
+                    if modifier in inner:
+                        self.error(
+                            f"{where}.{modifier}",
+                            f"steps inside a parallel branch take no {modifier}; the parallel "
+                            "step's retry applies to each branch",
+                        )
+                added = self.step(
+                    where,
+                    {k: v for k, v in inner.items() if k not in ("retry", "timeout", "compensate")},
+                    inside,
+                )
+                inside |= added
+                made |= added
+        return made
+
+    def action_call(
+        self, path: str, call: dict[str, Any], available: set[str], *, error: bool = False
+    ) -> None:
+        name = call["action"]
+        where = f"{path}.action"
+        if not registry.has_action(name):
+            known = ", ".join(spec.name for spec in registry.actions())
+            self.error(where, f"unknown action {name!r} (registered: {known})")
+            return
+        roots = ("trigger", "steps", "input", "run", "error") if error else None
+        self.templates(f"{path}.input", call.get("input", {}), available, roots=roots)
+        spec = registry.get_action(name)
+        for parts, message in spec.input_errors(call.get("input", {})):
+            if not _templated(call.get("input", {}), parts):
+                self.error(format_path([f"{path}.input", *parts]), message)
+
+    def approval(self, path: str, approval: dict[str, Any], available: set[str]) -> None:
+        for field in ("title", "description", "context"):
+            if field in approval:
+                self.templates(f"{path}.{field}", approval[field], available)
+        for field in ("assignees", "escalate_to"):
+            for i, entry in enumerate(approval.get(field, [])):
+                if not _assignee_exists(entry):
+                    kind, _, name = entry.partition(":")
+                    self.error(f"{path}.{field}[{i}]", f"unknown assignee {kind} {name!r}")
+        for field in ("timeout", "escalation_timeout"):
+            if field in approval:
+                self.duration(f"{path}.{field}", approval[field])
+        if approval.get("on_timeout") == "escalate" and not approval.get("escalate_to"):
+            self.error(f"{path}.escalate_to", "on_timeout 'escalate' needs escalate_to")
+
+    def wait(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
+        self.templates(f"{path}.match", wait.get("match", {}), available)
+        for key, value in wait.get("match", {}).items():
+            if not isinstance(value, str | int | float | bool) and value is not None:
+                self.error(f"{path}.match.{key}", "match values are exact values (or templates)")
+        if "condition" in wait:
+            self.cel(f"{path}.condition", wait["condition"], set(), roots=("event",))
+        for field in ("timeout", "lookback"):
+            if field in wait:
+                self.duration(f"{path}.{field}", wait[field])
+
+    def retry(self, path: str, retry: dict[str, Any]) -> None:
+        for field in ("initial", "max"):
+            if field in retry:
+                self.duration(f"{path}.{field}", retry[field])
+        try:
+            RetryPolicy.from_value(retry)
+        except ValueError as exc:
+            self.error(path, str(exc))
+
+    def duration(self, path: str, value: Any) -> None:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            self.error(path, str(exc))
+
+    def cel(
+        self, path: str, expression: str, available: set[str], roots: tuple[str, ...] | None = None
+    ) -> None:
+        try:
+            matching.compile_expression(expression)
+        except matching.ExpressionError as exc:
+            self.error(path, f"invalid CEL: {exc}")
+            return
+        for match in _CEL_STEP_REF.finditer(expression):
+            step_id = match.group(1) or match.group(2)
+            if roots is not None and "steps" not in roots:
+                self.error(path, f"only {', '.join(roots)} can be used here, not steps")
+                return
+            self.reference(path, step_id, available)
+
+    def templates(
+        self,
+        path: str,
+        value: Any,
+        available: set[str],
+        roots: tuple[str, ...] | None = None,
+    ) -> None:
+        allowed = roots or ("trigger", "steps", "input", "run")
+        try:
+            for where, parts in paths_in(value, path):
+                if parts[0] not in allowed:
+                    self.error(
+                        where,
+                        f"{{{{ {parts[0]} … }}}}: templates start with {', '.join(allowed)}",
+                    )
+                elif parts[0] == "steps":
+                    if len(parts) < 2 or not isinstance(parts[1], str):
+                        self.error(where, "{{ steps.<id>.output… }} names a step")
+                    else:
+                        self.reference(where, parts[1], available)
+        except TemplateError as exc:
+            self.error(getattr(exc, "location", path), str(exc))
+
+    def reference(self, path: str, step_id: str, available: set[str]) -> None:
+        if step_id in available:
+            return
+        if step_id in self.all_ids:
+            self.error(path, f"step {step_id!r} has not run before this point")
+        else:
+            self.error(path, f"no step {step_id!r} in this workflow")
+
+
+def _all_step_ids(steps: list[dict[str, Any]]) -> set[str]:
+    ids: set[str] = set()
+    for step in steps:
+        ids.add(step["id"])
+        for branch in step.get("parallel", []):
+            ids |= _all_step_ids(branch)
+    return ids
+
+
+def _templated(value: Any, parts: list[Any]) -> bool:
+    """Whether the input at ``parts`` (or above it) is a template, whose value is only known
+    when the step runs: the input schema is checked again then."""
+    current = value
+    for part in parts:
+        if has_template(current):
+            return True
+        try:
+            current = current[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return has_template(current)
+
+
+def _assignee_exists(entry: str) -> bool:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    kind, _, name = entry.partition(":")
+    if kind == "group":
+        return Group.objects.filter(name=name).exists()
+    user_model = get_user_model()
+    return user_model.objects.filter(**{user_model.USERNAME_FIELD: name}).exists()

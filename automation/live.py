@@ -1,0 +1,122 @@
+"""Live updates: tell open browser pages that something changed, from wherever the work ran.
+
+Pages listen on WebSocket groups (see the consumers); this module turns the after-commit
+lifecycle signals into small notices on those groups. A notice says *what* changed (a run, a
+step, an approval); the page then fetches the fragment it shows, through the same views and
+permission checks as a full page load, so a notice never carries data its reader may not see.
+
+Groups:
+
+- ``run.<id>``: one run's timeline (its steps and status).
+- ``runs``: the runs list.
+- ``dashboard``: counts and the last hour's chart.
+- ``approvals.user.<id>``, ``approvals.group.<id>``, ``approvals.all``: approval inboxes (see
+  approvals.live).
+
+Publishing never blocks the engine: a notice is handed to an event loop and the caller moves
+on. With Redis (production) that is a background loop of this process that keeps its Redis
+connections; with the in-process layer (embedded mode, tests) it is the loop the WebSocket
+consumers of this process run on, because the in-process layer's queues belong to that loop
+and may only be touched from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import logging
+import threading
+from typing import Any
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.dispatch import receiver
+
+from automation import lifecycle
+from events.signals import event_recorded
+
+logger = logging.getLogger(__name__)
+
+_consumer_loop: asyncio.AbstractEventLoop | None = None
+_publisher_loop: asyncio.AbstractEventLoop | None = None
+_publisher_lock = threading.Lock()
+_in_flight: set[concurrent.futures.Future] = set()
+
+
+def consumer_loop_started(loop: asyncio.AbstractEventLoop) -> None:
+    """Called by each consumer on connect: the loop the in-process layer lives on."""
+    global _consumer_loop
+    _consumer_loop = loop
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    global _publisher_loop
+    with _publisher_lock:
+        if _publisher_loop is None or _publisher_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
+            _publisher_loop = loop
+        return _publisher_loop
+
+
+def _target_loop(layer: Any) -> asyncio.AbstractEventLoop | None:
+    if isinstance(layer, InMemoryChannelLayer):
+        # No consumer ever connected in this process: there is no page to tell.
+        if _consumer_loop is None or _consumer_loop.is_closed():
+            return None
+        return _consumer_loop
+    return _background_loop()
+
+
+async def _send(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+    for group in groups:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a notice is best effort: the page catches up on its next load
+            logger.warning("live: could not notify %s", group, exc_info=True)
+
+
+def publish(groups: list[str], message: dict[str, Any]) -> None:
+    """Send ``message`` (a dict with ``type`` naming the consumer handler) to ``groups``."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    loop = _target_loop(layer)
+    if loop is None:
+        return
+    future = asyncio.run_coroutine_threadsafe(_send(layer, groups, message), loop)
+    _in_flight.add(future)
+    future.add_done_callback(_in_flight.discard)
+
+
+@atexit.register
+def _flush(timeout: float = 2.0) -> None:
+    """A short-lived process (a management command) sends its last notices before it exits."""
+    concurrent.futures.wait(list(_in_flight), timeout=timeout)
+
+
+def notice(kind: str, **data: Any) -> dict[str, Any]:
+    """The message every consumer forwards to its page as ``{"kind": ..., ...}``."""
+    return {"type": "live.notice", "kind": kind, **{k: _plain(v) for k, v in data.items()}}
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+@receiver(lifecycle.run_changed, dispatch_uid="live.run_changed")
+def _on_run(sender: Any, *, run_id: Any, status: str, workflow: str = "", **_: Any) -> None:
+    publish(
+        [f"run.{run_id}", "runs", "dashboard"],
+        notice("run", run_id=run_id, status=status, workflow=workflow),
+    )
+
+
+@receiver(lifecycle.step_changed, dispatch_uid="live.step_changed")
+def _on_step(sender: Any, *, run_id: Any, step_id: str, status: str, **_: Any) -> None:
+    publish([f"run.{run_id}"], notice("step", run_id=run_id, step_id=step_id, status=status))
+
+
+@receiver(event_recorded, dispatch_uid="live.event_recorded")
+def _on_event(sender: Any, *, event_id: Any, type: str, **_: Any) -> None:
+    publish(["dashboard", "events"], notice("event", event_id=event_id, event_type=type))

@@ -1,0 +1,116 @@
+"""Reads for the operator UI: the runs list and the dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from automation.models import ACTIVE_STATUSES, Run, RunStatus, StepRecord, Workflow
+
+
+def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> QuerySet:
+    runs = Run.objects.select_related("workflow", "version", "trigger_event")
+    if workflow:
+        runs = runs.filter(workflow__name=workflow)
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    if q:
+        runs = runs.filter(Q(correlation_id=q) | Q(id=q) if _is_uuid(q) else Q(correlation_id=q))
+    return runs
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def workflow_names() -> list[str]:
+    return list(Workflow.objects.order_by("name").values_list("name", flat=True))
+
+
+def run_timeline(run: Run) -> list[StepRecord]:
+    """The run's journal in the order it happened, without internal value records."""
+    return list(
+        StepRecord.objects.filter(run=run)
+        .exclude(kind=StepRecord.Kind.VALUE)
+        .order_by("seq", "started_at", "id")
+    )
+
+
+@dataclass
+class Dashboard:
+    events_last_minute: int
+    events_last_hour: int
+    runs_by_status: dict[str, int]
+    failed_last_day: int
+    succeeded_last_day: int
+    approvals_waiting: int
+    chart: list[dict[str, Any]]  # one bar per minute of the last hour
+    chart_max: int
+
+
+def _per_minute(queryset: QuerySet, field: str, since: Any) -> dict[Any, int]:
+    rows = (
+        queryset.filter(**{f"{field}__gte": since})
+        .annotate(minute=TruncMinute(field))
+        .values("minute")
+        .annotate(n=Count("pk"))
+    )
+    return {row["minute"]: row["n"] for row in rows}
+
+
+def dashboard(user: Any) -> Dashboard:
+    from approvals.selectors import approvals_for
+    from events.models import Event
+
+    now = timezone.now()
+    hour_ago = (now - timedelta(minutes=59)).replace(second=0, microsecond=0)
+    day_ago = now - timedelta(days=1)
+    active = dict(
+        Run.objects.filter(status__in=ACTIVE_STATUSES)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    finished = dict(
+        Run.objects.filter(finished_at__gte=day_ago)
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
+    events = _per_minute(Event.objects.all(), "received_at", hour_ago)
+    done = _per_minute(Run.objects.filter(status=RunStatus.SUCCEEDED), "finished_at", hour_ago)
+    failed = _per_minute(Run.objects.filter(status=RunStatus.FAILED), "finished_at", hour_ago)
+    chart = []
+    for i in range(60):
+        minute = hour_ago + timedelta(minutes=i)
+        chart.append(
+            {
+                "minute": minute,
+                "events": events.get(minute, 0),
+                "succeeded": done.get(minute, 0),
+                "failed": failed.get(minute, 0),
+            }
+        )
+    last_minute = Event.objects.filter(received_at__gte=now - timedelta(minutes=1)).count()
+    peak = max([max(c["events"], c["succeeded"] + c["failed"]) for c in chart] + [1])
+    return Dashboard(
+        events_last_minute=last_minute,
+        events_last_hour=sum(events.values()),
+        runs_by_status={s: active.get(s, 0) for s in ACTIVE_STATUSES},
+        failed_last_day=finished.get(RunStatus.FAILED, 0),
+        succeeded_last_day=finished.get(RunStatus.SUCCEEDED, 0),
+        approvals_waiting=approvals_for(user, status="pending").count(),
+        chart=chart,
+        chart_max=peak,
+    )

@@ -1,0 +1,207 @@
+"""The stack every fault script breaks: a Redis and (optionally) a PostgreSQL of its own, a
+database of its own, N Celery workers and one beat, all short-leased so recovery is quick; and
+the one report every fault script prints.
+
+Own servers on free ports: restarting them disturbs nobody else. Everything started is stopped
+when the ``FaultStack`` block ends, whether the script succeeded, failed or was interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    PG,
+    OwnPostgres,
+    OwnRedis,
+    drop_database,
+    manage,
+    project_env,
+    recreate_database,
+    setup_django,
+    start_beat,
+    start_worker,
+    stop,
+    table,
+    wait_until,
+    workdir,
+)
+
+DB_NAME = "automation_bench_faults"
+# Quick recovery: a killed worker's run is taken over 3 s after its last renewal, a lost
+# "advance" message re-sent after 4 s, and the sweep runs every half second.
+FAST_RECOVERY = {
+    "RUN_LEASE_SECONDS": "3",
+    "RUN_REDISPATCH_SECONDS": "4",
+    "SWEEP_INTERVAL": "0.5",
+    "HEARTBEAT_INTERVAL": "1",
+    "RUN_MAX_RECOVERIES": "50",  # repeated kills are the test, not a poison run
+}
+
+
+class FaultStack:
+    def __init__(self, tmp: Path, *, own_postgres: bool = False, workers: int = 2) -> None:
+        self.tmp = tmp
+        self.redis = OwnRedis(tmp)
+        self.redis.start()
+        self.postgres = OwnPostgres(tmp) if own_postgres else None
+        if self.postgres is not None:
+            self.postgres.start()
+        self.server = self.postgres.server if self.postgres else PG
+        url = recreate_database(self.server, DB_NAME)
+        self.env = project_env(url, self.redis.url, **FAST_RECOVERY)
+        self.worker_count = workers
+        self.workers: list[subprocess.Popen] = []
+        self.beat: subprocess.Popen | None = None
+        self.log = tmp / "processes.log"
+
+    def prepare(self) -> None:
+        manage(self.env, "migrate", "--noinput", "-v0")
+        setup_django(self.env)
+        # This process breaks things on purpose: its own complaints about that are noise.
+        logging.disable(logging.CRITICAL)
+        from django.db import connection
+
+        import bench.bench_app as app
+        from automation.engine import registry
+
+        registry.sync_code_workflows(force=True)
+        with connection.cursor() as cursor:
+            for sql in app.FAULT_SQL:
+                cursor.execute(sql)
+
+    def start_processes(self) -> None:
+        self.workers = [self.start_worker(n) for n in range(self.worker_count)]
+        self.beat = start_beat(self.env, self.log, self.tmp)
+
+    def start_worker(self, n: int) -> subprocess.Popen:
+        return start_worker(self.env, self.log, name=f"fault{n}-{time.monotonic_ns()}")
+
+    def revive_workers(self) -> None:
+        """Start a new worker for each whose main process died (a supervisor's job)."""
+        for n, worker in enumerate(self.workers):
+            if worker.poll() is not None:
+                self.workers[n] = self.start_worker(n)
+
+    def kill_random_worker_process(self) -> str:
+        """kill -9 one process of a random worker: its main process or a pool child."""
+        worker = random.choice([w for w in self.workers if w.poll() is None])  # noqa: S311
+        pids = [worker.pid, *_children(worker.pid)]
+        victim = random.choice(pids)  # noqa: S311
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+        return "main" if victim == worker.pid else "child"
+
+    def close(self) -> None:
+        for process in [*self.workers, self.beat]:
+            stop(process, timeout=10)
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()
+        drop_database(self.server, DB_NAME)
+        if self.postgres is not None:
+            self.postgres.stop()
+        self.redis.stop()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+@contextlib.contextmanager
+def fault_stack(prefix: str, **options: Any) -> Iterator[FaultStack]:
+    with workdir(prefix) as tmp:
+        stack = None
+        try:
+            stack = FaultStack(tmp, **options)
+            stack.prepare()
+            yield stack
+        except BaseException:
+            log = tmp / "processes.log"
+            if log.exists():
+                print(log.read_text()[-4000:], file=sys.stderr)
+            raise
+        finally:
+            if stack is not None:
+                stack.close()
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def query(sql: str, params: list | None = None) -> list[tuple]:
+    from django.db import close_old_connections, connection
+
+    close_old_connections()  # a restarted server left this process a broken connection
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchall()
+
+
+def scalar(sql: str, params: list | None = None) -> int:
+    return int(query(sql, params)[0][0] or 0)
+
+
+def settle(expected: int, timeout: float) -> None:
+    """Wait until ``expected`` runs exist and none is active (or the timeout passes)."""
+
+    def settled() -> bool:
+        runs = scalar("SELECT count(*) FROM automation_run")
+        active = scalar(
+            "SELECT count(*) FROM automation_run WHERE status IN ('pending','running','waiting')"
+        )
+        return runs >= expected and active == 0
+
+    with contextlib.suppress(SystemExit):
+        wait_until(settled, timeout, "the runs to finish", 0.5)
+
+
+def report(title: str, accepted: int, extra: list[tuple[str, Any]] | None = None) -> bool:
+    """Print the table every fault script prints; True when all is as promised."""
+    runs = scalar("SELECT count(*) FROM automation_run")
+    completed = scalar("SELECT count(*) FROM automation_run WHERE status = 'succeeded'")
+    failed = scalar("SELECT count(*) FROM automation_run WHERE status IN ('failed','cancelled')")
+    stuck = scalar(
+        "SELECT count(*) FROM automation_run WHERE status IN ('pending','running','waiting')"
+    )
+    twice = scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM bench_recorded GROUP BY run_id, step_id "
+        "HAVING count(*) > 1) AS t"
+    )
+    executions = scalar("SELECT count(*) FROM bench_executions")
+    steps = scalar("SELECT count(*) FROM bench_recorded")
+    lost = max(0, accepted - runs) + failed
+    rows: list[tuple[str, Any]] = [
+        ("runs started (accepted)", accepted),
+        ("runs in the database", runs),
+        ("completed", completed),
+        ("lost (never started, or failed)", lost),
+        ("stuck (still active)", stuck),
+        ("steps recorded", steps),
+        ("steps recorded twice", twice),
+        ("step executions (at-least-once: re-runs after a kill)", executions),
+        *(extra or []),
+    ]
+    print(title)
+    print(table(["", "count"], rows))
+    ok = lost == 0 and stuck == 0 and twice == 0 and completed == accepted
+    verdict = "OK" if ok else "BROKEN"
+    print(f"{verdict}: lost {lost}, stuck {stuck}, recorded twice {twice} of {accepted} runs")
+    return ok
