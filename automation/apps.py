@@ -12,6 +12,7 @@ class AutomationConfig(AppConfig):
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
             live,  # connects the live UI's receivers
+            metrics,  # connects the metrics' receivers
             signals,  # connects the Celery signal handlers
         )
         from automation.engine import registry

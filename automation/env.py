@@ -108,3 +108,45 @@ def persistent_secret_key(directory: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key)
     return key
+
+
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
+            "hour": 3600, "d": 86400, "day": 86400}  # fmt: skip
+
+
+def parse_rate(name: str, raw: str) -> tuple[int, int] | None:
+    """``"100/min"`` → ``(100, 60)``: requests allowed per window of seconds. ``""`` or
+    ``off``: no limit (None). Periods: s, m (min), h (hour), d (day), optionally with a count
+    (``10/5m``)."""
+    raw = raw.strip().lower()
+    if raw in ("", "off", "none"):
+        return None
+    count, _, period = raw.partition("/")
+    digits = period.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = period[len(digits) :]
+    try:
+        allowed, multiplier = int(count), int(digits or "1")
+        seconds = _PERIODS[unit] * multiplier
+    except (ValueError, KeyError):
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate; use <count>/<period> with a period of s, m, h or d "
+            "(e.g. 100/m, 5000/h, 10/5m), or off."
+        ) from None
+    if allowed < 1 or seconds < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r}: the count and the period must be positive.")
+    return allowed, seconds
+
+
+def env_rate(name: str, default: str = "") -> tuple[int, int] | None:
+    return parse_rate(name, env_str(name, default))
+
+
+def env_rates(name: str) -> dict[str, tuple[int, int] | None]:
+    """``"shop=100/m,github=off"``: a rate per name."""
+    rates: dict[str, tuple[int, int] | None] = {}
+    for item in env_list(name, []):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ImproperlyConfigured(f"{name}: {item!r} is not <slug>=<rate>, e.g. shop=100/m.")
+        rates[key.strip()] = parse_rate(name, value)
+    return rates

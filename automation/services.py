@@ -12,8 +12,10 @@ import json
 import logging
 import os
 import socket
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -24,6 +26,7 @@ from automation.engine import clock, dispatch, matching, registry, steps
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
+    FINISHED_STATUSES,
     Heartbeat,
     Run,
     RunStatus,
@@ -480,6 +483,63 @@ def runs_retry_failed(*, runs: Any) -> int:
             continue
         count += 1
     return count
+
+
+# --- Retention ------------------------------------------------------------------------------
+
+
+def runs_purge(
+    *, older_than: timedelta, batch_size: int = 1000, max_batches: int | None = None
+) -> int:
+    """Delete finished runs (with their journal, timers, waits and approvals) that finished
+    more than ``older_than`` ago, ``batch_size`` runs per transaction. Returns how many."""
+    expired = runs_expired(older_than=older_than)
+    return delete_in_batches(expired, batch_size=batch_size, max_batches=max_batches)
+
+
+def runs_expired(*, older_than: timedelta) -> Any:
+    """Finished runs that finished more than ``older_than`` ago."""
+    cutoff = timezone.now() - older_than
+    return Run.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
+
+
+def delete_in_batches(queryset: Any, *, batch_size: int, max_batches: int | None = None) -> int:
+    """Delete the rows of ``queryset`` a batch at a time (short transactions, bounded locks);
+    rows that stop matching meanwhile are left alone. Returns how many were deleted."""
+    model = queryset.model
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        _, per_model = queryset.filter(pk__in=ids).delete()  # one transaction per batch
+        deleted += per_model.get(model._meta.label, 0)
+        batches += 1
+    logger.info("purged %d %s rows", deleted, model._meta.verbose_name)
+    return deleted
+
+
+def retention_apply(*, max_batches: int = 100) -> dict[str, int]:
+    """Apply EVENTS_RETENTION_DAYS and RUNS_RETENTION_DAYS (0: keep forever); what the
+    periodic ``automation.purge`` task does. At most ``max_batches`` batches of each per call,
+    so a large first purge is spread over several runs of the task."""
+    from events.services import events_purge
+
+    purged = {"runs": 0, "events": 0}
+    batch = settings.RETENTION_BATCH_SIZE
+    if settings.RUNS_RETENTION_DAYS:
+        purged["runs"] = runs_purge(
+            older_than=timedelta(days=settings.RUNS_RETENTION_DAYS),
+            batch_size=batch,
+            max_batches=max_batches,
+        )
+    if settings.EVENTS_RETENTION_DAYS:
+        purged["events"] = events_purge(
+            older_than=timedelta(days=settings.EVENTS_RETENTION_DAYS),
+            batch_size=batch,
+            max_batches=max_batches,
+        )
+    return purged
 
 
 # --- declarative workflows ------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 
 from automation.env import (
     data_dir,
@@ -21,6 +22,8 @@ from automation.env import (
     env_float,
     env_int,
     env_list,
+    env_rate,
+    env_rates,
     env_str,
     persistent_secret_key,
 )
@@ -328,6 +331,88 @@ EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)
 
 
+# --- Operating it: API conventions, OpenAPI, rate limits, metrics, logs, retention ----------
+# (issue 7; each setting is documented in README.md, "Operating it")
+
+INSTALLED_APPS += ["django_filters", "drf_spectacular"]
+REST_FRAMEWORK |= {
+    # One error shape for every API refusal, including DRF's own 400/401/403/404 and views
+    # added later: {"error": {"code", "message", "fields"?}}.
+    "EXCEPTION_HANDLER": "automation.api.errors.exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+}
+REST_FRAMEWORK |= {"DEFAULT_SCHEMA_CLASS": "automation.api.schema.AutoSchema"}
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+SPECTACULAR_SETTINGS = {
+    "TITLE": "django-automation API",
+    "DESCRIPTION": (
+        "Events in, durable workflow runs out, approvals by people. Authenticate with "
+        "`Authorization: Token <key>` (POST /api/auth/token/) or a browser session. Every "
+        'refusal is `{"error": {"code", "message", "fields"?}}`.'
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Choice fields of different models share names ("status"): name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "automation.models.RunStatus",
+        "StepStatusEnum": "automation.models.StepStatus",
+        "ApprovalStatusEnum": "approvals.models.Approval.Status",
+        "WorkflowKindEnum": "automation.models.Workflow.Kind",
+        "StepKindEnum": "automation.models.StepRecord.Kind",
+    },
+}
+
+# Rate limits, "<count>/<period>" (s, m, h, d; e.g. 100/m) or off. Counted in the "ratelimit"
+# cache: Redis when REDIS_URL is set (shared by every process), else in-process memory (the
+# single embedded process).
+API_RATE_LIMIT = env_rate("API_RATE_LIMIT")
+WEBHOOK_RATE_LIMIT = env_rate("WEBHOOK_RATE_LIMIT")
+WEBHOOK_RATE_LIMITS = env_rates("WEBHOOK_RATE_LIMITS")  # per slug: "shop=100/m,github=off"
+REST_FRAMEWORK |= {"DEFAULT_THROTTLE_CLASSES": ["automation.api.throttles.ApiRateThrottle"]}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+    ),
+}
+
+# Logs: LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, and the
+# event_id / run_id / step_id / correlation_id of the work being done); plain text otherwise,
+# with those ids as key=value after the message (automation.logcontext).
+LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
+LOGGING["filters"] = {"ids": {"()": "automation.logcontext.ContextFilter"}}
+LOGGING["formatters"]["plain"]["format"] += "%(context)s"
+LOGGING["formatters"]["json"] = {
+    "()": "pythonjsonlogger.json.JsonFormatter",
+    "fmt": "%(levelname)s %(name)s %(message)s",
+    "timestamp": "time",  # ISO 8601, UTC
+    "rename_fields": {"levelname": "level", "name": "logger"},
+    "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "context"],
+}
+LOGGING["handlers"]["console"] |= {"formatter": LOG_FORMAT, "filters": ["ids"]}
+
+# Retention: events and finished runs older than this many days are deleted by the periodic
+# `automation.purge` task (every RETENTION_INTERVAL seconds) and by `manage.py purge`. 0 keeps
+# them forever.
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 0, minimum=0)
+RUNS_RETENTION_DAYS = env_int("RUNS_RETENTION_DAYS", 0, minimum=0)
+RETENTION_INTERVAL = env_float("RETENTION_INTERVAL", 3600.0, minimum=60.0)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 1000, minimum=1, maximum=100_000)
+CELERY_BEAT_SCHEDULE["automation.purge"] = {
+    "task": "automation.purge",
+    "schedule": RETENTION_INTERVAL,
+}
+
+# WhiteNoise, streaming static files without a warning under ASGI too (automation.staticfiles).
+MIDDLEWARE[MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware")] = (
+    "automation.staticfiles.WhiteNoiseMiddleware"
+)
 # --- Declarative workflows and built-in actions (issue 5) -----------------------------------
 
 # Hosts and networks (comma-separated: "localhost,10.0.0.0/8,fd00::/8") the http.request,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from automation import services
+from automation import logcontext, services
 from automation.engine import branches, executor, sweeps
 
 
@@ -22,7 +22,14 @@ def advance_run(run_id: str) -> str:
 
 @shared_task(name="automation.run_branch")
 def run_branch(run_id: str, step_id: str) -> str:
-    return branches.execute_branch(run_id, step_id)
+    with logcontext.scope(run_id=run_id, step_id=step_id):
+        return branches.execute_branch(run_id, step_id)
+
+
+@shared_task(name="automation.purge")
+def purge() -> dict[str, int]:
+    """Delete events and finished runs past their retention (EVENTS/RUNS_RETENTION_DAYS)."""
+    return services.retention_apply()
 
 
 @shared_task(name="automation.sweep")

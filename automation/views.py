@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from automation import metrics as prometheus
 from automation import selectors
 from automation.engine.errors import WorkflowError
 from automation.health import run_checks
@@ -26,6 +27,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failing = [name for name, result in checks.items() if result["status"] == "fail"]
     body = {"status": "ok" if healthy else "fail", "failing": failing, "checks": checks}
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text: counters of every process (PROMETHEUS_MULTIPROC_DIR) and live gauges."""
+    return HttpResponse(prometheus.exposition(), content_type=prometheus.CONTENT_TYPE)
 
 
 # --- Operator UI: dashboard and runs ----------------------------------------------------------

@@ -21,6 +21,7 @@ class HttpError(Exception):
 
 def error_response(status: int, code: str, message: str, **headers: str) -> JsonResponse:
     response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    response.error_code = code  # type: ignore[attr-defined]  (counted by the webhook view)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response

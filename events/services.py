@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from automation import logcontext
 from automation.db import insert
 from automation.engine import dispatch
 from events import schemas, signatures
@@ -102,6 +103,8 @@ def event_record(
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
+    with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
+        logger.debug("stored %s event from %s", type, source)
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
     event_recorded.send_after_commit(event_id=event.id, type=event.type, source=event.source)
@@ -164,6 +167,11 @@ def event_route_and_advance(*, event_id: Any) -> int:
 
 
 def _route(event_id: Any, *, send_first: bool) -> list:
+    with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
+        return _route_claimed(event_id, send_first=send_first)
+
+
+def _route_claimed(event_id: Any, *, send_first: bool) -> list:
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
@@ -173,6 +181,7 @@ def _route(event_id: Any, *, send_first: bool) -> list:
         if not claimed:
             return []  # routed already, or being routed by another worker
         event = Event.objects.get(id=event_id)
+        logcontext.bind(correlation_id=event.correlation_id)
         runs = runs_start_for_event(event, send_first=send_first)
         waits_resolve_for_event(event)
     return runs
@@ -198,7 +207,8 @@ def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -
             event_route(event_id=event_id)
             routed += 1
         except Exception:  # one broken event never blocks the others
-            logger.exception("routing event %s failed; it stays unrouted", event_id)
+            with logcontext.scope(event_id=event_id):
+                logger.exception("routing event %s failed; it stays unrouted", event_id)
     return routed
 
 
@@ -437,3 +447,28 @@ def _interval_schedule(every_seconds: int | None) -> dict[str, IntervalSchedule]
         every=every_seconds, period=IntervalSchedule.SECONDS
     )
     return {"interval": interval}
+
+
+# --- Retention ------------------------------------------------------------------------------
+
+
+def events_purge(
+    *, older_than: timedelta, batch_size: int = 1000, max_batches: int | None = None
+) -> int:
+    """Delete routed events received more than ``older_than`` ago, ``batch_size`` per
+    transaction. Events that started a run still active are kept (the run reads its trigger);
+    finished runs keep their data, and lose only the link to the event. Returns how many."""
+    from automation.services import delete_in_batches
+
+    expired = events_expired(older_than=older_than)
+    return delete_in_batches(expired, batch_size=batch_size, max_batches=max_batches)
+
+
+def events_expired(*, older_than: timedelta) -> Any:
+    """Routed events received more than ``older_than`` ago, except the triggers of active runs."""
+    from automation.models import ACTIVE_STATUSES
+
+    cutoff = timezone.now() - older_than
+    return Event.objects.filter(received_at__lt=cutoff, routed_at__isnull=False).exclude(
+        runs__status__in=ACTIVE_STATUSES
+    )

@@ -16,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonR
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
+from automation import metrics, ratelimit
 from automation.paging import keyset_page, query_without
 from automation.ui import render_page
 from events import endpoints, selectors, services
@@ -29,6 +30,13 @@ logger = logging.getLogger(__name__)
 
 @csrf_exempt  # signed by the sender (or a trusted network): no browser session is involved
 def webhook(request: HttpRequest, slug: str) -> JsonResponse:
+    response = _answer(request, slug)
+    if response.status_code >= 400:
+        metrics.webhook_rejected(getattr(response, "error_code", str(response.status_code)))
+    return response
+
+
+def _answer(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         return _receive(request, slug)
     except HttpError as exc:
@@ -46,12 +54,26 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
         return database_unavailable()
 
 
+def _rate(slug: str) -> tuple[int, int] | None:
+    return settings.WEBHOOK_RATE_LIMITS.get(slug, settings.WEBHOOK_RATE_LIMIT)
+
+
 def _receive(request: HttpRequest, slug: str) -> JsonResponse:
     if request.method != "POST":
         raise HttpError(405, "method_not_allowed", "Deliver webhooks with POST.")
     endpoint = endpoints.endpoint_active(slug)
     if endpoint is None:
         raise HttpError(404, "unknown_endpoint", f"No active webhook endpoint {slug!r}.")
+    rate = _rate(slug)
+    retry_after = ratelimit.hit(f"hook:{slug}", rate)
+    if rate is not None and retry_after is not None:
+        return error_response(
+            429,
+            "rate_limited",
+            f"Endpoint {slug!r} takes at most {rate[0]} deliveries per {rate[1]}s; "
+            f"retry after {retry_after}s.",
+            Retry_After=str(retry_after),
+        )
     if not is_json_type(request.content_type or ""):
         raise HttpError(
             415,

@@ -30,7 +30,9 @@ def test_token_request_with_a_wrong_password_is_refused(client, users):
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert "non_field_errors" in response.json()
+    assert response.json() == {
+        "error": {"code": "invalid", "message": "Unable to log in with provided credentials."}
+    }
     assert not Token.objects.exists()
 
 
@@ -38,11 +40,15 @@ def test_api_without_credentials_answers_401_with_the_scheme(client):
     response = client.get("/api/auth/me/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
+    assert response.json()["error"]["code"] == "not_authenticated"
 
 
 def test_api_rejects_an_unknown_token(client):
     response = client.get("/api/auth/me/", HTTP_AUTHORIZATION="Token not-a-real-token")
     assert response.status_code == 401
+    assert response.json() == {
+        "error": {"code": "authentication_failed", "message": "Invalid token."}
+    }
 
 
 def test_browser_session_authenticates_the_api(client, users):

@@ -10,7 +10,9 @@ from approvals.models import Approval
 class ApprovalSerializer(serializers.ModelSerializer):
     run = serializers.UUIDField(source="run_id", read_only=True)
     workflow = serializers.CharField(source="run.workflow.name", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     can_decide = serializers.SerializerMethodField()
 
     class Meta:

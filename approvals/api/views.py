@@ -6,37 +6,41 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from approvals import selectors
+from approvals.api.filters import ApprovalFilter
 from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
 from approvals.forms import InvalidValues
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide, can_decide
-from automation.api.responses import error, newest_first
+from automation.api.responses import ListView, error, newest_first
+from automation.api.schema import ErrorSerializer
 
-ApprovalPagination = newest_first("-created_at", "-id", max_page_size=200)
 
-
-@api_view(["GET"])
-def approval_list(request: Request) -> Response:
+class ApprovalList(ListView):
     """Approvals assigned to me or my groups (``?scope=all``: every one, for users allowed to
     decide any approval), filtered by ``?status=pending|approved|rejected|expired|cancelled``."""
-    status = request.query_params.get("status") or None
-    if status is not None and status not in Approval.Status.values:
-        return error(
-            400, "invalid_status", f"status must be one of {', '.join(Approval.Status.values)}"
-        )
-    scope = request.query_params.get("scope", "mine")
-    if scope not in ("mine", "all"):
-        return error(400, "invalid_scope", "scope must be 'mine' or 'all'")
-    approvals = selectors.approvals_for(request.user, scope=scope, status=status)
-    paginator = ApprovalPagination()
-    page = paginator.paginate_queryset(approvals, request)
-    return paginator.get_paginated_response(ApprovalSerializer(page, many=True).data)
+
+    serializer_class = ApprovalSerializer
+    filterset_class = ApprovalFilter
+    ordering_fields = ["created_at", "due_at"]
+    ordering = ["-created_at", "-id"]
+    pagination_class = newest_first("-created_at", "-id", max_page_size=200)
+
+    def get_queryset(self) -> QuerySet[Approval]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Approval.objects.none()
+        scope = self.request.query_params.get("scope", "mine")
+        return selectors.approvals_for(self.request.user, scope=scope)
+
+
+approval_list = ApprovalList.as_view()
 
 
 def _visible(request: Request, approval_id: Any) -> Approval:
@@ -48,6 +52,7 @@ def _visible(request: Request, approval_id: Any) -> Approval:
     return approval
 
 
+@extend_schema(responses=ApprovalSerializer)
 @api_view(["GET"])
 def approval_detail(request: Request, approval_id: Any) -> Response:
     try:
@@ -61,6 +66,9 @@ def approval_detail(request: Request, approval_id: Any) -> Response:
     return Response(ApprovalSerializer(approval).data)
 
 
+@extend_schema(
+    request=DecisionSerializer, responses={200: ApprovalSerializer, 409: ErrorSerializer}
+)
 @api_view(["POST"])
 def approval_decide_view(request: Request, approval_id: Any) -> Response:
     """``{"decision": "approve"|"reject", "comment": "...", "values": {...}}``: 200 with the

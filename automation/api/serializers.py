@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from automation.models import Run, StepRecord
@@ -21,8 +22,10 @@ class StepSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     workflow = serializers.CharField(source="workflow.name", read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    trigger_event = serializers.UUIDField(source="trigger_event_id", read_only=True)
-    parent_run = serializers.UUIDField(source="parent_run_id", read_only=True)
+    trigger_event = serializers.UUIDField(
+        source="trigger_event_id", read_only=True, allow_null=True
+    )
+    parent_run = serializers.UUIDField(source="parent_run_id", read_only=True, allow_null=True)
 
     class Meta:
         model = Run
@@ -41,6 +44,7 @@ class RunDetailSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "steps"]
         read_only_fields = fields
 
+    @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run: Run) -> list:
         journal = run.steps.order_by("started_at", "id")
         return StepSerializer(journal, many=True).data

@@ -5,20 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from rest_framework import permissions
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automation.api.responses import error, newest_first
+from automation.api.filters import RunFilter
+from automation.api.responses import ListView, error
+from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunDetailSerializer, RunSerializer
+from automation.api.throttles import ApiRateThrottle
 from automation.engine.errors import WorkflowError
-from automation.models import Run, RunStatus
+from automation.models import Run
 from automation.services import run_cancel, run_retry
 
-RunPagination = newest_first("-created_at", "-id")
 
-
+@extend_schema(
+    responses=inline_serializer(
+        "Me",
+        {
+            "username": serializers.CharField(),
+            "is_staff": serializers.BooleanField(),
+            "groups": serializers.ListField(child=serializers.CharField()),
+            "auth": serializers.ChoiceField(["token", "session"]),
+        },
+    )
+)
 @api_view(["GET"])
 def me(request: Request) -> Response:
     """Who the request is authenticated as: lets a machine check its token."""
@@ -31,6 +45,16 @@ def me(request: Request) -> Response:
             "auth": "token" if request.auth is not None else "session",
         }
     )
+
+
+class ObtainToken(ObtainAuthToken):
+    """POST {"username", "password"} → {"token"}: DRF's view, rate limited like the rest of the
+    API (per address, API_RATE_LIMIT), which slows password guessing."""
+
+    throttle_classes = [ApiRateThrottle]
+
+
+obtain_token = ObtainToken.as_view()
 
 
 class ViewsRuns(permissions.BasePermission):
@@ -47,27 +71,22 @@ class OperatesRuns(permissions.BasePermission):
         return request.user.has_perm("automation.change_run")
 
 
-@api_view(["GET"])
-@permission_classes([permissions.IsAuthenticated, ViewsRuns])
-def run_list(request: Request) -> Response:
-    """Runs, newest first; ``?workflow=<name>&status=<status>&correlation_id=<id>``."""
-    runs = Run.objects.select_related("workflow", "version")
-    status = request.query_params.get("status")
-    if status:
-        if status not in RunStatus.values:
-            return error(
-                400, "invalid_status", f"status must be one of {', '.join(RunStatus.values)}"
-            )
-        runs = runs.filter(status=status)
-    if workflow := request.query_params.get("workflow"):
-        runs = runs.filter(workflow__name=workflow)
-    if correlation_id := request.query_params.get("correlation_id"):
-        runs = runs.filter(correlation_id=correlation_id)
-    paginator = RunPagination()
-    page = paginator.paginate_queryset(runs, request)
-    return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+class RunList(ListView):
+    """Runs, newest first; filtered by ``workflow``, ``status``, ``correlation_id`` and creation
+    time; ``?ordering=created_at`` for oldest first."""
+
+    permission_classes = [permissions.IsAuthenticated, ViewsRuns]
+    serializer_class = RunSerializer
+    queryset = Run.objects.select_related("workflow", "version")
+    filterset_class = RunFilter
+    ordering_fields = ["created_at"]
+    ordering = ["-created_at", "-id"]
 
 
+run_list = RunList.as_view()
+
+
+@extend_schema(responses=RunDetailSerializer)
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, ViewsRuns])
 def run_detail(request: Request, run_id: Any) -> Response:
@@ -85,6 +104,7 @@ def _operate(run_id: Any, service: Any) -> Response:
     return Response(RunSerializer(run).data, status=202)
 
 
+@extend_schema(request=None, responses={202: RunSerializer, 409: ErrorSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_cancel_view(request: Request, run_id: Any) -> Response:
@@ -92,6 +112,7 @@ def run_cancel_view(request: Request, run_id: Any) -> Response:
     return _operate(run_id, run_cancel)
 
 
+@extend_schema(request=None, responses={202: RunSerializer, 409: ErrorSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, OperatesRuns])
 def run_retry_view(request: Request, run_id: Any) -> Response:

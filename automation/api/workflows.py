@@ -7,12 +7,15 @@ from typing import Any
 
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import permissions, serializers
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automation.api.responses import error
+from automation.api.responses import ListView, error, newest_first
+from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunSerializer
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition
@@ -38,7 +41,7 @@ class HasPerm(permissions.BasePermission):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     in_flight = serializers.IntegerField(read_only=True)
 
     class Meta:
@@ -94,8 +97,23 @@ class WorkflowDetailSerializer(WorkflowSerializer):
         latest = _latest(wf)
         return latest.definition if latest and wf.kind == Workflow.Kind.DECLARATIVE else None
 
+    @extend_schema_field(VersionSerializer(many=True))
     def get_versions(self, wf: Workflow) -> list[dict[str, Any]]:
         return VersionSerializer(versions_with_in_flight(wf), many=True).data
+
+
+class WorkflowUpdatedSerializer(WorkflowDetailSerializer):
+    version_created = serializers.BooleanField(help_text="False when the definition was unchanged.")
+
+    class Meta(WorkflowDetailSerializer.Meta):
+        fields = [*WorkflowDetailSerializer.Meta.fields, "version_created"]
+        read_only_fields = fields
+
+
+class ActionSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.JSONField(help_text="JSON Schema of the action's input.")
 
 
 class DefinitionInput(serializers.Serializer):
@@ -126,18 +144,40 @@ def _invalid(exc: InvalidDefinition) -> Response:
     return error(400, "invalid_definition", str(exc), errors=[e.as_dict() for e in exc.errors])
 
 
-@api_view(["GET", "POST"])
-@permission_classes([permissions.IsAuthenticated])
-def workflow_list(request: Request) -> Response:
-    """GET: every workflow (code and declarative). POST ``{"definition": {...}, "active"?}``:
-    create a declarative workflow (201), 400 naming each invalid path, 409 if the name exists."""
-    if request.method == "GET":
-        if not request.user.has_perm("automation.view_workflow"):
-            return error(403, "permission_denied", "This needs automation.view_workflow.")
-        workflows = Workflow.objects.prefetch_related("versions").order_by("name")
-        return Response(WorkflowSerializer(workflows, many=True).data)
-    if not request.user.has_perm("automation.add_workflow"):
-        return error(403, "permission_denied", "This needs automation.add_workflow.")
+class ManagesWorkflows(permissions.BasePermission):
+    """automation.view_workflow to list, automation.add_workflow to create."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        safe = request.method in permissions.SAFE_METHODS
+        perm = "automation.view_workflow" if safe else "automation.add_workflow"
+        self.message = f"This needs {perm}."
+        return request.user.has_perm(perm)
+
+
+class WorkflowList(ListView):
+    """GET: every workflow (code and declarative), by name; ``?kind=``, ``?active=``. POST
+    ``{"definition": {...}, "active"?}``: create a declarative workflow (201), 400 naming each
+    invalid path, 409 if the name exists."""
+
+    permission_classes = [permissions.IsAuthenticated, ManagesWorkflows]
+    serializer_class = WorkflowSerializer
+    queryset = Workflow.objects.prefetch_related("versions")
+    filterset_fields = ["kind", "active"]
+    ordering_fields = ["name", "created_at", "updated_at"]
+    ordering = ["name"]
+    pagination_class = newest_first("name")
+
+    @extend_schema(
+        request=DefinitionInput, responses={201: WorkflowDetailSerializer, 409: ErrorSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        return _create(request)
+
+
+workflow_list = WorkflowList.as_view()
+
+
+def _create(request: Request) -> Response:
     body = DefinitionInput(data=request.data)
     body.is_valid(raise_exception=True)
     definition = body.validated_data["definition"]
@@ -158,6 +198,12 @@ def _detail(name: str) -> dict[str, Any]:
     return WorkflowDetailSerializer(wf).data
 
 
+@extend_schema(methods=["GET"], responses=WorkflowDetailSerializer)
+@extend_schema(
+    methods=["PUT"],
+    request=DefinitionInput,
+    responses={200: WorkflowUpdatedSerializer, 409: ErrorSerializer},
+)
 @api_view(["GET", "PUT"])
 @permission_classes([permissions.IsAuthenticated])
 def workflow_detail(request: Request, name: str) -> Response:
@@ -186,6 +232,7 @@ def workflow_detail(request: Request, name: str) -> Response:
     return Response({**_detail(name), "version_created": created})
 
 
+@extend_schema(request=RunInput, responses={202: RunSerializer, 409: ErrorSerializer})
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("automation.add_run")])
 def workflow_run_start(request: Request, name: str) -> Response:
@@ -206,6 +253,7 @@ def workflow_run_start(request: Request, name: str) -> Response:
     return Response(RunSerializer(run).data, status=202)
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def workflow_schema(request: Request) -> Response:
@@ -213,6 +261,7 @@ def workflow_schema(request: Request) -> Response:
     return Response(definition_schema())
 
 
+@extend_schema(responses=ActionSerializer(many=True))
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated])
 def action_list(request: Request) -> Response:

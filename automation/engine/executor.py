@@ -13,7 +13,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import F
 
-from automation import lifecycle
+from automation import lifecycle, logcontext
 from automation.engine import clock, leases, registry
 from automation.engine.context import Context, EventView
 from automation.engine.errors import (
@@ -37,15 +37,16 @@ COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_i
 
 def run_advance(run_id: Any) -> str:
     """Advance the run as far as it goes. Returns what happened, for logs and tests."""
-    owner = leases.new_owner()
-    if not leases.claim(run_id, owner):
-        return "not pending"
-    for _ in range(MAX_REPLAYS):
-        outcome = _replay(run_id, owner)
-        if outcome != "again":
-            return outcome
-    _release(run_id, owner)
-    return "released"
+    with logcontext.scope(run_id=run_id):  # every log line of this work names the run
+        owner = leases.new_owner()
+        if not leases.claim(run_id, owner):
+            return "not pending"
+        for _ in range(MAX_REPLAYS):
+            outcome = _replay(run_id, owner)
+            if outcome != "again":
+                return outcome
+        _release(run_id, owner)
+        return "released"
 
 
 def _release(run_id: Any, owner: str) -> None:
@@ -81,6 +82,7 @@ def _trigger(run: Run) -> EventView:
 
 def _replay(run_id: Any, owner: str) -> str:
     run = Run.objects.select_related("workflow", "version", "trigger_event").get(id=run_id)
+    logcontext.bind(correlation_id=run.correlation_id, event_id=run.trigger_event_id)
     if run.lease_owner != owner:
         return "lease lost"
     wakeups = run.wakeups

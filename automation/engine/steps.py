@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 
-from automation import lifecycle
+from automation import lifecycle, logcontext
 from automation.db import insert
 from automation.engine import clock, leases
 from automation.engine.errors import (
@@ -229,7 +229,7 @@ def execute(
     )
     record = _begin_attempt(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown)
     try:
-        with leases.keep_run(ctx, extra=timeout or 0):
+        with leases.keep_run(ctx, extra=timeout or 0), logcontext.scope(step_id=step_id):
             output = _attempt(step_id, fn, args, kwargs, timeout)
     except Exception as exc:
         record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)

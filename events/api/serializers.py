@@ -113,6 +113,43 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request is not None else path
 
 
+MAX_ROTATION_GRACE = 365 * 86400  # a year; longer keeps a leaked secret alive for no reason
+
+
 class RotateSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(required=False, allow_blank=True)
-    grace_seconds = serializers.IntegerField(required=False, min_value=0)
+    grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_ROTATION_GRACE,
+        help_text="How long the old secret still verifies (default WEBHOOK_SECRET_ROTATION_GRACE).",
+    )
+
+
+# --- Answers documented in the OpenAPI schema (the views build these bodies) ----------------
+
+
+class EventAcceptedSerializer(EventSerializer):
+    duplicate = serializers.BooleanField(help_text="True when this delivery was stored before.")
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "duplicate"]
+        read_only_fields = fields
+
+
+class EventWithRunsSerializer(EventSerializer):
+    runs = RunSummarySerializer(many=True, help_text="The runs this event started.")
+
+    class Meta(EventSerializer.Meta):
+        fields = [*EventSerializer.Meta.fields, "runs"]
+        read_only_fields = fields
+
+
+class WebhookEndpointCreatedSerializer(WebhookEndpointSerializer):
+    secret = serializers.CharField(help_text="The signing secret; shown this once.")
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    slug = serializers.SlugField()
+    secret = serializers.CharField(help_text="The new signing secret; shown this once.")
+    previous_secret_expires_at = serializers.DateTimeField()

@@ -15,19 +15,27 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, DataError
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
 from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automation.api.responses import error, newest_first
+from automation.api.responses import ListView, error, newest_first
+from automation.api.schema import ErrorSerializer
 from events import cloudevents, selectors, services
+from events.api.filters import EventFilter, WebhookEndpointFilter
 from events.api.serializers import (
+    EventAcceptedSerializer,
     EventInSerializer,
     EventSerializer,
+    EventWithRunsSerializer,
+    RotatedSecretSerializer,
     RotateSecretSerializer,
     RunSummarySerializer,
+    WebhookEndpointCreatedSerializer,
     WebhookEndpointSerializer,
 )
 from events.http import HttpError, is_json_type, read_body
@@ -35,9 +43,6 @@ from events.models import Event, WebhookEndpoint
 from events.payloads import BadPayload, parse_json_object
 
 logger = logging.getLogger(__name__)
-
-
-EventPagination = newest_first("-received_at", "-id", max_page_size=500)
 
 
 class CanReplay(permissions.BasePermission):
@@ -82,11 +87,33 @@ class UnreadBody(BaseParser):
         return {}
 
 
-@api_view(["GET", "POST"])
-@parser_classes([UnreadBody])
-def events(request: Request) -> Response:
-    if request.method == "GET":
-        return _events_list(request)
+class Events(ListView):
+    """GET: stored events, newest first, filtered and paginated. POST: ingest one event."""
+
+    serializer_class = EventSerializer
+    queryset = Event.objects.all()
+    filterset_class = EventFilter
+    ordering_fields = ["received_at", "occurred_at"]
+    ordering = ["-received_at", "-id"]
+    pagination_class = newest_first("-received_at", "-id", max_page_size=500)
+    parser_classes = [UnreadBody]
+
+    @extend_schema(
+        request={
+            "application/json": EventInSerializer,
+            "application/cloudevents+json": OpenApiTypes.OBJECT,
+        },
+        responses={202: EventAcceptedSerializer, 413: ErrorSerializer},
+        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode.",
+    )
+    def post(self, request: Request) -> Response:
+        return _ingest(request)
+
+
+events = Events.as_view()
+
+
+def _ingest(request: Request) -> Response:
     try:
         kwargs = _ingest_kwargs(request._request)
         event, created = services.event_record(headers={}, **kwargs)
@@ -133,16 +160,7 @@ def _unsupported(content_type: str) -> HttpError:
     )
 
 
-def _events_list(request: Request) -> Response:
-    try:
-        queryset = selectors.events_filter(request.query_params)
-    except selectors.BadFilter as exc:
-        return error(400, "invalid_filter", str(exc))
-    paginator = EventPagination()
-    page = paginator.paginate_queryset(queryset, request)
-    return paginator.get_paginated_response(EventSerializer(page, many=True).data)
-
-
+@extend_schema(responses=EventWithRunsSerializer)
 @api_view(["GET"])
 def event_detail(request: Request, event_id: str) -> Response:
     event = get_object_or_404(Event, id=event_id)
@@ -151,6 +169,7 @@ def event_detail(request: Request, event_id: str) -> Response:
     return Response(body)
 
 
+@extend_schema(request=None, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
 @parser_classes([UnreadBody])
 @permission_classes([permissions.IsAuthenticated, CanReplay])
@@ -168,14 +187,29 @@ def event_replay(request: Request, event_id: str) -> Response:
 # --- Webhook endpoints ----------------------------------------------------------------------
 
 
-@api_view(["GET", "POST"])
-@parser_classes([JSONParser])
-@permission_classes([permissions.IsAuthenticated, ManagesWebhooks])
-def webhooks(request: Request) -> Response:
-    if request.method == "GET":
-        endpoints = WebhookEndpoint.objects.order_by("slug")
-        context = {"request": request}
-        return Response(WebhookEndpointSerializer(endpoints, many=True, context=context).data)
+class Webhooks(ListView):
+    """GET: webhook endpoints by slug. POST: create one; its secret is shown this once."""
+
+    permission_classes = [permissions.IsAuthenticated, ManagesWebhooks]
+    parser_classes = [JSONParser]
+    serializer_class = WebhookEndpointSerializer
+    queryset = WebhookEndpoint.objects.all()
+    filterset_class = WebhookEndpointFilter
+    ordering_fields = ["slug", "created_at"]
+    ordering = ["slug"]
+    pagination_class = newest_first("slug", max_page_size=500)
+
+    @extend_schema(
+        request=WebhookEndpointSerializer, responses={201: WebhookEndpointCreatedSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        return _webhook_create(request)
+
+
+webhooks = Webhooks.as_view()
+
+
+def _webhook_create(request: Request) -> Response:
     serializer = WebhookEndpointSerializer(data=request.data, context={"request": request})
     if not serializer.is_valid():
         return error(400, "invalid_endpoint", "Fix the fields named.", fields=serializer.errors)
@@ -194,6 +228,7 @@ def webhooks(request: Request) -> Response:
     return Response(body, status=201)
 
 
+@extend_schema(request=RotateSecretSerializer, responses=RotatedSecretSerializer)
 @api_view(["POST"])
 @parser_classes([JSONParser])
 @permission_classes([permissions.IsAuthenticated, RotatesWebhookSecrets])

@@ -48,7 +48,10 @@ def test_bad_filters_are_refused_with_a_message(client, manager):
     client.force_login(manager)
     response = client.get("/api/approvals/?status=maybe")
     assert response.status_code == 400
-    assert response.json()["error"]["code"] == "invalid_status"
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert "maybe is not one of the available choices" in error["fields"]["status"][0]
+    assert client.get("/api/approvals/?scope=everything").json()["error"]["fields"]["scope"]
 
 
 def test_a_non_assignee_gets_403_on_detail_and_decide(client, expense, users):

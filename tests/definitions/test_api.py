@@ -41,7 +41,7 @@ def test_create_edit_and_list(client, editor):
     detail = client.get("/api/workflows/greet/").json()
     assert detail["definition"] == changed
     assert [(v["number"], v["in_flight"]) for v in detail["versions"]] == [(2, 0), (1, 0)]
-    names = [w["name"] for w in client.get("/api/workflows/").json()]
+    names = [w["name"] for w in client.get("/api/workflows/").json()["results"]]
     assert "greet" in names
     assert "example-onboarding" in names  # code workflows are listed too
     again = client.post("/api/workflows/", {"definition": DEFINITION}, "application/json")

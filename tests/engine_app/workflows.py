@@ -3,6 +3,7 @@ execution to ``<DATA_DIR>/executions.log``, which every process of a test run sh
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -205,3 +206,13 @@ def escalate(ctx: Any, event: Any) -> dict[str, Any]:
         escalate_to=["group:directors"],
         escalation_timeout="2h",
     )
+
+
+def charge_card() -> str:
+    logging.getLogger("tests.engine_app.charge").info("charging the card")
+    return "charged"
+
+
+@workflow("test-logging", on="test.logging")
+def logs_from_a_step(ctx: Any, event: Any) -> None:
+    ctx.step("charge", charge_card)

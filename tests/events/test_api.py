@@ -307,7 +307,7 @@ def test_create_endpoint_shows_the_secret_once_and_it_verifies(admin_api, client
     secret = response.json()["secret"]
     assert secret.startswith("whsec_")
     assert response.json()["url"].endswith("/hooks/shop/")
-    listing = admin_api.get("/api/webhooks/").json()
+    listing = admin_api.get("/api/webhooks/").json()["results"]
     assert [item["slug"] for item in listing] == ["shop"]
     assert "secret" not in listing[0]
     body = body_of({"type": "a.b", "data": {}})

@@ -1,0 +1,119 @@
+"""One JSON error shape for every API answer that is not a success.
+
+``{"error": {"code": ..., "message": ..., "fields"?: {...}}}``: a code a program can test, a
+message a person can act on and, for invalid input, the problems of each field. DRF calls
+``exception_handler`` for every exception a view raises (REST_FRAMEWORK["EXCEPTION_HANDLER"]),
+so views written later conform without doing anything. Django's own 404 and 500 pages answer in
+the same shape under /api/ (``json_404``, ``json_500`` in automation/urls.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError, InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a client is told to wait after a 503 for an unreachable database.
+DATABASE_RETRY_AFTER = 5
+JSON_PREFIXES = ("/api/", "/hooks/", "/metrics")
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable (token lookup, a query): the request can be retried.
+        logger.warning("API answered 503: database unavailable (%s)", exc)
+        return Response(
+            _body("database_unavailable", "The database is unavailable; retry later."),
+            status=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+    if isinstance(exc, DataError):
+        # A value the database cannot store or compare (out of range, bad encoding): bad input.
+        return Response(
+            _body("invalid", f"The database refused a value: {str(exc).splitlines()[0]}"),
+            status=400,
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a bug: Django answers 500 (json_500 under /api/) and logs the traceback
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = _validation_body(response.data)
+    else:
+        response.data = _body(_code(exc), _message(response.data))
+    return response
+
+
+def _body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, exceptions.Throttled):
+        return "rate_limited"
+    if isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        if isinstance(codes, str):
+            return codes
+        return exc.default_code
+    return "error"
+
+
+def _message(data: Any) -> str:
+    if isinstance(data, dict) and "detail" in data:
+        return str(data["detail"])
+    return str(data)
+
+
+def _validation_body(detail: Any) -> dict[str, Any]:
+    """Field problems under ``fields``; problems of the whole input make up the message."""
+    if isinstance(detail, list):
+        return _body("invalid", " ".join(map(str, detail)) or "The input is not valid.")
+    if not isinstance(detail, dict):
+        return _body("invalid", str(detail))
+    general = detail.get("non_field_errors") or detail.get("detail") or []
+    if not isinstance(general, list):
+        general = [general]
+    fields = {name: problems for name, problems in detail.items() if name not in _GENERAL}
+    if general:
+        message = " ".join(map(str, general))
+    else:
+        message = f"Fix the fields named: {', '.join(fields)}."
+    return _body("invalid", message, fields=fields) if fields else _body("invalid", message)
+
+
+_GENERAL = ("non_field_errors", "detail")
+
+
+# --- Django's own error pages, for requests to the API ----------------------------------------
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(JSON_PREFIXES)
+
+
+def json_404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(_body("not_found", f"Nothing is at {request.path}."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def json_500(request: HttpRequest) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse(
+            _body("server_error", "The server failed to answer; the error was logged."),
+            status=500,
+        )
+    return defaults.server_error(request)

@@ -1,0 +1,26 @@
+"""Query-string filters of the runs API (django-filter: invalid values answer 400 naming them)."""
+
+from __future__ import annotations
+
+import django_filters
+
+from automation.api.fields import UtcIsoDateTimeFilter
+from automation.models import Run, RunStatus
+
+
+class RunFilter(django_filters.FilterSet):
+    workflow = django_filters.CharFilter(
+        field_name="workflow__name", help_text="The workflow's name."
+    )
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+    correlation_id = django_filters.CharFilter()
+    created_after = UtcIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
+    )
+    created_before = UtcIsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lt", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
+    )
+
+    class Meta:
+        model = Run
+        fields = ["workflow", "status", "correlation_id", "created_after", "created_before"]
