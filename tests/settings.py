@@ -13,6 +13,9 @@ if not os.environ.get("DATA_DIR"):
 from automation.settings import *  # noqa: F403
 from automation.settings import DATA_DIR, DATABASES
 
+# Connections opened by helper threads (asgiref's executor in the consumer tests) are not kept:
+# a kept one would hold the test database open when pytest drops it.
+DATABASES["default"]["CONN_MAX_AGE"] = 0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not ":memory:", so other processes (Celery workers, the server) see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
