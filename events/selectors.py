@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
@@ -39,7 +39,8 @@ def _datetime(params: Mapping[str, str], name: str) -> datetime:
     value = parse_datetime(params[name].replace(" ", "+"))
     if value is None or value.tzinfo is None:
         raise BadFilter(f"{name} must be an ISO 8601 time with a zone, e.g. 2026-01-31T12:00Z")
-    return value
+    # In UTC: PostgreSQL refuses zone offsets beyond ±15:59 that Python accepts.
+    return value.astimezone(UTC)
 
 
 def event_runs(event: Event) -> list:

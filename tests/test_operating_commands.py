@@ -231,3 +231,14 @@ def test_run_workflow_names_an_unknown_workflow():
 def test_settings_document_retention_defaults():
     assert settings.RUNS_RETENTION_DAYS == 0
     assert settings.EVENTS_RETENTION_DAYS == 0
+
+
+def test_replay_events_takes_any_zone_offset_python_accepts():
+    recent = _aged(emit("order.created", {"n": 1}), 1)
+    # +22:38 is valid ISO 8601 that PostgreSQL refuses as a zone: it must reach it in UTC.
+    since = (timezone.now() - timedelta(days=2)).astimezone(
+        timezone.get_fixed_timezone(22 * 60 + 38)
+    )
+    dry = run("replay_events", "--type", "order.*", "--since", since.isoformat(), "--dry-run")
+    assert "Would replay 1 event(s)." in dry
+    assert Event.objects.filter(id=recent.id).exists()
