@@ -278,7 +278,7 @@ AUTOMATION_MAX_RECOVERIES = env_int("RUN_MAX_RECOVERIES", 5, minimum=1)
 # wait_for_event also accepts an event stored this long before the wait began.
 AUTOMATION_WAIT_LOOKBACK = timedelta(seconds=env_float("WAIT_LOOKBACK_SECONDS", 300.0))
 # How often the sweep fires due timers and recovers runs; a due timer fires within this.
-SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 1.0, minimum=0.1)
+SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 0.5, minimum=0.1)
 
 # Periodic jobs of the platform. DatabaseScheduler copies these into django-celery-beat's tables,
 # where admins can see them; schedules of their own are added there too.
