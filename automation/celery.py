@@ -6,6 +6,8 @@ import os
 
 from celery import Celery
 
+from automation import queue  # noqa: F401  (registers the embedded queue's transport)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 
 app = Celery("automation")

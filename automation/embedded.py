@@ -32,13 +32,10 @@ class EmbeddedRuntime:
         self.worker: WorkController | None = None
         self.worker_thread: threading.Thread | None = None
         self.beat: threading.Thread | None = None
+        self.stopping = threading.Event()
 
-    def start(self) -> None:
-        if not settings.EMBEDDED:
-            raise RuntimeError("the embedded runtime only runs when CELERY_BROKER_URL is unset")
-        celery_app.set_current()
-        celery_app.set_default()
-        self.worker = WorkController(
+    def _new_worker(self) -> WorkController:
+        return WorkController(
             app=celery_app,
             hostname=f"embedded@{socket.gethostname()}",
             pool="threads",
@@ -48,8 +45,26 @@ class EmbeddedRuntime:
             without_mingle=True,
             without_gossip=True,
         )
+
+    def _run_worker(self) -> None:
+        """Run the worker; if it stops by itself (Celery's "Unrecoverable error"), start a new
+        one: the server must never go on answering while nothing runs in the background."""
+        while True:
+            assert self.worker is not None
+            self.worker.start()
+            if self.stopping.wait(1.0):
+                return
+            logger.error("embedded worker stopped unexpectedly; starting a new one")
+            self.worker = self._new_worker()
+
+    def start(self) -> None:
+        if not settings.EMBEDDED:
+            raise RuntimeError("the embedded runtime only runs when CELERY_BROKER_URL is unset")
+        celery_app.set_current()
+        celery_app.set_default()
+        self.worker = self._new_worker()
         self.worker_thread = threading.Thread(
-            target=self.worker.start, name="embedded-worker", daemon=True
+            target=self._run_worker, name="embedded-worker", daemon=True
         )
         self.worker_thread.start()
         if self.with_beat:
@@ -68,6 +83,7 @@ class EmbeddedRuntime:
         if self.beat is not None:
             self.beat.stop()
             self.beat.join(SHUTDOWN_TIMEOUT)
+        self.stopping.set()
         if self.worker is not None and self.worker_thread is not None:
             self.worker.stop(in_sighandler=False)
             self.worker_thread.join(SHUTDOWN_TIMEOUT)

@@ -238,7 +238,9 @@ if EMBEDDED:
     # (management commands) can enqueue for the server.
     CELERY_QUEUE_DIR = DATA_DIR / "queue"
     CELERY_QUEUE_DIR.mkdir(exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://localhost/"
+    CELERY_BROKER_URL = (
+        "automation-fs://localhost/"  # kombu's filesystem queue: automation/queue.py
+    )
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_QUEUE_DIR),
         "data_folder_out": str(CELERY_QUEUE_DIR),
