@@ -267,7 +267,9 @@ CELERY_TIMEZONE = TIME_ZONE
 # Background execution in embedded mode: threads of the in-process worker.
 EMBEDDED_CONCURRENCY = env_int("EMBEDDED_CONCURRENCY", 4, minimum=1, maximum=64)
 # How often the scheduler records that it is alive (shown by /healthz).
-HEARTBEAT_INTERVAL = env_float("HEARTBEAT_INTERVAL", 30.0, minimum=0.5)
+HEARTBEAT_INTERVAL = env_int(
+    "HEARTBEAT_INTERVAL", 30, minimum=1
+)  # whole seconds, as SWEEP_INTERVAL
 # --- Engine ---------------------------------------------------------------------------------
 
 # How long a worker holds a run without renewing (renewed before each step, by the step's
@@ -280,7 +282,8 @@ AUTOMATION_MAX_RECOVERIES = env_int("RUN_MAX_RECOVERIES", 5, minimum=1)
 # wait_for_event also accepts an event stored this long before the wait began.
 AUTOMATION_WAIT_LOOKBACK = timedelta(seconds=env_float("WAIT_LOOKBACK_SECONDS", 300.0))
 # How often the sweep fires due timers and recovers runs; a due timer fires within this.
-SWEEP_INTERVAL = env_float("SWEEP_INTERVAL", 0.5, minimum=0.1)
+# Whole seconds: django-celery-beat stores intervals as integers (0.5 would become 0: non-stop).
+SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 1, minimum=1)
 
 # Periodic jobs of the platform. DatabaseScheduler copies these into django-celery-beat's tables,
 # where admins can see them; schedules of their own are added there too.

@@ -6,7 +6,7 @@ One run of a workflow that sleeps is started and advanced by the engine until it
 rows (the run, its journal record, its timer) are then copied --runs times in SQL, each copy
 with its own id and due time, which is exactly the state the engine leaves a sleeping run in.
 --due of them fall due at a steady --due-rate during the measurement, the rest days later.
-Two workers (prefork 2) and beat (the timer sweep, every SWEEP_INTERVAL: 0.5 s by default) run.
+Two workers (prefork 2) and beat (the timer sweep, every SWEEP_INTERVAL: 1 s by default) run.
 
     .venv/bin/python bench/waiting.py [--runs 100000] [--due 1000] [--due-rate 20]
     .venv/bin/python bench/waiting.py --smoke

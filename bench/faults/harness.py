@@ -43,7 +43,7 @@ DB_NAME = "automation_bench_faults"
 FAST_RECOVERY = {
     "RUN_LEASE_SECONDS": "3",
     "RUN_REDISPATCH_SECONDS": "4",
-    "SWEEP_INTERVAL": "0.5",
+    "SWEEP_INTERVAL": "1",
     "HEARTBEAT_INTERVAL": "1",
     "RUN_MAX_RECOVERIES": "50",  # repeated kills are the test, not a poison run
 }
