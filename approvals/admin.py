@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from approvals.models import Approval, ApprovalEvent, ApprovalLink, ApprovalVote
+from automation.paging import LargeTablePaginator
 
 
 class _ReadOnlyInline(admin.TabularInline):
@@ -51,6 +52,7 @@ class ApprovalAdmin(admin.ModelAdmin):
     ]
     inlines = [VoteInline, HistoryInline, LinkInline]
     show_full_result_count = False
+    paginator = LargeTablePaginator
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from django.db import models, transaction
@@ -19,3 +20,36 @@ def insert(model: type[M], **fields: Any) -> M:
         with transaction.atomic():
             return model.objects.create(**fields)
     return model.objects.create(**fields)
+
+
+def insert_if(model: type[M], exists: models.QuerySet, **fields: Any) -> M | None:
+    """INSERT a row only if ``exists`` has a row, in one statement (INSERT ... SELECT ... WHERE
+    EXISTS); returns the new instance, or None when the condition did not hold. A unique
+    conflict raises IntegrityError, as with ``insert``. For hot paths where a separate check
+    would cost a round trip (and the race between check and insert)."""
+    instance = model(**fields)
+    connection = transaction.get_connection(exists.db)
+    opts = model._meta
+    columns, values = [], []
+    for field in opts.concrete_fields:
+        if field.primary_key and isinstance(field, models.AutoField | models.BigAutoField):
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+    condition, params = exists.values("pk").query.sql_with_params()
+    pk = connection.ops.quote_name(opts.pk.column)
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(['%s'] * len(values))} WHERE EXISTS ({condition}) RETURNING {pk}"
+    )
+    # A savepoint inside a transaction, as ``insert``, so a conflict leaves it usable.
+    savepoint = transaction.atomic(using=exists.db) if connection.in_atomic_block else nullcontext()
+    with savepoint, connection.cursor() as cursor:
+        cursor.execute(sql, [*values, *params])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = exists.db
+    return instance

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import concurrent.futures
 import logging
 import threading
+import time
+from collections import deque
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 _consumer_loop: asyncio.AbstractEventLoop | None = None
 _publisher_loop: asyncio.AbstractEventLoop | None = None
 _publisher_lock = threading.Lock()
-_in_flight: set[concurrent.futures.Future] = set()
+_senders: dict[asyncio.AbstractEventLoop, _Sender] = {}
 
 
 def consumer_loop_started(loop: asyncio.AbstractEventLoop) -> None:
@@ -68,12 +69,88 @@ def _target_loop(layer: Any) -> asyncio.AbstractEventLoop | None:
     return _background_loop()
 
 
-async def _send(layer: Any, groups: list[str], message: dict[str, Any]) -> None:
-    for group in groups:
+class _Sender:
+    """Sends this process's notices on ``loop``, in order, one ``group_send`` at a time.
+
+    A coroutine per notice let a burst (a web process taking hundreds of webhooks a second)
+    open as many Redis connections at once, until the pool refused them ("Too many
+    connections") and cost the request threads a wake-up of the loop each. Here a notice is an
+    append to a queue; the loop is woken only when it is idle, and drains what piled up.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[tuple[Any, list[str], dict[str, Any]]] = deque()
+        self.lock = threading.Lock()
+        self.draining = False
+        self.idle = threading.Event()
+        self.idle.set()
+        self.task: asyncio.Task | None = None
+
+    def put(self, layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+        with self.lock:
+            self.queue.append((layer, groups, message))
+            if self.draining:
+                return
+            self.draining = True
+            self.idle.clear()
         try:
-            await layer.group_send(group, message)
-        except Exception:  # a notice is best effort: the page catches up on its next load
-            logger.warning("live: could not notify %s", group, exc_info=True)
+            self.loop.call_soon_threadsafe(self._start)
+        except RuntimeError:  # the loop was closed meanwhile: nobody is listening on it
+            self._stop()
+
+    def _start(self) -> None:
+        self.task = self.loop.create_task(self._drain())
+
+    def _stop(self) -> None:
+        with self.lock:
+            self.queue.clear()
+            self.draining = False
+            self.idle.set()
+
+    async def _drain(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    batch = list(self.queue)
+                    self.queue.clear()
+                    if not batch:
+                        self.draining = False
+                        self.idle.set()
+                        return
+                for layer, group, message in _coalesced(batch):
+                    try:
+                        await layer.group_send(group, message)
+                    except Exception:  # best effort: the page catches up on its next load
+                        logger.warning("live: could not notify %s", group, exc_info=True)
+        except BaseException:
+            self._stop()
+            raise
+
+
+def _coalesced(
+    batch: list[tuple[Any, list[str], dict[str, Any]]],
+) -> list[tuple[Any, str, dict[str, Any]]]:
+    """One send per group and notice, where only the last "event" notice per group is kept: a
+    page re-fetches its list at most once a second anyway, and at webhook rates the notices of
+    every single event would cost more than storing the events."""
+    sends = [(layer, group, message) for layer, groups, message in batch for group in groups]
+    last_event = {group: n for n, (_, group, m) in enumerate(sends) if m.get("kind") == "event"}
+    return [
+        send
+        for n, send in enumerate(sends)
+        if send[2].get("kind") != "event" or last_event[send[1]] == n
+    ]
+
+
+def _sender(loop: asyncio.AbstractEventLoop) -> _Sender:
+    with _publisher_lock:
+        sender = _senders.get(loop)
+        if sender is None:
+            for closed in [known for known in _senders if known.is_closed()]:
+                del _senders[closed]
+            sender = _senders[loop] = _Sender(loop)
+        return sender
 
 
 def publish(groups: list[str], message: dict[str, Any]) -> None:
@@ -84,15 +161,16 @@ def publish(groups: list[str], message: dict[str, Any]) -> None:
     loop = _target_loop(layer)
     if loop is None:
         return
-    future = asyncio.run_coroutine_threadsafe(_send(layer, groups, message), loop)
-    _in_flight.add(future)
-    future.add_done_callback(_in_flight.discard)
+    _sender(loop).put(layer, groups, message)
 
 
 @atexit.register
 def _flush(timeout: float = 2.0) -> None:
     """A short-lived process (a management command) sends its last notices before it exits."""
-    concurrent.futures.wait(list(_in_flight), timeout=timeout)
+    deadline = time.monotonic() + timeout
+    for sender in list(_senders.values()):
+        if not sender.loop.is_closed():
+            sender.idle.wait(max(0.0, deadline - time.monotonic()))
 
 
 def notice(kind: str, **data: Any) -> dict[str, Any]:

@@ -197,14 +197,15 @@ def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
             continue
         if not _filter_passes(version, condition, event):
             continue
+        # One workflow that cannot start never blocks the others: run_start writes only inside
+        # its own atomic block (a savepoint here), so a failure leaves this transaction usable.
         try:
-            with transaction.atomic():  # one workflow that cannot start never blocks the others
-                run = run_start(
-                    workflow=version.workflow,
-                    version=version,
-                    event=event,
-                    send=send_first or bool(runs),
-                )
+            run = run_start(
+                workflow=version.workflow,
+                version=version,
+                event=event,
+                send=send_first or bool(runs),
+            )
         except Exception:
             logger.exception("event %s could not start workflow %s", event.id, version.workflow)
             continue

@@ -107,6 +107,7 @@ def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
         DATABASE_URL=f"{args.pg}/{DB_NAME}",
         DATABASE_CONN_MAX_AGE="600",  # persistent connections, as in production
         CELERY_BROKER_URL=args.redis,
+        REDIS_URL=args.redis,  # the channel layer, as in production: every event notifies pages
         SECRET_KEY="bench-" + "x" * 60,
         HTTPS="false",
         DEBUG="false",

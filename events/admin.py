@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
+from automation.paging import LargeTablePaginator
 from events import selectors, services
 from events.models import Event, EventSchema, SignalBridge, WebhookEndpoint
 from events.validation import scheduled_kwargs_error
@@ -71,6 +72,7 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = [TypeFilter, SourceFilter, CorrelationFilter, "received_at"]
     search_fields = ["=id", "=idempotency_key"]
     show_full_result_count = False  # a COUNT(*) over a million rows on every page costs seconds
+    paginator = LargeTablePaginator  # and the paginator's own COUNT(*), the same again
     actions = ["replay"]
     fields = [
         "id",

@@ -157,21 +157,26 @@ def event_route(*, event_id: Any) -> int:
 
 def event_route_and_advance(*, event_id: Any) -> int:
     """Route the event, then advance the first run it started right here (what the routing
-    task does: the first step runs without another trip through the broker)."""
+    task does: the first step runs without another trip through the broker). The first run's
+    lease is taken in the routing transaction, one commit less; if this worker dies before
+    advancing it, the recovery sweep takes the run over once the lease expires."""
+    from automation.engine import leases
     from automation.engine.executor import run_advance
 
-    runs = _route(event_id, send_first=False)
-    if runs:
-        run_advance(runs[0].id)
+    owner = leases.new_owner()
+    runs = _route(event_id, send_first=False, claim_first=owner)
+    if runs and runs[0].lease_owner == owner:
+        run_advance(runs[0].id, owner=owner)
     return len(runs)
 
 
-def _route(event_id: Any, *, send_first: bool) -> list:
+def _route(event_id: Any, *, send_first: bool, claim_first: str = "") -> list:
     with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
-        return _route_claimed(event_id, send_first=send_first)
+        return _route_claimed(event_id, send_first=send_first, claim_first=claim_first)
 
 
-def _route_claimed(event_id: Any, *, send_first: bool) -> list:
+def _route_claimed(event_id: Any, *, send_first: bool, claim_first: str = "") -> list:
+    from automation.engine import leases
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
@@ -184,6 +189,8 @@ def _route_claimed(event_id: Any, *, send_first: bool) -> list:
         logcontext.bind(correlation_id=event.correlation_id)
         runs = runs_start_for_event(event, send_first=send_first)
         waits_resolve_for_event(event)
+        if runs and claim_first and leases.claim(runs[0].id, claim_first):
+            runs[0].lease_owner = claim_first
     return runs
 
 

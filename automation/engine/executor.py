@@ -35,12 +35,15 @@ MAX_REPLAYS = 50  # per delivery; a run woken this often while running is picked
 COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_interval=300.0)
 
 
-def run_advance(run_id: Any) -> str:
-    """Advance the run as far as it goes. Returns what happened, for logs and tests."""
+def run_advance(run_id: Any, *, owner: str = "") -> str:
+    """Advance the run as far as it goes. Returns what happened, for logs and tests.
+
+    ``owner``: the lease the caller already took (``leases.claim``) for this run."""
     with logcontext.scope(run_id=run_id):  # every log line of this work names the run
-        owner = leases.new_owner()
-        if not leases.claim(run_id, owner):
-            return "not pending"
+        if not owner:
+            owner = leases.new_owner()
+            if not leases.claim(run_id, owner):
+                return "not pending"
         for _ in range(MAX_REPLAYS):
             outcome = _replay(run_id, owner)
             if outcome != "again":

@@ -22,7 +22,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 
 from automation import lifecycle, logcontext
-from automation.db import insert
+from automation.db import insert, insert_if
 from automation.engine import clock, leases
 from automation.engine.errors import (
     LeaseLost,
@@ -164,20 +164,25 @@ def _begin_attempt(
     """Record that an attempt starts (so a crash during it is visible and counted)."""
     now = clock.now()
     if record is None:
+        fields = {
+            "run": ctx.run,
+            "step_id": step_id,
+            "seq": seq,
+            "kind": kind,
+            "status": StepStatus.RUNNING,
+            "attempt": 1,
+            "input": input,
+            "started_at": now,
+        }
         try:
-            record = insert(
-                StepRecord,
-                run=ctx.run,
-                step_id=step_id,
-                seq=seq,
-                kind=kind,
-                status=StepStatus.RUNNING,
-                attempt=1,
-                input=input,
-                started_at=now,
-            )
+            if getattr(ctx, "owner", None) is None:
+                record = insert(StepRecord, **fields)
+            else:  # only while the run is ours and not cancelled (see leases.renewal_due)
+                record = insert_if(StepRecord, leases.still_mine(ctx), **fields)
         except IntegrityError:  # another worker journaled it first: the run is not ours
             raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
+        if record is None:
+            leases.refused(ctx)
         return _announce(record)
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
@@ -223,7 +228,8 @@ def execute(
     Suspend when a retry is scheduled and StepFailed when the step failed for good.
     ``recorded_input``: what the journal shows as the input instead of the arguments (an
     action's input with its credentials hidden)."""
-    leases.renew(ctx, extra=timeout or 0)
+    if record is not None or leases.renewal_due(ctx, extra=timeout or 0):
+        leases.renew(ctx, extra=timeout or 0)
     shown = (
         _input_json(args, kwargs) if recorded_input is None else _input_json((recorded_input,), {})
     )

@@ -151,3 +151,22 @@ def test_a_valid_schedule_is_saved_in_admin(admin_client):
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert PeriodicTask.objects.get(name="daily").task == "events.emit_scheduled"
+
+
+def test_event_list_past_the_exact_count_limit_still_pages(admin_client, monkeypatch):
+    from automation.paging import LargeTablePaginator
+
+    monkeypatch.setattr(LargeTablePaginator, "EXACT_UP_TO", 3)
+    monkeypatch.setattr("events.admin.EventAdmin.list_per_page", 2)
+    for n in range(6):
+        emit("order.created", {"n": n})
+    first = admin_client.get("/admin/events/event/")
+    assert first.status_code == 200
+    assert first.context["cl"].result_count >= 4  # estimated once over the limit
+    assert len(first.context["cl"].result_list) == 2
+    second = admin_client.get("/admin/events/event/", {"p": 2})
+    assert second.status_code == 200
+    assert len(second.context["cl"].result_list) == 2
+    # Under the limit the count is exact.
+    exact = admin_client.get("/admin/events/event/", {"type": "order.paid"})
+    assert exact.context["cl"].result_count == 0
