@@ -18,7 +18,8 @@ class Command(BaseCommand):
         "more than --runs-older-than days ago, and routed events received more than "
         "--events-older-than days ago (events that started a run still active are kept). "
         "Defaults: RUNS_RETENTION_DAYS and EVENTS_RETENTION_DAYS; 0 keeps them. Deletes "
-        "--batch-size rows per transaction. The periodic automation.purge task does the same."
+        "--batch-size rows per transaction. The periodic automation.purge task does the same. "
+        "Example: manage.py purge --runs-older-than 30 --events-older-than 90 --dry-run"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

@@ -16,7 +16,9 @@ class Command(BaseCommand):
     help = (
         "Serve the metrics that this host's Celery worker processes wrote to "
         "PROMETHEUS_MULTIPROC_DIR, as Prometheus text on http://HOST:PORT/. For hosts that run "
-        "workers but no web process (a web process serves /metrics itself). Ctrl-C stops."
+        "workers but no web process (a web process serves /metrics itself). It listens on "
+        "every interface by default so a Prometheus elsewhere can scrape it. Ctrl-C stops. "
+        "Example: PROMETHEUS_MULTIPROC_DIR=/run/metrics manage.py serve_metrics --port 9100"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
