@@ -6,14 +6,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from approvals import selectors, services
 from approvals.forms import decision_form
 from approvals.models import Approval
+from approvals.transitions import available
 from automation.paging import keyset_page, query_without
 from automation.ui import render_page
 
@@ -42,20 +42,9 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render_page(request, "app/inbox.html", context)
 
 
-def _visible(request: HttpRequest, approval_id: Any) -> Approval:
-    """An approval its user may see: 404 for unknown ids, 403 for someone else's."""
-    approval = get_object_or_404(
-        Approval.objects.select_related("run__workflow", "decided_by", "requested_by"),
-        pk=approval_id,
-    )
-    if not services.can_decide(approval, request.user) and not selectors.can_see_all(request.user):
-        raise PermissionDenied("This approval is assigned to other people.")
-    return approval
-
-
 @login_required
 def approval_page(request: HttpRequest, approval_id: Any) -> HttpResponse:
-    approval = _visible(request, approval_id)
+    approval = selectors.approval_visible(request.user, approval_id)
     return _render_approval(request, approval, decision_form(approval))
 
 
@@ -65,9 +54,7 @@ def _render_approval(
     context = {
         "approval": approval,
         "form": form,
-        "may_decide": approval.status == Approval.Status.PENDING
-        and services.can_decide(approval, request.user)
-        and not (approval.four_eyes and approval.requested_by_id == request.user.pk),
+        "may_decide": any(t.name == "approve" for t in available(approval, request.user)),
         "voted": approval.votes.filter(user=request.user).exists(),
         "votes": approval.votes.select_related("user"),
         "history": approval.history.select_related("actor"),
@@ -83,7 +70,7 @@ def _render_approval(
 def approval_decide(request: HttpRequest, approval_id: Any) -> HttpResponse:
     """Approve or reject from the approval page (with the declared fields' values); the same
     service as the API. An invalid form is shown again with its errors."""
-    approval = _visible(request, approval_id)
+    approval = selectors.approval_visible(request.user, approval_id)
     form = decision_form(approval, request.POST)
     if not form.is_valid():
         return _render_approval(request, approval, form, status=400)

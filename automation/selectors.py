@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,13 +21,15 @@ def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> Query
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if q:
-        runs = runs.filter(Q(correlation_id=q) | Q(id=q) if _is_uuid(q) else Q(correlation_id=q))
+        runs = (
+            runs.filter(Q(correlation_id=q) | Q(id=q))
+            if _is_uuid(q)
+            else runs.filter(correlation_id=q)
+        )
     return runs
 
 
 def _is_uuid(text: str) -> bool:
-    import uuid
-
     try:
         uuid.UUID(text)
     except ValueError:

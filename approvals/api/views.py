@@ -7,7 +7,6 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -18,7 +17,7 @@ from approvals.api.filters import ApprovalFilter
 from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
 from approvals.forms import InvalidValues
 from approvals.models import Approval
-from approvals.services import AlreadyDecided, approval_decide, can_decide
+from approvals.services import AlreadyDecided, approval_decide
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
 
@@ -43,20 +42,11 @@ class ApprovalList(ListView):
 approval_list = ApprovalList.as_view()
 
 
-def _visible(request: Request, approval_id: Any) -> Approval:
-    approval = get_object_or_404(
-        Approval.objects.select_related("run__workflow", "decided_by"), pk=approval_id
-    )
-    if not can_decide(approval, request.user):
-        raise PermissionDenied
-    return approval
-
-
 @extend_schema(responses=ApprovalSerializer)
 @api_view(["GET"])
 def approval_detail(request: Request, approval_id: Any) -> Response:
     try:
-        approval = _visible(request, approval_id)
+        approval = selectors.approval_visible(request.user, approval_id)
     except PermissionDenied:
         return error(
             403,
@@ -75,7 +65,7 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
     approval; 400 ``invalid_values`` naming the fields that do not fit; 403 for users who may
     not decide it; 409 when it was decided (or expired) already."""
     try:
-        approval = _visible(request, approval_id)
+        approval = selectors.approval_visible(request.user, approval_id)
     except PermissionDenied:
         return error(
             403,
