@@ -53,3 +53,31 @@ def insert_if(model: type[M], exists: models.QuerySet, **fields: Any) -> M | Non
     instance._state.adding = False
     instance._state.db = exists.db
     return instance
+
+
+def update_returning(model: type[M], changes: dict[str, Any], **where: Any) -> M | None:
+    """UPDATE the row matching ``where`` (exact values, None for IS NULL) and read it back in the
+    same statement (UPDATE ... RETURNING; PostgreSQL and SQLite 3.35+). Returns the row as it is
+    after the change, or None when nothing matched: a claim that reads what it claimed, one
+    round trip instead of an UPDATE and a SELECT."""
+    connection = transaction.get_connection()
+    opts, quote = model._meta, connection.ops.quote_name
+    sets, conditions, params = [], [], []
+    for name, value in changes.items():
+        field = opts.get_field(name)
+        sets.append(f"{quote(field.column)} = %s")
+        params.append(field.get_db_prep_save(value, connection))
+    for name, value in where.items():
+        field = opts.get_field(name)
+        if value is None:
+            conditions.append(f"{quote(field.column)} IS NULL")
+        else:
+            conditions.append(f"{quote(field.column)} = %s")
+            params.append(field.get_db_prep_value(value, connection, prepared=False))
+    columns = ", ".join(quote(field.column) for field in opts.concrete_fields)
+    # Identifiers come from the model's metadata (quoted); every value is a parameter.
+    sql = (
+        f"UPDATE {quote(opts.db_table)} SET {', '.join(sets)} "  # noqa: S608
+        f"WHERE {' AND '.join(conditions)} RETURNING {columns}"
+    )
+    return next(iter(model.objects.raw(sql, params)), None)

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from automation import lifecycle
 from automation.definitions import validation
-from automation.engine import clock, dispatch, matching, registry, steps
+from automation.engine import clock, dispatch, leases, matching, registry, steps
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
@@ -65,14 +65,15 @@ def run_start(
     parent_step_id: str = "",
     started_by: Any = None,
     version: WorkflowVersion | None = None,
-    send: bool = True,
+    lease_to: str = "",
 ) -> Run:
     """Start a run of the workflow's latest version; it is dispatched after commit.
 
     With ``event``, the run's input is the event's data and the event starts the workflow at
-    most once (a second call returns the first run). ``send=False`` leaves the "advance"
-    message to the caller, who advances the run itself (the redispatch sweep sends it if the
-    caller dies first).
+    most once (a second call returns the first run). ``lease_to``: a lease owner
+    (``leases.new_owner()``); the run is created already held by it, and no "advance" message
+    is sent: the caller advances it at once (if the caller dies first, the recovery sweep takes
+    the run over when the lease expires). Not for a run its concurrency limit holds back.
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
@@ -100,12 +101,14 @@ def run_start(
             _apply_limits(run, spec)
             if run.status == RunStatus.PENDING and not run.queued:
                 run.dispatched_at = clock.now()
+                if lease_to:
+                    leases.hold(run, lease_to)
             if spec is not None and spec.timeout is not None:
                 run.deadline_at = clock.now() + spec.timeout
             run.save()
             if run.deadline_at is not None:
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
-            if run.dispatched_at is not None and send:
+            if run.dispatched_at is not None and not run.lease_owner:
                 dispatch.advance(run.id)
             lifecycle.announce_run(run.id, run.status, workflow=wf.name, created=True)
             if run.status == RunStatus.CANCELLED:  # skipped by its concurrency limit
@@ -176,11 +179,11 @@ def _dispatch(run_id: Any) -> None:
     dispatch.advance(run_id)
 
 
-def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
+def runs_start_for_event(event: Any, *, lease_first_to: str = "") -> list[Run]:
     """Start every active workflow whose trigger matches the event (at most once each).
 
-    ``send_first=False``: the caller advances the first run itself (one broker round trip
-    less between an event and its first step)."""
+    ``lease_first_to``: the first run is created held by this lease owner, for the caller to
+    advance at once (one broker round trip less between an event and its first step)."""
     registry.sync_code_workflows()
     latest: dict[int, WorkflowVersion] = {}
     versions = (
@@ -204,7 +207,7 @@ def runs_start_for_event(event: Any, *, send_first: bool = True) -> list[Run]:
                 workflow=version.workflow,
                 version=version,
                 event=event,
-                send=send_first or bool(runs),
+                lease_to="" if runs else lease_first_to,
             )
         except Exception:
             logger.exception("event %s could not start workflow %s", event.id, version.workflow)
@@ -338,6 +341,14 @@ def run_finished(*, run: Run) -> None:
                 run_wake(run_id=run.parent_run_id)
     if run.concurrency_key or _has_limit(run):
         _start_queued(run)
+
+
+def run_finished_writes(run: Run) -> bool:
+    """Whether ``run_finished`` has anything to write for this run (a parent to tell, a slot
+    to free): the caller may skip the transaction when not."""
+    return bool(run.parent_run_id and run.parent_step_id) or bool(
+        run.concurrency_key or _has_limit(run)
+    )
 
 
 def _has_limit(run: Run) -> bool:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from automation import logcontext
-from automation.db import insert
+from automation.db import insert, update_returning
 from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
@@ -152,7 +152,7 @@ def event_route(*, event_id: Any) -> int:
     leaves the event unrouted for the sweep, and a concurrent second routing finds it claimed.
     Returns the number of runs started.
     """
-    return len(_route(event_id, send_first=True))
+    return len(_route(event_id))
 
 
 def event_route_and_advance(*, event_id: Any) -> int:
@@ -164,33 +164,27 @@ def event_route_and_advance(*, event_id: Any) -> int:
     from automation.engine.executor import run_advance
 
     owner = leases.new_owner()
-    runs = _route(event_id, send_first=False, claim_first=owner)
+    runs = _route(event_id, lease_first_to=owner)
     if runs and runs[0].lease_owner == owner:
-        run_advance(runs[0].id, owner=owner)
+        run_advance(runs[0].id, owner=owner, fresh=runs[0])
     return len(runs)
 
 
-def _route(event_id: Any, *, send_first: bool, claim_first: str = "") -> list:
+def _route(event_id: Any, *, lease_first_to: str = "") -> list:
     with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
-        return _route_claimed(event_id, send_first=send_first, claim_first=claim_first)
+        return _route_claimed(event_id, lease_first_to=lease_first_to)
 
 
-def _route_claimed(event_id: Any, *, send_first: bool, claim_first: str = "") -> list:
-    from automation.engine import leases
+def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
-        claimed = Event.objects.filter(id=event_id, routed_at__isnull=True).update(
-            routed_at=timezone.now()
-        )
-        if not claimed:
+        event = update_returning(Event, {"routed_at": timezone.now()}, id=event_id, routed_at=None)
+        if event is None:
             return []  # routed already, or being routed by another worker
-        event = Event.objects.get(id=event_id)
         logcontext.bind(correlation_id=event.correlation_id)
-        runs = runs_start_for_event(event, send_first=send_first)
+        runs = runs_start_for_event(event, lease_first_to=lease_first_to)
         waits_resolve_for_event(event)
-        if runs and claim_first and leases.claim(runs[0].id, claim_first):
-            runs[0].lease_owner = claim_first
     return runs
 
 

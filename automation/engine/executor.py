@@ -8,6 +8,7 @@ number of times: a run that is not pending is left alone.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
@@ -35,19 +36,22 @@ MAX_REPLAYS = 50  # per delivery; a run woken this often while running is picked
 COMPENSATION_RETRY = RetryPolicy(max_attempts=5, initial=1.0, backoff=2.0, max_interval=300.0)
 
 
-def run_advance(run_id: Any, *, owner: str = "") -> str:
+def run_advance(run_id: Any, *, owner: str = "", fresh: Run | None = None) -> str:
     """Advance the run as far as it goes. Returns what happened, for logs and tests.
 
-    ``owner``: the lease the caller already took (``leases.claim``) for this run."""
+    ``owner``: the lease the caller already took (``leases.claim``) for this run. ``fresh``:
+    the run as its creator just committed it (its workflow, version and trigger event loaded,
+    its journal empty by construction), so the first replay reads nothing back."""
     with logcontext.scope(run_id=run_id):  # every log line of this work names the run
         if not owner:
             owner = leases.new_owner()
             if not leases.claim(run_id, owner):
                 return "not pending"
         for _ in range(MAX_REPLAYS):
-            outcome = _replay(run_id, owner)
+            outcome = _replay(run_id, owner, fresh)
             if outcome != "again":
                 return outcome
+            fresh = None
         _release(run_id, owner)
         return "released"
 
@@ -83,13 +87,17 @@ def _trigger(run: Run) -> EventView:
     )
 
 
-def _replay(run_id: Any, owner: str) -> str:
-    run = Run.objects.select_related("workflow", "version", "trigger_event").get(id=run_id)
+def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
+    if fresh is not None:
+        run, journal = fresh, []
+    else:
+        run = Run.objects.select_related("workflow", "version", "trigger_event").get(id=run_id)
     logcontext.bind(correlation_id=run.correlation_id, event_id=run.trigger_event_id)
     if run.lease_owner != owner:
         return "lease lost"
     wakeups = run.wakeups
-    journal = list(StepRecord.objects.filter(run=run))
+    if fresh is None:
+        journal = list(StepRecord.objects.filter(run=run))
     try:
         spec = _spec(run)
     except UnknownWorkflow as exc:
@@ -224,10 +232,12 @@ def _finish(
 ) -> str:
     """End the run. ``cleanup`` closes its timers, waits, approvals and branches (skipped for
     runs that never made any: a plain sequence of steps)."""
-    from automation.services import run_finished
+    from automation.services import run_finished, run_finished_writes
 
     now = clock.now()
-    with transaction.atomic():
+    # A plain sequence of steps ending writes nothing but its run: no BEGIN and COMMIT then.
+    alone = not cleanup and not run_finished_writes(run)
+    with nullcontext() if alone else transaction.atomic():
         updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
             status=status,
             output=output,

@@ -59,6 +59,14 @@ def claim(run_id: Any, owner: str) -> bool:
     return bool(claimed)
 
 
+def hold(run: Run, owner: str) -> None:
+    """Mark a run about to be created as already taken by ``owner`` (``claim`` without the
+    UPDATE: the creator advances it at once)."""
+    now = clock.now()
+    run.status, run.lease_owner = RunStatus.RUNNING, owner
+    run.lease_expires_at, run.started_at = now + _duration(), now
+
+
 def renew(ctx: Context, extra: float = 0) -> None:
     """Before each step: extend our lease (by the step's timeout too) and learn whether the run
     was cancelled meanwhile, in one UPDATE. Raises Cancelled, or LeaseLost when another worker
@@ -86,14 +94,18 @@ def renewal_due(ctx: Context, extra: float = 0) -> bool:
 
 def still_mine(ctx: Context) -> QuerySet[Run]:
     """The run while we hold its lease and, unless we are cancelling, nobody asked to cancel."""
-    mine = Run.objects.filter(id=ctx.run.id, lease_owner=ctx.owner)
-    return mine if ctx.cancelling else mine.filter(cancel_requested=False)
+    return held(ctx) if ctx.cancelling else held(ctx).filter(cancel_requested=False)
+
+
+def held(ctx: Context) -> QuerySet[Run]:
+    """The run while we hold its lease, cancel requested or not."""
+    return Run.objects.filter(id=ctx.run.id, lease_owner=ctx.owner)
 
 
 def refused(ctx: Context) -> NoReturn:
     """Raise why ``still_mine`` found nothing: Cancelled if the run is still ours, else
     LeaseLost (another worker took the run)."""
-    if not ctx.cancelling and Run.objects.filter(id=ctx.run.id, lease_owner=ctx.owner).exists():
+    if not ctx.cancelling and held(ctx).exists():
         ctx.run.cancel_requested = True
         raise Cancelled("cancel requested")
     raise LeaseLost("the run's lease was taken over by another worker")
@@ -113,11 +125,12 @@ def keep_run(ctx: Context, extra: float = 0) -> AbstractContextManager[None]:
 
 
 @contextmanager
-def keeping(renew_once: Callable[[], bool]) -> Iterator[None]:
-    """Call ``renew_once`` every third of a lease until the block ends or it returns False (the
-    lease is gone). Renewal problems are logged, never raised: whatever the step records is
-    written conditionally anyway."""
-    token = _keeper.add(renew_once, max(0.2, settings.AUTOMATION_LEASE_SECONDS / 3))
+def keeping(renew_once: Callable[[], bool], every: float | None = None) -> Iterator[None]:
+    """Call ``renew_once`` every third of a lease (or ``every`` seconds) until the block ends
+    or it returns False (the lease is gone). Problems are logged, never raised: whatever the
+    step records is written conditionally anyway."""
+    period = every if every is not None else max(0.2, settings.AUTOMATION_LEASE_SECONDS / 3)
+    token = _keeper.add(renew_once, period)
     try:
         yield
     finally:

@@ -12,8 +12,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import cel
-
 MAX_EXPRESSION_LENGTH = 2000
 MAX_COMPREHENSIONS = 4
 MISSING = object()
@@ -60,6 +58,10 @@ def compile_expression(expression: str) -> Any:
             f"expression is {len(expression)} characters; the limit is {MAX_EXPRESSION_LENGTH}"
         )
     _check_cost(expression)
+    # Imported on first use: the package imports its command-line tool's prompt_toolkit, a
+    # quarter of a second on the start of every process (web, worker, command) otherwise.
+    import cel
+
     try:
         return cel.compile(expression)
     except (ValueError, RuntimeError) as exc:

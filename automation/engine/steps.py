@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 
 from automation import lifecycle, logcontext
 from automation.db import insert, insert_if
 from automation.engine import clock, leases
 from automation.engine.errors import (
+    Cancelled,
     LeaseLost,
     NonRetryableError,
     StepFailed,
@@ -228,11 +229,15 @@ def execute(
     Suspend when a retry is scheduled and StepFailed when the step failed for good.
     ``recorded_input``: what the journal shows as the input instead of the arguments (an
     action's input with its credentials hidden)."""
+    if ctx.run.cancel_requested and not ctx.cancelling:  # learnt when the last step was recorded
+        raise Cancelled("cancel requested")
     if record is not None or leases.renewal_due(ctx, extra=timeout or 0):
         leases.renew(ctx, extra=timeout or 0)
     shown = (
         _input_json(args, kwargs) if recorded_input is None else _input_json((recorded_input,), {})
     )
+    if record is None and getattr(ctx, "owner", None) is not None:
+        return _first_attempt(ctx, step_id, seq, kind, shown, fn, args, kwargs, policy, timeout)
     record = _begin_attempt(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown)
     try:
         with leases.keep_run(ctx, extra=timeout or 0), logcontext.scope(step_id=step_id):
@@ -242,6 +247,105 @@ def execute(
         raise AssertionError("record_failure always raises") from exc
     _record_success(record, output)
     return record, output
+
+
+#: A first attempt still running after this many seconds is journaled as running (by the lease
+#: keeper's thread): shorter ones are journaled once, when they end, with their outcome.
+RUNNING_VISIBLE_AFTER = 1.0
+
+
+def _first_attempt(
+    ctx: Context,
+    step_id: str,
+    seq: int,
+    kind: str,
+    shown: Any,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    policy: RetryPolicy,
+    timeout: float | None,
+) -> tuple[StepRecord, Any]:
+    """Run a step's first attempt and journal it with one INSERT when it ends (as Temporal
+    records an activity's start only with its outcome): a no-op step costs one statement, not
+    an INSERT and an UPDATE. A step running longer than RUNNING_VISIBLE_AFTER is journaled as
+    running meanwhile, so pages show it and a crash during it counts as an attempt; a crash
+    during a shorter one is counted by the run's recoveries."""
+    attempt = _Attempt(ctx, step_id=step_id, seq=seq, kind=kind, input=shown)
+    try:
+        with (
+            leases.keep_run(ctx, extra=timeout or 0),
+            leases.keeping(attempt.journal_running, every=RUNNING_VISIBLE_AFTER),
+            logcontext.scope(step_id=step_id),
+        ):
+            output = _attempt(step_id, fn, args, kwargs, timeout)
+    except Exception as exc:
+        record = attempt.end() or attempt.insert(status=StepStatus.RUNNING)
+        record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)
+        raise AssertionError("record_failure always raises") from exc
+    record = attempt.end()
+    if record is not None:  # journaled as running while it ran
+        _record_success(record, output)
+        return record, output
+    record = attempt.insert(status=StepStatus.SUCCEEDED, output=output, finished_at=clock.now())
+    return _announce(record), output
+
+
+class _Attempt:
+    """A first attempt not journaled yet. ``journal_running`` (the keeper's thread, once the
+    attempt has run long enough) and ``end`` (the step's own thread) take turns under a lock,
+    so the attempt is journaled as running at most once and never after it ended."""
+
+    def __init__(self, ctx: Context, **fields: Any) -> None:
+        self.ctx, self.fields = ctx, fields
+        self.started_at = clock.now()
+        self.lock = threading.Lock()
+        self.record: StepRecord | None = None
+        self.ended = False
+
+    def insert(self, **outcome: Any) -> StepRecord:
+        """INSERT the record while the run is ours; LeaseLost or Cancelled when it is not. A
+        success is recorded even if a cancel was requested meanwhile (the step ran: its
+        compensation must run too); the cancel is acted on before the next step."""
+        fields = {
+            "run": self.ctx.run,
+            "attempt": 1,
+            "started_at": self.started_at,
+            **self.fields,
+            **outcome,
+        }
+        try:
+            record = insert_if(StepRecord, leases.still_mine(self.ctx), **fields)
+            if record is None and outcome.get("status") == StepStatus.SUCCEEDED:
+                record = insert_if(StepRecord, leases.held(self.ctx), **fields)
+                self.ctx.run.cancel_requested = record is not None
+        except IntegrityError:  # another worker journaled it first: the run is not ours
+            raise LeaseLost(f"step {fields['step_id']!r} was journaled by another worker") from None
+        if record is None:
+            leases.refused(self.ctx)
+        return record
+
+    def journal_running(self) -> bool:
+        with self.lock:
+            if not self.ended and self.record is None:
+                try:
+                    self.record = self.insert(status=StepStatus.RUNNING)
+                except (LeaseLost, Cancelled):
+                    return False  # the attempt's own INSERT will find out and say so
+                except DatabaseError as exc:  # the attempt goes on, journaled when it ends
+                    logger.warning(
+                        "could not journal step %r as running: %s", self.fields["step_id"], exc
+                    )
+                    return False
+        if self.record is not None:
+            _announce(self.record)
+        return False  # once
+
+    def end(self) -> StepRecord | None:
+        """The attempt ended: no journaling as running from now on. The record, if it was."""
+        with self.lock:
+            self.ended = True
+            return self.record
 
 
 def _record_success(record: StepRecord, output: Any) -> None:

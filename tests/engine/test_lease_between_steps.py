@@ -1,5 +1,5 @@
-"""A worker checks that it still holds the run before it journals each step (the check is part
-of the step's first write, not a statement of its own)."""
+"""A worker checks that it still holds the run when it journals a step (the check is part of
+the step's write, not a statement of its own)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def test_a_worker_that_lost_the_run_between_steps_runs_and_journals_nothing_more
 ):
     CALLS["after"] = 0
     run = workflow_harness.start("lease-between-steps", {})
-    journal = {r.step_id: r.status for r in StepRecord.objects.filter(run=run)}
-    assert journal == {"hand-over": "succeeded"}
+    # The step during which the run changed hands is not journaled by the worker that lost it:
+    # the new holder runs it again (at least once) and records it (exactly once).
+    assert not StepRecord.objects.filter(run=run).exists()
     assert CALLS["after"] == 0
     assert Run.objects.get(id=run.id).lease_owner == "another-worker"

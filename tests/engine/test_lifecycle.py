@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.db import transaction
 
-from automation import lifecycle
+from automation import lifecycle, workflow
+from automation.models import StepRecord
 
 pytestmark = pytest.mark.django_db
+
+CALLS = {}
+
+
+@workflow("lifecycle-slow")
+def lifecycle_slow(ctx, event):
+    return ctx.step("slow", lambda: CALLS["slow"]())
 
 
 @pytest.fixture
@@ -37,20 +46,41 @@ def test_a_run_announces_each_status_and_each_step_in_order(workflow_harness, he
     assert heard[:2] == [("run", "pending", True), ("run", "running", False)]
     assert heard[-1] == ("run", "succeeded", False)
     steps = [c for c in heard if c[0] == "step"]
+    # Quick steps are journaled once, when they end (a long one also as running: below).
     assert [s[1:3] for s in steps] == [
-        ("one", "running"),
         ("one", "succeeded"),
-        ("two", "running"),
         ("two", "succeeded"),
-        ("three", "running"),
         ("three", "succeeded"),
     ]
+
+
+def test_a_long_step_is_journaled_and_announced_as_running_while_it_runs(
+    workflow_harness, heard, transactional_db
+):
+    from automation.engine.steps import RUNNING_VISIBLE_AFTER
+
+    seen = {}
+
+    def slow() -> str:
+        time.sleep(RUNNING_VISIBLE_AFTER + 0.5)
+        seen["journal"] = list(StepRecord.objects.values_list("step_id", "status", "attempt"))
+        return "done"
+
+    CALLS["slow"] = slow
+    run = workflow_harness.start("lifecycle-slow", {})
+    assert workflow_harness.refresh(run).status == "succeeded"
+    assert seen["journal"] == [("slow", "running", 1)]
+    assert [c[1:3] for c in heard if c[0] == "step"] == [
+        ("slow", "running"),
+        ("slow", "succeeded"),
+    ]
+    record = StepRecord.objects.get(run=run)
+    assert (record.status, record.output, record.attempt) == ("succeeded", "done", 1)
 
 
 def test_a_scheduled_retry_is_announced_and_the_failure_at_the_end(workflow_harness, heard):
     run = workflow_harness.start("test-retry", {})
     assert heard[2:] == [
-        ("step", "flaky", "running", False),
         ("step", "flaky", "waiting", True),
         ("run", "waiting", False),
     ]

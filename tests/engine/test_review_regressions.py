@@ -162,6 +162,9 @@ def test_cancel_while_running_stops_before_the_next_step(workflow_harness):
     run = workflow_harness.refresh(workflow_harness.start("review-cancel-running", {}))
     assert run.status == "cancelled"
     assert STATE["shipped"] == 0
+    # The step during which the cancel came ran: it is journaled (and would be compensated).
+    assert run.steps.get(step_id="operator-cancels").status == "succeeded"
+    assert not run.steps.filter(step_id="ship").exists()
 
 
 def test_two_waits_for_the_same_type_get_two_events_in_order(workflow_harness):

@@ -80,6 +80,10 @@ def test_kill_9_mid_step_loses_nothing_and_records_the_step_once(env, tmp_path):
         ready(first, tmp_path / "w1.log")
         run = start("test.slow", {"key": key, "seconds": 3})
         wait_for(lambda: executions(f"start:{key}") == 1, message="the step never started")
+        # A step running longer than a second is journaled as running (a quicker one only
+        # when it ends): the attempt the kill interrupts is on record.
+        journaled = StepRecord.objects.filter(run=run, step_id="slow", status="running")
+        wait_for(journaled.exists, message="the long step was never journaled as running")
         kill_hard(first)  # worker, pool child and embedded beat, mid-step
     assert executions(f"end:{key}") == 0
 
