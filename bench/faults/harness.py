@@ -202,6 +202,9 @@ def report(title: str, accepted: int, extra: list[tuple[str, Any]] | None = None
     print(title)
     print(table(["", "count"], rows))
     ok = lost == 0 and stuck == 0 and twice == 0 and completed == accepted
+    if not accepted:
+        print("BROKEN: no work was accepted, so this run proved nothing")
+        ok = False
     verdict = "OK" if ok else "BROKEN"
     print(f"{verdict}: lost {lost}, stuck {stuck}, recorded twice {twice} of {accepted} runs")
     return ok
