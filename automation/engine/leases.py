@@ -146,16 +146,23 @@ class _Keeper:
         self._entries: dict[int, list[Any]] = {}  # token -> [next due (monotonic), period, renew]
         self._tokens = itertools.count()
         self._pid = 0
+        self._wakes_at: float | None = None  # when the thread wakes next; None: when told to
 
     def add(self, renew_once: Callable[[], bool], period: float) -> int:
         with self._changed:
             if self._pid != os.getpid():  # first use in this process (a fork has no thread)
                 self._pid = os.getpid()
                 self._entries.clear()
+                self._wakes_at = None
                 threading.Thread(target=self._loop, name="lease-keeper", daemon=True).start()
             token = next(self._tokens)
-            self._entries[token] = [time.monotonic() + period, period, renew_once]
-            self._changed.notify()
+            due = time.monotonic() + period
+            self._entries[token] = [due, period, renew_once]
+            # Wake the thread only if it would sleep past this entry: steps a few milliseconds
+            # long come and go without waking it each time.
+            if self._wakes_at is None or due < self._wakes_at:
+                self._wakes_at = due
+                self._changed.notify()
         return token
 
     def remove(self, token: int) -> None:
@@ -169,6 +176,7 @@ class _Keeper:
                 due = [(token, entry) for token, entry in self._entries.items() if entry[0] <= now]
                 if not due:
                     earliest = min((entry[0] for entry in self._entries.values()), default=None)
+                    self._wakes_at = earliest
                     self._changed.wait(None if earliest is None else earliest - now)
                     continue
                 for _, entry in due:
