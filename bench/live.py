@@ -44,7 +44,7 @@ from bench.common import (
 )
 
 DB_NAME = "automation_bench_live"
-REDIS_URL = f"{REDIS_HOST}/13"  # shared with bench/ingest.py (they do not run together)
+REDIS_URL = f"{REDIS_HOST}/14"
 
 
 def main() -> None:
