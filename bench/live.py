@@ -173,7 +173,7 @@ def step_finishes() -> dict[str, float]:
 
 
 def report(args, engine: list[float], bare: list[float]) -> None:
-    print(f"{args.runs} open run pages (WebSockets on uvicorn, Redis channel layer), 2 workers")
+    print(f"{args.runs} open run pages (WebSockets on uvicorn, Redis pub/sub layer), 2 workers")
     rows = [
         ("bare: group_send -> socket", len(bare), percentile(bare, 50), percentile(bare, 99)),
         (
