@@ -83,10 +83,9 @@ class _RedisSender:
     pipelined, from a plain thread and a plain Redis client instead of an event loop.
     """
 
-    def __init__(self, layer: RedisPubSubChannelLayer, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         if len(config["hosts"]) != 1:
             raise ImproperlyConfigured("CHANNEL_LAYERS: live notices support one Redis host")
-        self.layer = layer
         self.prefix = config.get("prefix", "asgi")
         # Timeouts: a Redis that stopped answering holds up notices, never this thread forever.
         self.client = redis.Redis.from_url(
@@ -118,17 +117,17 @@ class _RedisSender:
             with self.ready:
                 batch = list(self.queue)
                 self.queue.clear()
-            self._publish(_coalesced(batch))
+            self._publish(batch)
 
-    def _publish(self, sends: list[tuple[Any, str, dict[str, Any]]]) -> None:
+    def _publish(self, batch: list[Notice]) -> None:
         try:
             pipe = self.client.pipeline(transaction=False)
-            for _, group, message in sends:
-                # The channel RedisPubSubChannelLayer names a group's (_get_group_channel_name).
-                pipe.publish(f"{self.prefix}__group__{group}", self.layer.serialize(message))
+            for layer, group, message in _coalesced(batch):
+                # RedisPubSubChannelLayer's name for a group's channel (_get_group_channel_name).
+                pipe.publish(f"{self.prefix}__group__{group}", layer.serialize(message))
             pipe.execute()
         except Exception:  # best effort: the pages catch up on their next load
-            logger.warning("live: could not send %d notices", len(sends), exc_info=True)
+            logger.warning("live: could not send %d notices", len(batch), exc_info=True)
 
 
 class _LoopSender:
@@ -193,11 +192,11 @@ def _coalesced(batch: list[Notice]) -> list[tuple[Any, str, dict[str, Any]]]:
     kind is kept: at engine and webhook rates the notices of every run and event would cost
     more than the lists they refresh."""
     sends = [(layer, group, message) for layer, groups, message in batch for group in groups]
-    last = {(g, m["kind"]): n for n, (_, g, m) in enumerate(sends) if g in LIST_GROUPS}
+    last = {(g, m.get("kind")): n for n, (_, g, m) in enumerate(sends) if g in LIST_GROUPS}
     return [
         (layer, g, m)
         for n, (layer, g, m) in enumerate(sends)
-        if g not in LIST_GROUPS or last[(g, m["kind"])] == n
+        if g not in LIST_GROUPS or last[(g, m.get("kind"))] == n
     ]
 
 
@@ -206,7 +205,7 @@ def _sender(layer: Any) -> _RedisSender | _LoopSender | None:
     if isinstance(layer, RedisPubSubChannelLayer):
         with _senders_lock:
             if _redis_sender is None:
-                _redis_sender = _RedisSender(layer, settings.CHANNEL_LAYERS["default"]["CONFIG"])
+                _redis_sender = _RedisSender(settings.CHANNEL_LAYERS["default"]["CONFIG"])
             return _redis_sender
     if not isinstance(layer, InMemoryChannelLayer):
         raise ImproperlyConfigured(
@@ -226,9 +225,11 @@ def _sender(layer: Any) -> _RedisSender | _LoopSender | None:
 
 
 def _forget_senders() -> None:
-    """A forked child (a Celery pool process) has none of its parent's threads."""
-    global _redis_sender
+    """A forked child (a Celery pool process) has none of its parent's threads: it starts its
+    own sender (and a fresh lock, which another thread may have held at the fork)."""
+    global _redis_sender, _senders_lock
     _redis_sender = None
+    _senders_lock = threading.Lock()
     _loop_senders.clear()
 
 
