@@ -97,16 +97,19 @@ async def test_pages_hear_only_the_deployment_on_their_own_redis_database(redis_
     our_page, their_page = await ours.new_channel(), await theirs.new_channel()
     await ours.group_add("events", our_page)
     await theirs.group_add("events", their_page)
-    env = project_env(CELERY_BROKER_URL=redis_url, REDIS_URL=other_url, EVENTS_ROUTING="outbox")
-    emit = "from events.services import emit\nprint(emit('elsewhere.happened', {}).id)"
-    result = await asyncio.to_thread(
+    # Only a notice: nothing written to the other database (its cache or broker are not ours).
+    send = (
+        "from automation.live import notice, publish\n"
+        "publish(['events'], notice('event', event_id='elsewhere'))"
+    )
+    await asyncio.to_thread(
         lambda: subprocess.run(
-            [sys.executable, "manage.py", "shell", "-v0", "-c", emit],
-            cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True,
+            [sys.executable, "manage.py", "shell", "-v0", "-c", send],
+            cwd=ROOT, env=project_env(REDIS_URL=other_url), check=True, timeout=60,
         )
     )  # fmt: skip
     heard = await asyncio.wait_for(theirs.receive(their_page), timeout=10)
-    assert heard["event_id"] == result.stdout.strip()
+    assert heard["event_id"] == "elsewhere"
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(ours.receive(our_page), timeout=0.5)
     await ours.flush()
