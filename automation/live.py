@@ -10,14 +10,24 @@ Groups:
 - ``run.<id>``: one run's timeline (its steps and status).
 - ``runs``: the runs list.
 - ``dashboard``: counts and the last hour's chart.
+- ``events``: the events list.
 - ``approvals.user.<id>``, ``approvals.group.<id>``, ``approvals.all``: approval inboxes (see
   approvals.live).
 
-Publishing never blocks the engine: a notice is handed to an event loop and the caller moves
-on. With Redis (production) that is a background loop of this process that keeps its Redis
-connections; with the in-process layer (embedded mode, tests) it is the loop the WebSocket
-consumers of this process run on, because the in-process layer's queues belong to that loop
-and may only be touched from it.
+Publishing never blocks the engine: a notice is appended to this process's queue and the caller
+moves on; one sender per process drains the queue in order. Notices are best effort (a page
+that missed one catches up on its next load or reconnect), so losing a queue with its process
+loses nothing that matters.
+
+- With Redis (production: channels_redis's ``RedisPubSubChannelLayer``) the sender is a thread
+  that PUBLISHes what piled up in one pipelined round trip, at once after a quiet spell and at
+  most once per ``BATCH_WINDOW`` when busy. A worker used to spend a third of its CPU per run
+  on notices (an event loop woken per notice, four Redis round trips and a Lua script per
+  ``group_send`` of the sorted-set layer); now it is one round trip per window, whatever its
+  rate (bench/README.md, "live notices").
+- With the in-process layer (embedded mode, tests) it is the loop the WebSocket consumers of
+  this process run on, because that layer's queues belong to that loop and may only be touched
+  from it.
 """
 
 from __future__ import annotations
@@ -25,12 +35,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import threading
 import time
 from collections import deque
 from typing import Any
 
+import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.dispatch import receiver
 
 from automation import lifecycle
@@ -38,10 +53,20 @@ from events.signals import event_recorded
 
 logger = logging.getLogger(__name__)
 
+#: Seconds a busy process waits between two round trips to Redis: the most a notice waits for
+#: the ones after it (the run page's budget, step finished to screen, is 100 ms at p99).
+BATCH_WINDOW = 0.02
+
+#: Groups of list pages, which re-fetch at most every half second or second: one notice of each
+#: kind per batch is all they can use. A run page and the inboxes hear every notice.
+LIST_GROUPS = frozenset({"runs", "dashboard", "events"})
+
+Notice = tuple[Any, list[str], dict[str, Any]]  # (layer, groups, message)
+
 _consumer_loop: asyncio.AbstractEventLoop | None = None
-_publisher_loop: asyncio.AbstractEventLoop | None = None
-_publisher_lock = threading.Lock()
-_senders: dict[asyncio.AbstractEventLoop, _Sender] = {}
+_senders_lock = threading.Lock()
+_loop_senders: dict[asyncio.AbstractEventLoop, _LoopSender] = {}
+_redis_sender: _RedisSender | None = None
 
 
 def consumer_loop_started(loop: asyncio.AbstractEventLoop) -> None:
@@ -50,37 +75,71 @@ def consumer_loop_started(loop: asyncio.AbstractEventLoop) -> None:
     _consumer_loop = loop
 
 
-def _background_loop() -> asyncio.AbstractEventLoop:
-    global _publisher_loop
-    with _publisher_lock:
-        if _publisher_loop is None or _publisher_loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="live-publisher", daemon=True).start()
-            _publisher_loop = loop
-        return _publisher_loop
+class _RedisSender:
+    """PUBLISHes this process's notices from a thread, in order, a batch per round trip.
+
+    ``RedisPubSubChannelLayer`` subscribes a process's consumers of a group to one pub/sub
+    channel, and its ``group_send`` is one PUBLISH there; this sends the same PUBLISHes, but
+    pipelined, from a plain thread and a plain Redis client instead of an event loop.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        if len(config["hosts"]) != 1:
+            raise ImproperlyConfigured("CHANNEL_LAYERS: live notices support one Redis host")
+        self.prefix = config.get("prefix", "asgi")
+        # Timeouts: a Redis that stopped answering holds up notices, never this thread forever.
+        self.client = redis.Redis.from_url(
+            config["hosts"][0], socket_timeout=5, socket_connect_timeout=5
+        )
+        self.queue: deque[Notice] = deque()
+        self.ready = threading.Condition()
+        self.idle = threading.Event()
+        self.idle.set()
+        threading.Thread(target=self._run, name="live-publisher", daemon=True).start()
+
+    def put(self, layer: Any, groups: list[str], message: dict[str, Any]) -> None:
+        with self.ready:
+            self.queue.append((layer, groups, message))
+            self.idle.clear()
+            self.ready.notify()
+
+    def _run(self) -> None:
+        sent_at = -BATCH_WINDOW
+        while True:
+            with self.ready:
+                while not self.queue:
+                    self.idle.set()
+                    self.ready.wait()
+            wait = sent_at + BATCH_WINDOW - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # busy: let the next notices join this round trip
+            sent_at = time.monotonic()
+            with self.ready:
+                batch = list(self.queue)
+                self.queue.clear()
+            self._publish(batch)
+
+    def _publish(self, batch: list[Notice]) -> None:
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for layer, group, message in _coalesced(batch):
+                # RedisPubSubChannelLayer's name for a group's channel (_get_group_channel_name).
+                pipe.publish(f"{self.prefix}__group__{group}", layer.serialize(message))
+            pipe.execute()
+        except Exception:  # best effort: the pages catch up on their next load
+            logger.warning("live: could not send %d notices", len(batch), exc_info=True)
 
 
-def _target_loop(layer: Any) -> asyncio.AbstractEventLoop | None:
-    if isinstance(layer, InMemoryChannelLayer):
-        # No consumer ever connected in this process: there is no page to tell.
-        if _consumer_loop is None or _consumer_loop.is_closed():
-            return None
-        return _consumer_loop
-    return _background_loop()
-
-
-class _Sender:
+class _LoopSender:
     """Sends this process's notices on ``loop``, in order, one ``group_send`` at a time.
 
-    A coroutine per notice let a burst (a web process taking hundreds of webhooks a second)
-    open as many Redis connections at once, until the pool refused them ("Too many
-    connections") and cost the request threads a wake-up of the loop each. Here a notice is an
-    append to a queue; the loop is woken only when it is idle, and drains what piled up.
+    A notice is an append to a queue; the loop is woken only when it is idle, and drains what
+    piled up (a coroutine per notice cost a burst a wake-up of the loop each).
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.queue: deque[tuple[Any, list[str], dict[str, Any]]] = deque()
+        self.queue: deque[Notice] = deque()
         self.lock = threading.Lock()
         self.draining = False
         self.idle = threading.Event()
@@ -128,49 +187,70 @@ class _Sender:
             raise
 
 
-def _coalesced(
-    batch: list[tuple[Any, list[str], dict[str, Any]]],
-) -> list[tuple[Any, str, dict[str, Any]]]:
-    """One send per group and notice, where only the last "event" notice per group is kept: a
-    page re-fetches its list at most once a second anyway, and at webhook rates the notices of
-    every single event would cost more than storing the events."""
+def _coalesced(batch: list[Notice]) -> list[tuple[Any, str, dict[str, Any]]]:
+    """One send per group and notice, except on LIST_GROUPS, where only the last notice of each
+    kind is kept: at engine and webhook rates the notices of every run and event would cost
+    more than the lists they refresh."""
     sends = [(layer, group, message) for layer, groups, message in batch for group in groups]
-    last_event = {group: n for n, (_, group, m) in enumerate(sends) if m.get("kind") == "event"}
+    last = {(g, m.get("kind")): n for n, (_, g, m) in enumerate(sends) if g in LIST_GROUPS}
     return [
-        send
-        for n, send in enumerate(sends)
-        if send[2].get("kind") != "event" or last_event[send[1]] == n
+        (layer, g, m)
+        for n, (layer, g, m) in enumerate(sends)
+        if g not in LIST_GROUPS or last[(g, m.get("kind"))] == n
     ]
 
 
-def _sender(loop: asyncio.AbstractEventLoop) -> _Sender:
-    with _publisher_lock:
-        sender = _senders.get(loop)
+def _sender(layer: Any) -> _RedisSender | _LoopSender | None:
+    global _redis_sender
+    if isinstance(layer, RedisPubSubChannelLayer):
+        with _senders_lock:
+            if _redis_sender is None:
+                _redis_sender = _RedisSender(settings.CHANNEL_LAYERS["default"]["CONFIG"])
+            return _redis_sender
+    if not isinstance(layer, InMemoryChannelLayer):
+        raise ImproperlyConfigured(
+            f"live notices need RedisPubSubChannelLayer or InMemoryChannelLayer, "
+            f"not {type(layer).__name__}"
+        )
+    loop = _consumer_loop
+    if loop is None or loop.is_closed():
+        return None  # no consumer ever connected in this process: there is no page to tell
+    with _senders_lock:
+        sender = _loop_senders.get(loop)
         if sender is None:
-            for closed in [known for known in _senders if known.is_closed()]:
-                del _senders[closed]
-            sender = _senders[loop] = _Sender(loop)
+            for closed in [known for known in _loop_senders if known.is_closed()]:
+                del _loop_senders[closed]
+            sender = _loop_senders[loop] = _LoopSender(loop)
         return sender
+
+
+def _forget_senders() -> None:
+    """A forked child (a Celery pool process) has none of its parent's threads: it starts its
+    own sender (and a fresh lock, which another thread may have held at the fork)."""
+    global _redis_sender, _senders_lock
+    _redis_sender = None
+    _senders_lock = threading.Lock()
+    _loop_senders.clear()
+
+
+os.register_at_fork(after_in_child=_forget_senders)
 
 
 def publish(groups: list[str], message: dict[str, Any]) -> None:
     """Send ``message`` (a dict with ``type`` naming the consumer handler) to ``groups``."""
     layer = get_channel_layer()
-    if layer is None:
-        return
-    loop = _target_loop(layer)
-    if loop is None:
-        return
-    _sender(loop).put(layer, groups, message)
+    sender = _sender(layer) if layer is not None else None
+    if sender is not None:
+        sender.put(layer, groups, message)
 
 
 @atexit.register
 def _flush(timeout: float = 2.0) -> None:
     """A short-lived process (a management command) sends its last notices before it exits."""
     deadline = time.monotonic() + timeout
-    for sender in list(_senders.values()):
-        if not sender.loop.is_closed():
-            sender.idle.wait(max(0.0, deadline - time.monotonic()))
+    senders = [s for s in _loop_senders.values() if not s.loop.is_closed()]
+    for sender in [*senders, *([_redis_sender] if _redis_sender else [])]:
+        sender.idle.wait(max(0.0, deadline - time.monotonic()))
 
 
 def notice(kind: str, **data: Any) -> dict[str, Any]:

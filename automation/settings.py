@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
+from redis.connection import parse_url as parse_redis_url
 
 from automation.env import (
     data_dir,
@@ -215,11 +216,24 @@ REST_FRAMEWORK = {
 # --- Channels -------------------------------------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
+
+
+def _redis_db(url: str) -> int:
+    try:
+        return int(parse_redis_url(url).get("db") or 0)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL={url!r} is not a Redis URL: {exc}") from exc
+
+
 if REDIS_URL:
+    # Pub/sub: a notice to a group is one PUBLISH, pipelined by automation.live; the sorted-set
+    # layer (channels_redis.core) cost a worker a third of its CPU per run in round trips and
+    # Lua. Pub/sub channels belong to the whole server, not to a database, so they are named
+    # after the database: deployments (and test runs) on other databases of a server stay apart.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"asgi.{_redis_db(REDIS_URL)}."},
         }
     }
 else:

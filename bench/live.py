@@ -44,7 +44,7 @@ from bench.common import (
 )
 
 DB_NAME = "automation_bench_live"
-REDIS_URL = f"{REDIS_HOST}/13"  # shared with bench/ingest.py (they do not run together)
+REDIS_URL = f"{REDIS_HOST}/14"
 
 
 def main() -> None:
@@ -173,7 +173,7 @@ def step_finishes() -> dict[str, float]:
 
 
 def report(args, engine: list[float], bare: list[float]) -> None:
-    print(f"{args.runs} open run pages (WebSockets on uvicorn, Redis channel layer), 2 workers")
+    print(f"{args.runs} open run pages (WebSockets on uvicorn, Redis pub/sub layer), 2 workers")
     rows = [
         ("bare: group_send -> socket", len(bare), percentile(bare, 50), percentile(bare, 99)),
         (

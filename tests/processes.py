@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import redis
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +58,13 @@ def project_env(**overrides: str | None) -> dict[str, str]:
         else:
             env[key] = value
     return env
+
+
+def redis_layer(url: str) -> RedisPubSubChannelLayer:
+    """The channel layer a production process builds from ``REDIS_URL=url`` (see
+    automation.settings: pub/sub channels named after the Redis database)."""
+    database = redis.connection.parse_url(url).get("db") or 0
+    return RedisPubSubChannelLayer(hosts=[url], prefix=f"asgi.{database}.")
 
 
 def manage(env: dict[str, str], *args: str) -> str:

@@ -52,7 +52,7 @@ def test_healthz_is_ok_in_production_mode_with_redis(redis_url, tmp_path):
     checks = json.loads(body)["checks"]
     assert status == 200, body
     assert checks["broker"]["kind"] == "redis"
-    assert checks["channel_layer"]["kind"] == "RedisChannelLayer"
+    assert checks["channel_layer"]["kind"] == "RedisPubSubChannelLayer"
 
 
 @pytest.mark.production

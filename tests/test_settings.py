@@ -72,6 +72,7 @@ def test_embedded_secret_key_is_generated_once_and_kept_private(tmp_path):
         ("DATABASE_URL", "nonsense://", "DATABASE_URL='nonsense://' cannot be parsed"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL='loud' is not supported"),
         ("EMBEDDED_CONCURRENCY", "0", "EMBEDDED_CONCURRENCY=0 is out of range"),
+        ("REDIS_URL", "http://cache:6379", "REDIS_URL='http://cache:6379' is not a Redis URL"),
     ],
 )
 def test_bad_setting_fails_at_start_naming_the_variable(variable, value, message):

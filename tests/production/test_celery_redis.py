@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from channels_redis.core import RedisChannelLayer
 
 from automation.models import Heartbeat
-from tests.processes import ROOT, celery_worker, project_env, stop, wait_for
+from tests.processes import ROOT, celery_worker, project_env, redis_layer, stop, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
@@ -84,7 +83,7 @@ def test_beat_schedules_periodic_work_from_the_database(redis_url, tmp_path):
 
 
 async def test_a_channels_message_crosses_processes_through_redis(redis_url):
-    layer = RedisChannelLayer(hosts=[redis_url])
+    layer = redis_layer(redis_url)
     channel = await layer.new_channel()
     await layer.group_add("foundation-test", channel)
     sender = (

@@ -8,55 +8,53 @@ import subprocess
 import sys
 
 import pytest
-from channels_redis.core import RedisChannelLayer
 
-from tests.processes import ROOT, celery_worker, project_env
+from tests.processes import ROOT, celery_worker, project_env, redis_layer
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
 
-async def _hear(layer: RedisChannelLayer, channel: str, until: str) -> list[dict]:
-    heard: list[dict] = []
-    while not heard or heard[-1].get("status") != until or heard[-1]["kind"] != "run":
-        heard.append(await asyncio.wait_for(layer.receive(channel), timeout=60))
-    return heard
+def _start_run(env: dict[str, str]) -> str:
+    """Start a run from a separate process, as a web process would; its id."""
+    start = (
+        "from automation.services import run_start; "
+        "print(run_start(workflow='example-payment', input={'orderId': 'o-1', 'amount': 5}).id)"
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "shell", "-v0", "-c", start],
+        cwd=ROOT, env=env, check=True, timeout=60, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
 
 
-async def test_a_worker_process_tells_web_sockets_of_every_step(redis_url, tmp_path):
+async def test_a_worker_process_tells_the_run_page_of_every_step_in_order(redis_url, tmp_path):
     env = project_env(CELERY_BROKER_URL=redis_url, REDIS_URL=redis_url, EXAMPLES="true")
-    layer = RedisChannelLayer(hosts=[redis_url])
-    channel = await layer.new_channel()
-    await layer.group_add("runs", channel)
+    run_id = await asyncio.to_thread(_start_run, env)  # queued: no worker runs yet
+    layer = redis_layer(redis_url)
+    run_page, runs_list = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add(f"run.{run_id}", run_page)
+    await layer.group_add("runs", runs_list)
     with celery_worker(env, tmp_path / "worker.log"):
-        # A separate process starts the run, as a web process would.
-        start = (
-            "from automation.services import run_start; "
-            "print(run_start(workflow='example-payment', input={'orderId': 'o-1', 'amount': 5}).id)"
-        )
-        run_id = await asyncio.to_thread(
-            lambda: subprocess.run(
-                [sys.executable, "manage.py", "shell", "-v0", "-c", start],
-                cwd=ROOT,
-                env=env,
-                check=True,
-                timeout=60,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
-        heard = await _hear(layer, channel, until="succeeded")
-    await layer.group_discard("runs", channel)
+        heard = []
+        while not heard or (heard[-1]["kind"], heard[-1]["status"]) != ("run", "succeeded"):
+            heard.append(await asyncio.wait_for(layer.receive(run_page), timeout=60))
+        listed = await asyncio.wait_for(layer.receive(runs_list), timeout=10)
+        while listed["run_id"] != run_id or listed["status"] != "succeeded":
+            listed = await asyncio.wait_for(layer.receive(runs_list), timeout=10)
     await layer.flush()
-    statuses = [m["status"] for m in heard if m["run_id"] == run_id]
-    assert statuses == ["pending", "running", "succeeded"]
-    assert all(m["type"] == "live.notice" for m in heard)
+    changes = [(m["kind"], m.get("step_id"), m["status"]) for m in heard]
+    assert changes[0] == ("run", None, "running")
+    assert changes.index(("step", "charge", "running")) < changes.index(
+        ("step", "charge", "succeeded")
+    )
+    assert changes[-1] == ("run", None, "succeeded")
+    assert all(m["type"] == "live.notice" and m["run_id"] == run_id for m in heard)
 
 
 async def test_a_burst_of_events_reaches_pages_without_flooding_redis(redis_url):
     # 300 events stored as fast as one process can: the page hears of the last one, and the
     # process's notices never exhaust its Redis connections (each failure would be logged).
     env = project_env(CELERY_BROKER_URL=redis_url, REDIS_URL=redis_url, EVENTS_ROUTING="outbox")
-    layer = RedisChannelLayer(hosts=[redis_url])
+    layer = redis_layer(redis_url)
     channel = await layer.new_channel()
     await layer.group_add("events", channel)
     burst = (
@@ -88,3 +86,31 @@ async def test_a_burst_of_events_reaches_pages_without_flooding_redis(redis_url)
     await layer.flush()
     assert "could not notify" not in result.stderr
     assert all(m["kind"] == "event" for m in heard)
+
+
+async def test_pages_hear_only_the_deployment_on_their_own_redis_database(redis_url):
+    # Pub/sub channels belong to the whole Redis server: a deployment (or a test run) on another
+    # database of the same server must not reach these pages.
+    database = int(redis_url.rsplit("/", 1)[1])
+    other_url = f"{redis_url.rsplit('/', 1)[0]}/{(database + 1) % 16}"
+    ours, theirs = redis_layer(redis_url), redis_layer(other_url)
+    our_page, their_page = await ours.new_channel(), await theirs.new_channel()
+    await ours.group_add("events", our_page)
+    await theirs.group_add("events", their_page)
+    # Only a notice: nothing written to the other database (its cache or broker are not ours).
+    send = (
+        "from automation.live import notice, publish\n"
+        "publish(['events'], notice('event', event_id='elsewhere'))"
+    )
+    await asyncio.to_thread(
+        lambda: subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v0", "-c", send],
+            cwd=ROOT, env=project_env(REDIS_URL=other_url), check=True, timeout=60,
+        )
+    )  # fmt: skip
+    heard = await asyncio.wait_for(theirs.receive(their_page), timeout=10)
+    assert heard["event_id"] == "elsewhere"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(ours.receive(our_page), timeout=0.5)
+    await ours.flush()
+    await theirs.flush()
