@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Task, shared_task
 
 from events import services
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(name="events.route_event")
 def route_event(event_id: str) -> int:
     return services.event_route_and_advance(event_id=event_id)
+
+
+@shared_task(name="events.route_events")
+def route_events(event_ids: list[str]) -> int:
+    """Route events that piled up in one web process (events.publisher), one after the other.
+
+    One failing event does not stop the others; it stays unrouted for the sweep, as it would
+    after a failed ``route_event``. Returns the number of runs started."""
+    started = 0
+    for event_id in event_ids:
+        try:
+            started += services.event_route_and_advance(event_id=event_id)
+        except Exception:
+            logger.exception("routing event %s failed; the sweep will retry it", event_id)
+    return started
 
 
 @shared_task(name="events.sweep_unrouted")

@@ -25,7 +25,10 @@ class Backend(Protocol):
 
 class CeleryBackend:
     """Publishes without Celery's publish retries: with the broker down, a request (a webhook)
-    must not hang on them. A message that could not be sent is re-sent by the sweeps."""
+    must not hang on them. A message that could not be sent is re-sent by the sweeps.
+
+    "Route event X" is handed to this process's publisher thread (events.publisher), which
+    batches what piles up: the webhook request does not pay for the publish."""
 
     def advance(self, run_id: str) -> None:
         from automation.tasks import advance_run
@@ -38,9 +41,9 @@ class CeleryBackend:
         run_branch.apply_async((run_id, step_id), retry=False)
 
     def route(self, event_id: str) -> None:
-        from events.tasks import route_event
+        from events import publisher
 
-        route_event.apply_async((event_id,), retry=False)
+        publisher.route(event_id)
 
 
 _backend: Backend = CeleryBackend()

@@ -17,6 +17,7 @@ from django.utils import timezone
 from automation.models import Run, RunStatus, Workflow, WorkflowVersion
 from events.models import Event
 from events.services import emit, event_route, events_route_unrouted, webhook_endpoint_create
+from events.tasks import route_events
 from tests.events.servers import post
 from tests.events.signing import body_of, standard_webhooks_headers
 from tests.processes import ROOT, project_env, running_server, stop, wait_for
@@ -165,3 +166,15 @@ def test_outbox_mode_leaves_no_grace_to_a_dispatch_that_never_comes(subscribers,
     event = emit("shop.order.created", {"total": 1})
     assert events_route_unrouted() == 1
     assert started(event) == ["shop-audit", "shop-fulfil"]
+
+
+@pytest.mark.django_db
+def test_one_message_routes_every_event_that_piled_up_and_a_broken_one_stops_none(
+    subscribers, caplog
+):
+    first = emit("shop.order.created", {"total": 1})
+    second = emit("shop.user.created", {})
+    assert route_events(["not-an-event-id", str(first.id), str(second.id)]) == 3
+    assert started(first) == ["shop-audit", "shop-fulfil"]
+    assert started(second) == ["shop-welcome"]
+    assert "routing event not-an-event-id failed" in caplog.text

@@ -1,0 +1,107 @@
+"""Routing messages leave a process from its publisher thread: at once when it is idle, many
+events to a message when they pile up, and never twice from a forked child."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from events import publisher
+from events.publisher import MAX_BATCH, Publisher
+
+
+class Broker:
+    """Records the messages a publisher sends; ``hold()`` makes the next send wait."""
+
+    def __init__(self) -> None:
+        self.messages: list[list[str]] = []
+        self.sending = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def hold(self) -> None:
+        self.release.clear()
+
+    def __call__(self, event_ids: list[str]) -> None:
+        self.sending.set()
+        self.release.wait(10)
+        self.messages.append(list(event_ids))
+
+
+@pytest.fixture
+def broker() -> Broker:
+    return Broker()
+
+
+def test_an_idle_process_sends_an_event_at_once_however_long_the_interval(broker, settings):
+    settings.EVENTS_PUBLISH_INTERVAL = 600
+    sender = Publisher(broker)
+    sender.put("e1")
+    assert sender.flush(timeout=5)
+    assert broker.messages == [["e1"]]
+
+
+def test_events_stored_while_a_message_is_sent_go_together_in_the_next(broker, settings):
+    settings.EVENTS_PUBLISH_INTERVAL = 0
+    sender = Publisher(broker)
+    broker.hold()
+    sender.put("e1")
+    assert broker.sending.wait(5)
+    for n in range(2, 6):
+        sender.put(f"e{n}")
+    broker.release.set()
+    assert sender.flush(timeout=5)
+    assert broker.messages == [["e1"], ["e2", "e3", "e4", "e5"]]
+
+
+def test_a_message_carries_at_most_max_batch_events(broker, settings):
+    settings.EVENTS_PUBLISH_INTERVAL = 0
+    sender = Publisher(broker)
+    broker.hold()
+    sender.put("first")
+    assert broker.sending.wait(5)
+    piled = [f"e{n}" for n in range(MAX_BATCH + 7)]
+    for event_id in piled:
+        sender.put(event_id)
+    broker.release.set()
+    assert sender.flush(timeout=5)
+    assert [len(message) for message in broker.messages] == [1, MAX_BATCH, 7]
+    assert [event_id for message in broker.messages[1:] for event_id in message] == piled
+
+
+def test_a_failing_send_is_logged_and_does_not_stop_the_publisher(settings, caplog):
+    settings.EVENTS_PUBLISH_INTERVAL = 0
+    sent: list[list[str]] = []
+
+    def flaky(event_ids: list[str]) -> None:
+        if event_ids == ["e1"]:
+            raise RuntimeError("broker went away")
+        sent.append(event_ids)
+
+    sender = Publisher(flaky)
+    sender.put("e1")
+    sender.flush(timeout=5)
+    sender.put("e2")
+    assert sender.flush(timeout=5)
+    assert sent == [["e2"]]
+    assert "events.sweep_unrouted will route them" in caplog.text
+
+
+def test_a_forked_child_does_not_send_its_parents_queued_events(broker, settings, monkeypatch):
+    settings.EVENTS_PUBLISH_INTERVAL = 0
+    monkeypatch.setattr(publisher._publisher, "send", broker)
+    broker.hold()
+    publisher.route("e1")
+    assert broker.sending.wait(5)
+    publisher.route("e2")  # queued in the parent while e1 is being sent
+    pid = os.fork()
+    if pid == 0:  # the child: nothing queued, no thread
+        child = publisher._publisher
+        os._exit(0 if not child.pending and child.thread is None else 1)
+    _, status = os.waitpid(pid, 0)
+    broker.release.set()
+    assert publisher._publisher.flush(timeout=5)
+    assert os.WEXITSTATUS(status) == 0
+    assert broker.messages == [["e1"], ["e2"]]
