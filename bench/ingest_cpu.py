@@ -3,10 +3,13 @@
 
 Calls the WSGI application directly (as a gunicorn sync worker does, without the socket) with
 pre-signed Standard Webhooks requests and with the bare view's requests, and prints the
-process CPU time (time.process_time) and wall time per request of each. ``--profile`` prints
-the top of a cProfile of the ingest requests instead.
+process CPU time (time.process_time: every thread, so the publisher thread's too) and wall time
+per request of each variant, the variants alternating round by round, then each one's median:
+bare view; ingest in publish mode (events.publisher); ingest with the publish in the request
+as it was before events.publisher ("publish inline"); ingest in outbox mode. ``--profile``
+prints the top of a cProfile (CPU time) of the last chosen variant instead.
 
-    .venv/bin/python bench/ingest_cpu.py [--requests 2000] [--mode publish|outbox] [--profile]
+    .venv/bin/python bench/ingest_cpu.py [--requests 2000] [--rounds 3] [--variants bare outbox]
 
 Uses the database automation_bench_ingest_cpu (BENCH_PG, created and dropped) and Redis DB 13
 (BENCH_REDIS_URL, emptied), as bench/ingest.py does; nothing consumes the published messages.
@@ -19,6 +22,7 @@ import cProfile
 import io
 import os
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -213,12 +217,16 @@ def main() -> None:
             return
         print(f"{args.requests} requests per variant and round: CPU ms (wall ms) per request")
         print(" ".join(f"{name:>16}" for name in chosen))
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
         for _ in range(args.rounds):
-            cells = []
-            for variant in chosen.values():
-                cpu, wall = serve_variant(application, variant, args.requests, secret)
-                cells.append(f"{cpu:>7.2f} ({wall:>5.2f})")
-            print(" ".join(f"{cell:>16}" for cell in cells))
+            for name, variant in chosen.items():
+                results[name].append(serve_variant(application, variant, args.requests, secret))
+            print(" ".join(f"{cpu:>7.2f} ({wall:>5.2f})" for cpu, wall in
+                           (results[name][-1] for name in chosen)))  # fmt: skip
+        medians = {
+            name: statistics.median(cpu for cpu, _ in runs) for name, runs in results.items()
+        }
+        print(" ".join(f"{medians[name]:>16.2f}" for name in chosen), "  (median CPU)")
     finally:
         from django.db import connections
 

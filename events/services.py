@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from automation import logcontext
-from automation.db import insert, update_returning
+from automation.db import insert_plain, update_returning
 from automation.engine import dispatch
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
@@ -95,16 +95,18 @@ def event_record(
         "occurred_at": occurred_at or timezone.now(),
     }
     # Insert first: new deliveries (the common case) cost one statement, and the unique
-    # constraint, not a prior SELECT, decides between concurrent duplicates.
+    # constraint, not a prior SELECT, decides between concurrent duplicates. Events are
+    # append-only and nothing listens to their post_save (event_recorded is the signal).
     try:
-        event = insert(Event, **fields)
+        event = insert_plain(Event, **fields)
     except IntegrityError:
         if not idempotency_key:
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
         return Event.objects.get(source=source, idempotency_key=idempotency_key), False
-    with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
-        logger.debug("stored %s event from %s", type, source)
+    if logger.isEnabledFor(logging.DEBUG):  # the log context costs more than the line
+        with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
+            logger.debug("stored %s event from %s", type, source)
     if settings.EVENTS_ROUTING == "publish":
         dispatch.route(event.id)  # after commit; with "outbox" the router finds it in the table
     event_recorded.send_after_commit(event_id=event.id, type=event.type, source=event.source)

@@ -3,9 +3,11 @@
 never sent. The sweeps must find it (unrouted events, pending runs never advanced).
 
 Each of --crashes forked processes commits one piece of work and is killed with SIGKILL at the
-moment it would publish the message: half emit an event (the "route it" message is lost), half
-start a run with ``run_start`` (the "advance it" message is lost). Then two workers and beat
-run, and every run must complete.
+moment it would publish the message: a third emit an event (the "route it" message is lost), a
+third start a run with ``run_start`` (the "advance it" message is lost), and a third emit an
+event through the real publisher thread (events.publisher) and are killed right after the
+commit, the route message still queued in the process or just sent. Then two workers and beat
+run, and every run must complete, once.
 
     .venv/bin/python bench/faults/kill_before_dispatch.py [--crashes 200]
     .venv/bin/python bench/faults/kill_before_dispatch.py --smoke
@@ -38,8 +40,11 @@ def crash_once(n: int) -> None:
     from automation.services import run_start
     from events.services import emit
 
+    if n % 3 == 2:
+        emit("bench.fault", {"i": n, "step_seconds": 0.01})
+        os.kill(os.getpid(), signal.SIGKILL)  # the publisher thread may or may not have sent
     dispatch.set_backend(KillOnSend())
-    if n % 2:
+    if n % 3:
         emit("bench.fault", {"i": n, "step_seconds": 0.01})
     else:
         run_start(workflow="bench-fault", input={"i": n, "step_seconds": 0.01})

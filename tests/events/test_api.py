@@ -10,6 +10,7 @@ import pytest
 from cloudevents.core.bindings import http as ce_http
 from cloudevents.core.v1.event import CloudEvent
 from django.contrib.auth.models import Permission
+from django.db import transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -78,6 +79,17 @@ def test_same_idempotency_key_twice_is_one_event(api):
     assert second.json()["duplicate"] is True
     assert second.json()["id"] == first.json()["id"]
     assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_duplicate_emitted_inside_a_transaction_leaves_it_usable():
+    with transaction.atomic():
+        first = emit("order.created", {"n": 1}, idempotency_key="k")
+        again = emit("order.created", {"n": 2}, idempotency_key="k")
+        other = emit("order.created", {"n": 3})  # the transaction still works
+    assert again.id == first.id
+    assert sorted(e.data["n"] for e in Event.objects.all()) == [1, 3]
+    assert Event.objects.get(id=other.id).occurred_at is not None
 
 
 def test_anonymous_post_is_401(client):

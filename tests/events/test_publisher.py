@@ -1,5 +1,6 @@
 """Routing messages leave a process from its publisher thread: at once when it is idle, many
-events to a message when they pile up, and never twice from a forked child."""
+events to a message when they pile up or arrive fast, all of them when the process exits, and
+never twice from a forked child."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def broker() -> Broker:
     return Broker()
 
 
-def test_an_idle_process_sends_an_event_at_once_however_long_the_interval(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 600
+def test_an_idle_process_sends_an_event_at_once_however_long_the_max_wait(broker, settings):
+    settings.EVENTS_PUBLISH_MAX_WAIT = 600
     sender = Publisher(broker)
     sender.put("e1")
     assert sender.flush(timeout=5)
@@ -44,7 +45,7 @@ def test_an_idle_process_sends_an_event_at_once_however_long_the_interval(broker
 
 
 def test_events_stored_while_a_message_is_sent_go_together_in_the_next(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sender = Publisher(broker)
     broker.hold()
     sender.put("e1")
@@ -57,7 +58,7 @@ def test_events_stored_while_a_message_is_sent_go_together_in_the_next(broker, s
 
 
 def test_a_message_carries_at_most_max_batch_events(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sender = Publisher(broker)
     broker.hold()
     sender.put("first")
@@ -71,8 +72,23 @@ def test_a_message_carries_at_most_max_batch_events(broker, settings):
     assert [event_id for message in broker.messages[1:] for event_id in message] == piled
 
 
+def test_a_busy_process_holds_a_message_back_for_more_events_and_sends_it_on_exit(
+    broker, settings, monkeypatch
+):
+    settings.EVENTS_PUBLISH_MAX_WAIT = 600
+    monkeypatch.setattr(publisher, "WINDOW_PER_RATE", 60.0)  # a minute per event/s
+    sender = Publisher(broker)
+    sender.put("e1")
+    assert sender.flush(timeout=5)
+    broker.sending.clear()
+    sender.put("e2")  # one event in the last second: this message waits a minute for company
+    assert not broker.sending.wait(0.2)
+    assert sender.flush(timeout=5)  # what an exiting process does
+    assert broker.messages == [["e1"], ["e2"]]
+
+
 def test_a_failing_send_is_logged_and_does_not_stop_the_publisher(settings, caplog):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sent: list[list[str]] = []
 
     def flaky(event_ids: list[str]) -> None:
@@ -90,7 +106,7 @@ def test_a_failing_send_is_logged_and_does_not_stop_the_publisher(settings, capl
 
 
 def test_a_forked_child_does_not_send_its_parents_queued_events(broker, settings, monkeypatch):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     monkeypatch.setattr(publisher._publisher, "send", broker)
     broker.hold()
     publisher.route("e1")

@@ -11,20 +11,21 @@ from tests.processes import celery_worker, manage, project_env, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
-EMIT_MANY = "from events.services import emit\nfor n in range(40): emit('test.noop', {'n': n})"
+# One transaction: the 40 events are committed, and handed to the publisher, at once.
+EMIT_MANY = (
+    "from django.db import transaction\nfrom events.services import emit\n"
+    "with transaction.atomic():\n    for n in range(40): emit('test.noop', {'n': n})"
+)
 
 
 def test_events_of_a_process_that_exits_at_once_are_all_routed_without_the_sweep(
     redis_url, tmp_path
 ):
-    """A management command stores 40 events and exits. The first event's message leaves at
-    once; the others pile up behind it for a (long) publish interval, and are sent when the
-    process exits instead. A worker without beat, so without the sweep, starts every run."""
+    """A management command stores 40 events in one transaction and exits at once: its
+    publisher sends them (together: events.route_events) before the process ends, and a worker
+    without beat, so without the sweep, starts every run."""
     env = project_env(
-        DJANGO_SETTINGS_MODULE="tests.settings",
-        CELERY_BROKER_URL=redis_url,
-        REDIS_URL=redis_url,
-        EVENTS_PUBLISH_INTERVAL="30",
+        DJANGO_SETTINGS_MODULE="tests.settings", CELERY_BROKER_URL=redis_url, REDIS_URL=redis_url
     )
     log = tmp_path / "worker.log"
     with celery_worker(env, log, concurrency=2):
