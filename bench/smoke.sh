@@ -13,6 +13,7 @@ run() {  # script args...
 }
 run bench/engine.py
 run bench/ingest.py
+run bench/ingest_cpu.py
 run bench/waiting.py
 run bench/live.py
 run bench/scale.py
