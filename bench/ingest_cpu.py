@@ -24,6 +24,7 @@ import cProfile
 import io
 import os
 import pstats
+import shutil
 import statistics
 import sys
 import tempfile
@@ -239,6 +240,7 @@ def main() -> None:
         connections.close_all()
         with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        shutil.rmtree(os.environ["DATA_DIR"], ignore_errors=True)
 
 
 def profile_variant(args, application, chosen: dict, secret: str) -> None:

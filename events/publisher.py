@@ -80,16 +80,26 @@ class Publisher:
             try:
                 self._sent(len(batch))
                 self.send(batch)
-            except Exception:  # the broker is down: the events stay unrouted in the table
-                logger.exception(
-                    "could not send the routing of %d events; events.sweep_unrouted will route "
-                    "them",
-                    len(batch),
-                )
+            except Exception:
+                self._give_up(len(batch))
             finally:
                 with self.drained:
                     self.busy = False
                     self.drained.notify_all()
+
+    def _give_up(self, failed: int) -> None:
+        """The broker is down: drop what is queued too, rather than pile up ids (and a backlog
+        of messages) while every send waits for its connect timeout. The events are in the
+        table, unrouted: the sweep routes them."""
+        with self.has_ids:
+            dropped = len(self.pending)
+            self.pending.clear()
+        logger.exception(
+            "could not send the routing of %d events (%d more queued dropped); "
+            "events.sweep_unrouted will route them",
+            failed,
+            dropped,
+        )
 
     def _next_batch(self) -> list[str]:
         """Wait for ids, then for the rest of the window since the last message."""

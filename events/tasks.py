@@ -19,7 +19,7 @@ def route_event(event_id: str) -> int:
 
 @shared_task(name="events.route_events")
 def route_events(event_ids: list[str]) -> int:
-    """Route events that piled up in one web process (events.publisher), one after the other.
+    """Route the events that piled up in one process (events.publisher), one after the other.
 
     One failing event does not stop the others; it stays unrouted for the sweep, as it would
     after a failed ``route_event``. Returns the number of runs started."""
