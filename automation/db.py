@@ -6,8 +6,16 @@ from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from django.db import models, transaction
+from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=models.Model)
+
+
+def _savepoint_if_nested(using: str | None = None) -> Any:
+    """A savepoint inside a transaction, so a unique conflict leaves it usable; nothing in
+    autocommit, where a lone statement commits by itself (no BEGIN and COMMIT round trips)."""
+    nested = transaction.get_connection(using).in_atomic_block
+    return transaction.atomic(using=using) if nested else nullcontext()
 
 
 def insert(model: type[M], **fields: Any) -> M:
@@ -16,10 +24,8 @@ def insert(model: type[M], **fields: Any) -> M:
     Inside a transaction it gets a savepoint, so the IntegrityError leaves the caller's
     transaction usable; in autocommit (the hot paths: webhooks, steps) the lone INSERT commits
     by itself, without the BEGIN and COMMIT round trips an atomic block would add."""
-    if transaction.get_connection().in_atomic_block:
-        with transaction.atomic():
-            return model.objects.create(**fields)
-    return model.objects.create(**fields)
+    with _savepoint_if_nested():
+        return model.objects.create(**fields)
 
 
 _plain_inserts: dict[tuple[type[models.Model], str], tuple[list[models.Field], str]] = {}
@@ -38,8 +44,7 @@ def insert_plain(model: type[M], **fields: Any) -> M:
     params = [
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in columns
     ]
-    savepoint = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
+    with _savepoint_if_nested(), connection.cursor() as cursor:
         cursor.execute(sql, params)
     instance._state.adding = False
     instance._state.db = connection.alias
@@ -81,9 +86,7 @@ def insert_if(model: type[M], exists: models.QuerySet, **fields: Any) -> M | Non
         f"INSERT INTO {connection.ops.quote_name(opts.db_table)} ({', '.join(columns)}) "
         f"SELECT {', '.join(['%s'] * len(values))} WHERE EXISTS ({condition}) RETURNING {pk}"
     )
-    # A savepoint inside a transaction, as ``insert``, so a conflict leaves it usable.
-    savepoint = transaction.atomic(using=exists.db) if connection.in_atomic_block else nullcontext()
-    with savepoint, connection.cursor() as cursor:
+    with _savepoint_if_nested(exists.db), connection.cursor() as cursor:
         cursor.execute(sql, [*values, *params])
         row = cursor.fetchone()
     if row is None:
@@ -94,29 +97,16 @@ def insert_if(model: type[M], exists: models.QuerySet, **fields: Any) -> M | Non
     return instance
 
 
-def update_returning(model: type[M], changes: dict[str, Any], **where: Any) -> M | None:
-    """UPDATE the row matching ``where`` (exact values, None for IS NULL) and read it back in the
-    same statement (UPDATE ... RETURNING; PostgreSQL and SQLite 3.35+). Returns the row as it is
-    after the change, or None when nothing matched: a claim that reads what it claimed, one
-    round trip instead of an UPDATE and a SELECT."""
-    connection = transaction.get_connection()
-    opts, quote = model._meta, connection.ops.quote_name
-    sets, conditions, params = [], [], []
-    for name, value in changes.items():
-        field = opts.get_field(name)
-        sets.append(f"{quote(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, connection))
-    for name, value in where.items():
-        field = opts.get_field(name)
-        if value is None:
-            conditions.append(f"{quote(field.column)} IS NULL")
-        else:
-            conditions.append(f"{quote(field.column)} = %s")
-            params.append(field.get_db_prep_value(value, connection, prepared=False))
-    columns = ", ".join(quote(field.column) for field in opts.concrete_fields)
-    # Identifiers come from the model's metadata (quoted); every value is a parameter.
-    sql = (
-        f"UPDATE {quote(opts.db_table)} SET {', '.join(sets)} "  # noqa: S608
-        f"WHERE {' AND '.join(conditions)} RETURNING {columns}"
-    )
-    return next(iter(model.objects.raw(sql, params)), None)
+def update_returning(queryset: models.QuerySet[M], **changes: Any) -> M | None:
+    """``queryset.update(**changes)`` that also reads the row back in the same statement
+    (UPDATE ... RETURNING; PostgreSQL and SQLite 3.35+): a claim that reads what it claimed, one
+    round trip instead of an UPDATE and a SELECT. Django compiles the UPDATE (filters and
+    expressions as ``update`` takes them); returns the row as it is after the change, or None
+    when nothing matched. For a queryset of at most one row (filter on the primary key)."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(changes)
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    quote = transaction.get_connection(queryset.db).ops.quote_name
+    columns = ", ".join(quote(field.column) for field in queryset.model._meta.concrete_fields)
+    rows = queryset.model.objects.db_manager(queryset.db).raw(f"{sql} RETURNING {columns}", params)
+    return next(iter(rows), None)

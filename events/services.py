@@ -181,7 +181,8 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
     from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
-        event = update_returning(Event, {"routed_at": timezone.now()}, id=event_id, routed_at=None)
+        unrouted = Event.objects.filter(id=event_id, routed_at__isnull=True)
+        event = update_returning(unrouted, routed_at=timezone.now())
         if event is None:
             return []  # routed already, or being routed by another worker
         logcontext.bind(correlation_id=event.correlation_id)
