@@ -175,15 +175,11 @@ def _begin_attempt(
             "input": input,
             "started_at": now,
         }
+        # Only without a lease: a first attempt under one is journaled by _first_attempt.
         try:
-            if getattr(ctx, "owner", None) is None:
-                record = insert(StepRecord, **fields)
-            else:  # only while the run is ours and not cancelled (see leases.renewal_due)
-                record = insert_if(StepRecord, leases.still_mine(ctx), **fields)
+            record = insert(StepRecord, **fields)
         except IntegrityError:  # another worker journaled it first: the run is not ours
             raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
-        if record is None:
-            leases.refused(ctx)
         return _announce(record)
     history = list(record.attempts)
     if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
