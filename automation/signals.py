@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery.signals import task_postrun, task_prerun, worker_ready
-from django.db import close_old_connections
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
+from django.db import DatabaseError, close_old_connections, connections
+
+logger = logging.getLogger(__name__)
+
+
+@worker_init.connect
+def _warm_up(**_: Any) -> None:
+    # Before the pool forks: mirror the code workflows into their tables here, once, instead of
+    # in every pool process on its first event (10-15 ms of queries and inspect.getsource, paid
+    # by the first events after a start, all pool processes at once). The children inherit the
+    # "synced" mark; each opens its own connection (Celery's fixup drops the inherited one).
+    from automation.engine import registry
+
+    try:
+        registry.sync_code_workflows()
+    except DatabaseError:
+        logger.warning("could not sync the code workflows at start; the first event will")
+    finally:
+        connections.close_all()
 
 
 @worker_ready.connect
