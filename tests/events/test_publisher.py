@@ -73,9 +73,7 @@ def test_a_message_carries_at_most_max_batch_events(broker, settings):
     assert [event_id for message in broker.messages[1:] for event_id in message] == piled
 
 
-def test_a_busy_process_holds_a_message_back_for_more_events_and_sends_it_on_exit(
-    broker, settings
-):
+def test_a_busy_process_holds_a_message_back_for_more_events_and_sends_it_on_exit(broker, settings):
     """Once a burst of messages has used the tokens up, the next event waits for a token (an
     interval) with the ones stored meanwhile; an exiting process sends it at once."""
     settings.EVENTS_PUBLISH_INTERVAL = 600
