@@ -2,18 +2,17 @@
 
 The request that stored an event only appends its id here, after commit; this process's
 publisher thread sends it: ``events.route_event`` for one id, ``events.route_events`` for the
-ids that piled up meanwhile. A Celery publish costs 0.4-1.5 ms of CPU, as much as the rest of a
+ids that piled up meanwhile. A Celery publish costs 0.3-1.5 ms of CPU, as much as the rest of a
 webhook request, so under load one message must carry many events.
 
-A process sends about one message per ``EVENTS_PUBLISH_INTERVAL`` (10 ms) at most, by a token
-bucket: a token comes every interval, up to ``BURST``, and a message takes one. While there is
-a token an event leaves at once, alone; when there is none, it waits for the next token with
-the others stored meanwhile (at most ``MAX_BATCH``, and a full batch leaves at once). So up to
-100 events/s a process sends every event as it comes (the tokens saved in quieter moments
-absorb the jitter of a steady rate), and above it the number of messages stays near 100/s
-whatever the rate: at 500 events/s about 5 events to a message, at 2,000/s 20. A busy process
-spends a few percent of a core on publishing instead of a third with one message per event,
-and no event waits more than the interval for company.
+How long the thread lets ids pile up between two messages (its window) grows with the square
+of the rate it sends at: ``EVENTS_PUBLISH_MAX_WAIT`` (50 ms) from ``FULL_WAIT_RATE`` (500
+events/s) up, ``(rate / 500)²`` of it below, and a message with ``MAX_BATCH`` ids leaves at
+once. At a low rate the broker's CPU is cheap and latency is what counts: at 100 events/s the
+window is 2 ms and nearly every event leaves alone, at once (an idle process always sends at
+once). At a high rate CPU is what counts: at 250/s about 3 events share a message (12.5 ms), at
+500/s and above 20 (one message per 40-50 ms). A busy web worker then spends a few percent of
+its CPU on publishing instead of a third with one message per event.
 
 Losing an id here loses nothing. The event is committed with ``routed_at`` empty, and
 ``events.sweep_unrouted`` routes it once it is older than ``ROUTING_GRACE`` if no message came
@@ -39,11 +38,10 @@ logger = logging.getLogger(__name__)
 
 # Most ids in one message: a worker routes them one after the other, each with its first run's
 # first step, so a cap bounds how long the last one waits for the others (and keeps several
-# workers busy under load). A full batch is sent without waiting for a token.
+# workers busy under load). A full batch is sent without waiting for the window.
 MAX_BATCH = 20
-# Messages a process may send back to back after a quiet spell before it has to keep to one
-# per interval (see above).
-BURST = 10
+# Events/s from which a message waits the whole EVENTS_PUBLISH_MAX_WAIT (see above).
+FULL_WAIT_RATE = 500.0
 
 
 class Publisher:
@@ -62,8 +60,8 @@ class Publisher:
         self.idle = False  # the thread waits for ids: only then is it worth waking
         self.busy = False  # a message is being sent
         self.hurry = False  # a flush is waiting: send without waiting for more ids
-        self.tokens = float(BURST)  # messages that may leave now (the bucket, see above)
-        self.tokens_at = time.monotonic()
+        self.last_sent = -float("inf")
+        self.recent: deque[tuple[float, int]] = deque()  # (sent at, ids) in the last second
 
     def put(self, event_id: str) -> None:
         with self.has_ids:
@@ -82,6 +80,7 @@ class Publisher:
                 batch = self._next_batch()
                 self.busy = True
             try:
+                self._sent(len(batch))
                 self.send(batch)
             except Exception:
                 self._give_up(len(batch))
@@ -105,30 +104,31 @@ class Publisher:
         )
 
     def _next_batch(self) -> list[str]:
-        """Wait for ids, then for a token (or a full batch, or a flush); take the token."""
+        """Wait for ids, then for the rest of the window since the last message."""
         self.idle = True
         while not self.pending:
             self.has_ids.wait()
         self.idle = False
-        interval = settings.EVENTS_PUBLISH_INTERVAL
+        due = self.last_sent + self._window()
         while not self.hurry and len(self.pending) < MAX_BATCH:
-            left = self._refill(interval)
+            left = due - time.monotonic()
             if left <= 0:
                 break
             self.has_ids.wait(left)
-        self._refill(interval)
-        self.tokens = max(0.0, self.tokens - 1)  # a full batch or a flush may leave without one
         return [self.pending.popleft() for _ in range(min(MAX_BATCH, len(self.pending)))]
 
-    def _refill(self, interval: float) -> float:
-        """Add the tokens earned since the last call; seconds until there is a whole one."""
+    def _window(self) -> float:
+        """Seconds between two messages: grows with the square of the number of events sent
+        in the last second, so the faster events arrive, the more each message carries."""
         now = time.monotonic()
-        if interval <= 0:
-            self.tokens = float(BURST)
-            return 0.0
-        self.tokens = min(float(BURST), self.tokens + (now - self.tokens_at) / interval)
-        self.tokens_at = now
-        return (1 - self.tokens) * interval
+        while self.recent and self.recent[0][0] < now - 1.0:
+            self.recent.popleft()
+        rate = sum(count for _, count in self.recent)
+        return settings.EVENTS_PUBLISH_MAX_WAIT * min(1.0, (rate / FULL_WAIT_RATE) ** 2)
+
+    def _sent(self, count: int) -> None:
+        self.last_sent = time.monotonic()
+        self.recent.append((self.last_sent, count))
 
     def flush(self, timeout: float) -> bool:
         """Send every queued id now and wait until it was handed to the broker (or given up);

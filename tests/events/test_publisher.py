@@ -37,8 +37,8 @@ def broker() -> Broker:
     return Broker()
 
 
-def test_an_idle_process_sends_an_event_at_once_however_long_the_interval(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 600
+def test_an_idle_process_sends_an_event_at_once_however_long_the_max_wait(broker, settings):
+    settings.EVENTS_PUBLISH_MAX_WAIT = 600
     sender = Publisher(broker)
     sender.put("e1")
     assert sender.flush(timeout=5)
@@ -46,7 +46,7 @@ def test_an_idle_process_sends_an_event_at_once_however_long_the_interval(broker
 
 
 def test_events_stored_while_a_message_is_sent_go_together_in_the_next(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sender = Publisher(broker)
     broker.hold()
     sender.put("e1")
@@ -59,7 +59,7 @@ def test_events_stored_while_a_message_is_sent_go_together_in_the_next(broker, s
 
 
 def test_a_message_carries_at_most_max_batch_events(broker, settings):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sender = Publisher(broker)
     broker.hold()
     sender.put("first")
@@ -73,35 +73,32 @@ def test_a_message_carries_at_most_max_batch_events(broker, settings):
     assert [event_id for message in broker.messages[1:] for event_id in message] == piled
 
 
-def test_a_busy_process_holds_a_message_back_for_more_events_and_sends_it_on_exit(broker, settings):
-    """Once a burst of messages has used the tokens up, the next event waits for a token (an
-    interval) with the ones stored meanwhile; an exiting process sends it at once."""
-    settings.EVENTS_PUBLISH_INTERVAL = 600
+def test_a_busy_process_holds_a_message_back_for_more_events_and_sends_it_on_exit(
+    broker, settings, monkeypatch
+):
+    settings.EVENTS_PUBLISH_MAX_WAIT = 600
+    monkeypatch.setattr(publisher, "FULL_WAIT_RATE", 1.0)  # the whole wait from 1 event/s
     sender = Publisher(broker)
-    burst = [f"b{n}" for n in range(publisher.BURST)]
-    for event_id in burst:
-        sender.put(event_id)
-        assert sender.flush(timeout=5)
+    sender.put("e1")
+    assert sender.flush(timeout=5)
     broker.sending.clear()
-    sender.put("e1")  # no token left: it waits for company
-    sender.put("e2")
+    sender.put("e2")  # one event in the last second: this message waits 10 minutes for company
     assert not broker.sending.wait(0.2)
     assert sender.flush(timeout=5)  # what an exiting process does
-    assert broker.messages == [[event_id] for event_id in burst] + [["e1", "e2"]]
+    assert broker.messages == [["e1"], ["e2"]]
 
 
-def test_events_further_apart_than_the_interval_each_leave_at_once_alone(broker, settings):
-    """Below one event per interval nothing waits: the latency of a quiet process is the
-    publish's own."""
-    settings.EVENTS_PUBLISH_INTERVAL = 0.05
-    sender = Publisher(broker)
-    for n in range(3):
-        broker.sending.clear()
-        time.sleep(0.06)
-        sender.put(f"e{n}")
-        assert broker.sending.wait(0.04), f"e{n} waited although the interval had passed"
-    assert sender.flush(timeout=5)
-    assert broker.messages == [["e0"], ["e1"], ["e2"]]
+def test_the_window_grows_with_the_square_of_the_rate(settings):
+    """Nothing waits at the rates where latency counts; a busy process waits the whole
+    EVENTS_PUBLISH_MAX_WAIT."""
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0.05
+    sender = Publisher(lambda event_ids: None)
+    windows = {}
+    for rate in (0, 100, 250, 500, 2000):
+        sender.recent.clear()
+        sender.recent.append((time.monotonic(), rate))
+        windows[rate] = sender._window()
+    assert windows == pytest.approx({0: 0, 100: 0.002, 250: 0.0125, 500: 0.05, 2000: 0.05})
 
 
 def test_a_broker_failure_leaves_the_queued_events_to_the_sweep_and_sending_goes_on(
@@ -109,7 +106,7 @@ def test_a_broker_failure_leaves_the_queued_events_to_the_sweep_and_sending_goes
 ):
     """The events queued behind a failed send are dropped too, not piled up while the broker
     is down (they are in the table, unrouted: the sweep routes them); later events are sent."""
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     sending, release, sent = threading.Event(), threading.Event(), []
 
     def broker_goes_away(event_ids: list[str]) -> None:
@@ -133,7 +130,7 @@ def test_a_broker_failure_leaves_the_queued_events_to_the_sweep_and_sending_goes
 
 
 def test_a_forked_child_does_not_send_its_parents_queued_events(broker, settings, monkeypatch):
-    settings.EVENTS_PUBLISH_INTERVAL = 0
+    settings.EVENTS_PUBLISH_MAX_WAIT = 0
     monkeypatch.setattr(publisher._publisher, "send", broker)
     broker.hold()
     publisher.route("e1")
