@@ -74,7 +74,7 @@ def main() -> None:
             "SELECT count(*) FROM events_event WHERE routed_at IS NULL"
         )
         stack.start_processes()
-        settle(args.crashes, timeout=60 + args.crashes * 0.2)
+        settle(args.crashes, timeout=60 + args.crashes * 0.2, stack=stack)
         ok = report(
             f"kill the process between commit and dispatch, {args.crashes} times",
             args.crashes,
@@ -82,6 +82,7 @@ def main() -> None:
                 ("processes killed at dispatch", killed),
                 ("work committed before the kill", committed),
             ],
+            stack=stack,
         )
         ok = ok and killed == committed == args.crashes
     sys.exit(0 if ok else 1)

@@ -54,11 +54,12 @@ def main() -> None:
             kills[stack.kill_random_worker_process()] += 1
             time.sleep(0.5)
             stack.revive_workers()
-        settle(args.runs, timeout=60 + args.runs * 0.1)
+        settle(args.runs, timeout=60 + args.runs * 0.1, stack=stack)
         ok = report(
             f"kill -9 a random worker process every {args.every:g}s during {args.runs} runs",
             args.runs,
             [("main processes killed", kills["main"]), ("pool children killed", kills["child"])],
+            stack=stack,
         )
     sys.exit(0 if ok else 1)
 

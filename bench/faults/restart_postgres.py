@@ -62,7 +62,7 @@ def main() -> None:
             stop(gunicorn)
         stored = {row[0] for row in query("SELECT id::text FROM events_event")}
         missing = [event_id for event_id in accepted if event_id not in stored]
-        settle(len(accepted), timeout=120)
+        settle(len(accepted), timeout=120, stack=stack)
         unexpected = sum(n for status, n in answers.items() if status not in (202, 503))
         ok = report(
             f"restart PostgreSQL every {args.every:g}s ({args.down:g}s down) during "
@@ -75,6 +75,7 @@ def main() -> None:
                 ("other answers or connection errors", unexpected - answers.get(500, 0)),
                 ("202 whose event is not stored", len(missing)),
             ],
+            stack=stack,
         )
         if unexpected or missing:
             print(f"BROKEN: {unexpected} unexpected answers, {len(missing)} 202s not stored")

@@ -47,6 +47,7 @@ def main() -> None:
             # Store first: emit commits the event, then tries to publish "route it" (which
             # fails while Redis is down; the unrouted-events sweep routes it later).
             emit("bench.fault", {"i": i, "step_seconds": 0.01})
+            stack.revive_workers()  # a supervisor's job: see FaultStack.exits
             now = time.monotonic()
             if now >= next_restart:
                 stack.redis.restart(down_for=args.down)
@@ -55,12 +56,13 @@ def main() -> None:
             delay = started + (i + 1) / args.rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        settle(args.runs, timeout=90 + args.runs * 0.05)
+        settle(args.runs, timeout=90 + args.runs * 0.05, stack=stack)
         ok = report(
             f"restart Redis every {args.every:g}s ({args.down:g}s down, queue lost each time) "
             f"during {args.runs} runs",
             args.runs,
             [("Redis restarts", restarts)],
+            stack=stack,
         )
     sys.exit(0 if ok else 1)
 
