@@ -63,9 +63,9 @@ class FaultStack:
         self.worker_count = workers
         self.workers: list[subprocess.Popen] = []
         # Worker main processes that exited by themselves (not killed by the script) and were
-        # started again: Celery 5.7's worker exits with "Unrecoverable error: AttributeError
-        # ('NoneType' object has no attribute 'hostname')" when Redis goes away within about a
-        # second of its connecting (kombu restoring unacked messages on a torn-down channel).
+        # started again: Celery 5.7's worker can exit with "Unrecoverable error: AttributeError
+        # ('NoneType' object has no attribute 'hostname')" while it reconnects after a Redis
+        # restart (kombu restoring unacked messages on a torn-down channel, kombu#582).
         self.exits = 0
         self.beat: subprocess.Popen | None = None
         self.log = tmp / "processes.log"
