@@ -347,7 +347,8 @@ EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, mini
 # publish off the ingest hot path (see README, "Events and webhooks").
 EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 # publish mode: the longest a "route" message of a busy process waits for more events to carry
-# (from 500 events/s per process; (rate/500)² of it below, 2 ms at 100/s). See events.publisher.
+# (from 500 events/s per process; (rate/500)² of it below: 2 ms at 100/s with the default).
+# See events.publisher.
 EVENTS_PUBLISH_MAX_WAIT = env_float("EVENTS_PUBLISH_MAX_WAIT", 0.05, minimum=0.0)
 # Seconds `manage.py route_events` sleeps when it found nothing to route.
 EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, minimum=0.001)

@@ -19,6 +19,8 @@ def _warm_up(**_: Any) -> None:
     # "synced" mark; each opens its own connection (Celery's fixup drops the inherited one).
     from automation.engine import registry
 
+    if any(conn.in_atomic_block for conn in connections.all(initialized_only=True)):
+        return  # a worker built inside a transaction (a test's): closing would break it
     try:
         registry.sync_code_workflows()
     except DatabaseError:

@@ -10,10 +10,12 @@ poller are not competing for the two cores while the worker runs.
 Latency: with the worker running, events at a steady --rate per second for --seconds; the time
 from an event being received to its run's first step starting (p50/p99), next to the bare
 enqueue-to-start latency of a Celery task sent at the same rate. Each stream starts with
---warm-up seconds at the same rate that are reported apart and not counted: a freshly started
-worker's first events pay for its cold pool processes (first queries on new connections,
-Python's adaptive interpreter), 10-25 ms each, and the backlog they leave lasts a few hundred
-milliseconds. The figure is the steady state, as the bar asks.
+--warm-up seconds at the same rate that are reported apart and not counted in p50/p99: the
+first events each pool process routes pay for code paths it has not run yet (the bare stream
+before warmed only Celery and its connection: the event path's statements, caches and Python's
+adaptive interpreter), 10-25 ms each, the emitting process opens its publisher thread and
+broker connection, and the backlog this leaves takes a few hundred milliseconds to drain. The
+figure is the steady state of a steady rate, as the bar asks; the warm-up lines show the rest.
 
     .venv/bin/python bench/engine.py [--runs 1000] [--repeat 3] [--rate 100] [--seconds 10]
     .venv/bin/python bench/engine.py --smoke     # seconds, for CI: checks it works, not figures

@@ -67,6 +67,8 @@ class FaultStack:
         # ('NoneType' object has no attribute 'hostname')" while it reconnects after a Redis
         # restart (kombu restoring unacked messages on a torn-down channel, kombu#582).
         self.exits = 0
+        # Only restart_redis.py expects them (kombu#582); anywhere else an exit is a failure.
+        self.exits_expected = False
         self.beat: subprocess.Popen | None = None
         self.log = tmp / "processes.log"
 
@@ -199,8 +201,14 @@ def report(
     accepted: int,
     extra: list[tuple[str, Any]] | None = None,
     stack: FaultStack | None = None,
+    unanswered: int = 0,
 ) -> bool:
-    """Print the table every fault script prints; True when all is as promised."""
+    """Print the table every fault script prints; True when all is as promised.
+
+    ``unanswered``: work stored although its sender was told otherwise (a webhook committed,
+    then answered 503 as the database went away). Its runs must complete like the others and
+    a retry of it is deduplicated, so it is not a failure, but only the script that knows of
+    it may account for the runs beyond ``accepted``."""
     runs = scalar("SELECT count(*) FROM automation_run")
     completed = scalar("SELECT count(*) FROM automation_run WHERE status = 'succeeded'")
     failed = scalar("SELECT count(*) FROM automation_run WHERE status IN ('failed','cancelled')")
@@ -214,9 +222,15 @@ def report(
     executions = scalar("SELECT count(*) FROM bench_executions")
     steps = scalar("SELECT count(*) FROM bench_recorded")
     lost = max(0, accepted - runs) + failed
+    # The same event must never start its run twice (the routing claim on routed_at).
+    doubled = scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM automation_run WHERE trigger_event_id IS NOT NULL "
+        "GROUP BY trigger_event_id HAVING count(*) > 1) AS t"
+    )
     rows: list[tuple[str, Any]] = [
         ("runs started (accepted)", accepted),
         ("runs in the database", runs),
+        ("events that started two runs", doubled),
         ("completed", completed),
         ("lost (never started, or failed)", lost),
         ("stuck (still active)", stuck),
@@ -229,12 +243,28 @@ def report(
         rows.append(("workers that exited by themselves, restarted", stack.exits))
     print(title)
     print(table(["", "count"], rows))
-    ok = lost == 0 and stuck == 0 and twice == 0 and completed == accepted
+    ok = (
+        lost == 0
+        and stuck == 0
+        and twice == 0
+        and doubled == 0
+        and completed == runs == accepted + unanswered
+    )
     if not accepted:
         print("BROKEN: no work was accepted, so this run proved nothing")
+        ok = False
+    if stack is not None and stack.exits and not stack.exits_expected:
+        print(f"BROKEN: {stack.exits} worker(s) exited by themselves (their log follows)")
         ok = False
     verdict = "OK" if ok else "BROKEN"
     print(f"{verdict}: lost {lost}, stuck {stuck}, recorded twice {twice} of {accepted} runs")
     if not ok:
         _broken.append(title)
     return ok
+
+
+def broken(reason: str) -> bool:
+    """A script's own check failed: say so (the processes' log is printed at the end)."""
+    print(f"BROKEN: {reason}")
+    _broken.append(reason)
+    return False

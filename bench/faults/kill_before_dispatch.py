@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.faults.harness import fault_stack, report, scalar, settle
+from bench.faults.harness import broken, fault_stack, report, scalar, settle
 
 
 class KillOnSend:
@@ -84,7 +84,8 @@ def main() -> None:
             ],
             stack=stack,
         )
-        ok = ok and killed == committed == args.crashes
+        if ok and not killed == committed == args.crashes:
+            ok = broken(f"{killed} killed and {committed} committed of {args.crashes} crashes")
     sys.exit(0 if ok else 1)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from automation.engine import registry
 from automation.models import Workflow, WorkflowVersion
@@ -22,9 +22,20 @@ def test_the_code_workflows_are_synced_before_the_pool_forks(monkeypatch):
     names = set(Workflow.objects.values_list("name", flat=True))
     assert {spec.name for spec in registry.workflows()} <= names
     assert registry._synced_generation == registry._generation
-    connection.close()  # the query above reopened it
+    connection.ensure_connection()  # as a worker's own start-up queries leave it
     _warm_up()
     assert connection.connection is None
+
+
+def test_nothing_is_closed_under_a_caller_s_transaction(monkeypatch):
+    """A worker built inside a transaction (celery.contrib.testing's start_worker in a test)
+    keeps it: the sync waits for the first event there."""
+    monkeypatch.setattr(registry, "_synced_generation", -1)
+    with transaction.atomic():
+        Workflow.objects.exists()
+        _warm_up()
+        assert connection.connection is not None
+        assert registry._synced_generation == -1
 
 
 def test_a_worker_starts_when_the_database_is_unreachable(monkeypatch, caplog):
