@@ -88,16 +88,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="alternations, for stable medians")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
+    add_server_arguments(parser)
+    args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.rounds = 1, 1
+    return args
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--pg and --redis, shared with bench/ingest_cpu.py."""
     parser.add_argument(
         "--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
     )
     parser.add_argument(
         "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
     )
-    args = parser.parse_args()
-    if args.smoke:
-        args.duration, args.rounds = 1, 1
-    return args
 
 
 def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:

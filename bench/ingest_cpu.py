@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -36,6 +33,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, project_env, recreate_database, setup_django  # noqa: E402
+from bench.ingest import add_server_arguments, create_bare_table  # noqa: E402
 
 DB_NAME = "automation_bench_ingest_cpu"
 
@@ -50,12 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--callees", nargs="*", help="with --profile: whose callees to print")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
-    parser.add_argument(
-        "--pg", default=os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-    )
-    parser.add_argument(
-        "--redis", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-    )
+    add_server_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.rounds = 50, 1
@@ -63,40 +58,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def configure(args: argparse.Namespace) -> None:
-    import psycopg
+    """This process becomes a production-mode web process of the project, on a fresh database
+    with the bare view's table (as bench/ingest.py serves it)."""
     import redis
 
-    with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    url = recreate_database(args.pg, DB_NAME)
+    create_bare_table(url)
     redis.Redis.from_url(args.redis).flushdb()
-    for key in [k for k in os.environ if k.startswith(("CELERY_", "REDIS_"))]:
-        del os.environ[key]
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="bench.settings",
-        DATABASE_URL=f"{args.pg}/{DB_NAME}",
-        DATABASE_CONN_MAX_AGE="600",
-        CELERY_BROKER_URL=args.redis,
-        REDIS_URL=args.redis,
-        SECRET_KEY="bench-" + "x" * 60,
-        HTTPS="false",
-        DEBUG="false",
-        LOG_LEVEL="warning",
-        EXAMPLES="false",
-        DATA_DIR=tempfile.mkdtemp(prefix="bench-ingest-cpu-"),
-    )
-    import django
-
-    django.setup()
+    setup_django(project_env(url, args.redis))
     from django.core.management import call_command
-    from django.db import connection
 
     call_command("migrate", "--noinput", verbosity=0)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TABLE bench_bare (id bigserial PRIMARY KEY, body jsonb NOT NULL, "
-            "received_at timestamptz NOT NULL DEFAULT now())"
-        )
 
 
 def environ(path: str, body: bytes, headers: dict[str, str]) -> dict:
@@ -208,7 +180,6 @@ def serve_variant(application, variant: tuple, count: int, secret: str) -> tuple
 def main() -> None:
     args = parse_args()
     configure(args)
-    import psycopg
     from django.core.wsgi import get_wsgi_application
 
     from events.services import webhook_endpoint_create
@@ -238,9 +209,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        shutil.rmtree(os.environ["DATA_DIR"], ignore_errors=True)
+        drop_database(args.pg, DB_NAME)
 
 
 def profile_variant(args, application, chosen: dict, secret: str) -> None:
