@@ -12,11 +12,13 @@ class AutomationConfig(AppConfig):
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
             live,  # connects the live UI's receivers
+            live_access,
             metrics,  # connects the metrics' receivers
             signals,  # connects the Celery signal handlers
         )
         from automation.engine import registry
 
+        live_access.connect()
         registry.autodiscover()
         post_migrate.connect(_sync_code_workflows, sender=self)
 

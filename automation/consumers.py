@@ -1,25 +1,48 @@
 """WebSocket consumers of the operator UI: each joins the live groups its user may hear.
 
 Every socket is session-authenticated (AuthMiddlewareStack) and origin-checked
-(AllowedHostsOriginValidator, in automation.asgi). Anonymous sockets are refused, and so are
-sockets for pages their user may not see. A consumer only forwards notices (see
+(automation.websocket_origin, in automation.asgi). A socket is accepted and then closed with
+4401 when its session has no signed-in, active user and with 4403 when the user may not see its
+page: a close before accepting would reach the browser as a bare HTTP 403, which a page cannot
+tell from a network failure (it would reconnect forever).
+
+A socket's standing is not fixed at connect: signing out, deactivation, a password change, and
+changes to the user's groups or permissions send it a recheck (automation.live_access), which
+re-reads the session and re-joins or closes. A consumer only forwards notices (see
 automation.live); pages load the data themselves through the permission-checked views.
 """
 
 from __future__ import annotations
 
 import asyncio
+from importlib import import_module
+from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib import auth
+from django.contrib.auth.models import AnonymousUser
 
 from automation import live
+from automation.live_access import session_group, user_group
 from automation.models import Run
 
 # Close codes in the 4000-4999 range the WebSocket spec leaves to applications.
 UNAUTHENTICATED = 4401
 FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+
+def session_user(scope: dict[str, Any]) -> Any:
+    """The session's user as the database says now (not as it was at connect): anonymous once
+    the session is gone (signed out), the user inactive or the password changed."""
+    session = scope.get("session")
+    if session is None or not session.session_key:
+        return AnonymousUser()
+    fresh = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
+    return auth.get_user(SimpleNamespace(session=fresh))  # type: ignore[arg-type]
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -29,23 +52,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         self.joined = []
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=UNAUTHENTICATED)
-            return
-        groups = await database_sync_to_async(self.groups_for)(user)
-        if groups is None:
-            await self.close(code=FORBIDDEN)
-            return
-        live.consumer_loop_started(asyncio.get_running_loop())
-        for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.joined = groups
         await self.accept()
+        live.consumer_loop_started(asyncio.get_running_loop())
+        await self.live_recheck({})
 
     async def disconnect(self, code: int) -> None:
-        for group in self.joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+        await self._rejoin([])
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         """Pages only listen; a ping gets a pong so clients can measure the connection."""
@@ -55,8 +67,49 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def live_notice(self, message: dict[str, Any]) -> None:
         await self.send_json({k: v for k, v in message.items() if k != "type"})
 
+    async def live_recheck(self, message: dict[str, Any]) -> None:
+        """Look at the session again: join the groups its user may hear now, or close."""
+        code, groups = await database_sync_to_async(self.standing)()
+        if code is not None:
+            await self.refuse(code)
+        else:
+            await self._rejoin(groups)
+
+    async def live_signed_out(self, message: dict[str, Any]) -> None:
+        await self.refuse(UNAUTHENTICATED)
+
+    async def refuse(self, code: int) -> None:
+        await self._rejoin([])
+        await self.close(code=code)
+
+    async def _rejoin(self, groups: list[str]) -> None:
+        for group in set(self.joined) - set(groups):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in set(groups) - set(self.joined):
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = groups
+
+    def standing(self) -> tuple[int | None, list[str]]:
+        """(close code, []) for a socket that must go, else (None, the groups it may hear)."""
+        user = session_user(self.scope)
+        if not user.is_authenticated:
+            return UNAUTHENTICATED, []
+        groups = self.groups_for(user)
+        if groups is None:
+            return FORBIDDEN, []
+        control = [user_group(user.pk), session_group(self.scope["session"].session_key)]
+        return None, [*control, *groups]
+
     def groups_for(self, user: Any) -> list[str] | None:
         raise NotImplementedError
+
+
+class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
+    """Any other path under the WebSocket router: a clean refusal instead of a server error."""
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=NOT_FOUND)
 
 
 class RunsConsumer(LiveConsumer):

@@ -147,7 +147,8 @@
     };
     ws.onclose = function (e) {
       setLiveState("closed");
-      if (e.code === 4401 || e.code === 4403) return; // signed out or not allowed: stop trying
+      // Signed out, not allowed, or no such socket: retrying cannot help, so stop.
+      if (e.code === 4401 || e.code === 4403 || e.code === 4404) return;
       const next = Math.min((delay || 500) * 2, 15000);
       setTimeout(function () { connect(path, next); }, next);
     };
