@@ -1,5 +1,6 @@
-"""The link in an approval email: it takes its person, signed in, to the approval once; it is
-refused to anyone else, after use and after expiry, with a page that says why."""
+"""Signed approval links (the link in an approval email): it takes its person, signed in, to the
+approval once; it is refused when tampered with or forged (400), to anyone else (403), after
+use and after expiry (410), with a page that says why."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from django.core import signing
 from approvals.links import SALT
 from approvals.models import Approval, ApprovalLink
 from automation.engine import clock
+from tests.approvals import conftest as approvals_cast
 from tests.approvals.conftest import links_in
 
 pytestmark = pytest.mark.django_db
+team = approvals_cast.team  # the approvals cast (a fixture) and its workflow
 
 
 @pytest.fixture
