@@ -6,7 +6,10 @@ import os
 
 from celery import Celery
 
-from automation import queue  # noqa: F401  (registers the embedded queue's transport)
+from automation import (  # noqa: F401  (each registers its kombu transport)
+    broker,  # Redis, surviving a broker restart (kombu#582)
+    queue,  # the embedded queue
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
 

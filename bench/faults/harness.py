@@ -37,7 +37,8 @@ from bench.common import (
     workdir,
 )
 
-DB_NAME = "automation_bench_faults"
+# One database per script run: several people may run fault scripts on one PostgreSQL server.
+DB_NAME = f"automation_bench_faults_{os.getpid()}"
 # Quick recovery: a killed worker's run is taken over 3 s after its last renewal, a lost
 # "advance" message re-sent after 4 s, and the sweep runs every half second.
 FAST_RECOVERY = {
@@ -63,12 +64,9 @@ class FaultStack:
         self.worker_count = workers
         self.workers: list[subprocess.Popen] = []
         # Worker main processes that exited by themselves (not killed by the script) and were
-        # started again: Celery 5.7's worker can exit with "Unrecoverable error: AttributeError
-        # ('NoneType' object has no attribute 'hostname')" while it reconnects after a Redis
-        # restart (kombu restoring unacked messages on a torn-down channel, kombu#582).
+        # started again. Any is a failure: a worker must survive broker and database restarts
+        # on its own (kombu#582 used to make it exit on a Redis restart: automation.broker).
         self.exits = 0
-        # Only restart_redis.py expects them (kombu#582); anywhere else an exit is a failure.
-        self.exits_expected = False
         self.beat: subprocess.Popen | None = None
         self.log = tmp / "processes.log"
 
@@ -95,10 +93,9 @@ class FaultStack:
         return start_worker(self.env, self.log, name=f"fault{n}-{time.monotonic_ns()}")
 
     def revive_workers(self) -> None:
-        """Start a new worker for each whose main process died, as the supervisor a worker
-        runs under in production does (systemd, a Procfile runner, Kubernetes). Besides the
-        kills of kill_workers.py, Celery's worker can itself exit on a broker restart: see
-        ``exits``."""
+        """Start a new worker for each whose main process died (kill_workers.py kills them),
+        so that the runs can finish and the report say how many exited by themselves
+        (``exits``, which fails the report)."""
         for n, worker in enumerate(self.workers):
             if worker.poll() is not None:
                 self.exits += worker.returncode != -signal.SIGKILL
@@ -157,8 +154,14 @@ def fault_stack(prefix: str, **options: Any) -> Iterator[FaultStack]:
 def _print_log(tmp: Path) -> None:
     log = tmp / "processes.log"
     if log.exists():
+        lines = log.read_text().splitlines()
+        # A worker's own exit is one CRITICAL line and its traceback, easily buried in the
+        # reconnect noise of the tail: print those first.
+        for n, line in enumerate(lines):
+            if "CRITICAL" in line or "Unrecoverable" in line:
+                print("\n".join(["--- a fatal error in processes.log ---", *lines[n : n + 60]]))
         print(f"--- the end of {log.name} ---", file=sys.stderr)
-        print(log.read_text()[-6000:], file=sys.stderr)
+        print("\n".join(lines)[-6000:], file=sys.stderr)
 
 
 # --- the report -----------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def scalar(sql: str, params: list | None = None) -> int:
 
 def settle(expected: int, timeout: float, stack: FaultStack | None = None) -> None:
     """Wait until ``expected`` runs exist and none is active (or the timeout passes); with
-    ``stack``, restarting its workers that exit meanwhile, as a supervisor would."""
+    ``stack``, restarting (and counting) its workers that exit meanwhile."""
 
     def settled() -> bool:
         if stack is not None:
@@ -253,7 +256,7 @@ def report(
     if not accepted:
         print("BROKEN: no work was accepted, so this run proved nothing")
         ok = False
-    if stack is not None and stack.exits and not stack.exits_expected:
+    if stack is not None and stack.exits:
         print(f"BROKEN: {stack.exits} worker(s) exited by themselves (their log follows)")
         ok = False
     verdict = "OK" if ok else "BROKEN"
