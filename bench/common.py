@@ -133,12 +133,21 @@ def stop(process: subprocess.Popen | None, timeout: float = 20.0) -> None:
 
 
 def start_worker(
-    env: dict[str, str], log: Path, *, concurrency: int = 2, name: str = "bench", pool="prefork"
+    env: dict[str, str],
+    log: Path,
+    *,
+    concurrency: int = 2,
+    name: str = "bench",
+    pool="prefork",
+    procfile: bool = False,
 ) -> subprocess.Popen:
+    """A Celery worker; ``procfile``: with the Procfile's options (heartbeat, gossip and mingle
+    on, as production runs it) instead of the leaner benchmark ones."""
+    lean = [] if procfile else ["--without-heartbeat", "--without-gossip", "--without-mingle"]
     return spawn(
         [PYTHON, "-m", "celery", "-A", "automation", "worker", f"--pool={pool}",
          f"--concurrency={concurrency}", "--loglevel=WARNING", "-I", "bench.bench_app",
-         "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle"],
+         "-n", f"{name}@%h", *lean],
         env, log,
     )  # fmt: skip
 

@@ -51,7 +51,10 @@ FAST_RECOVERY = {
 
 
 class FaultStack:
-    def __init__(self, tmp: Path, *, own_postgres: bool = False, workers: int = 2) -> None:
+    def __init__(
+        self, tmp: Path, *, own_postgres: bool = False, workers: int = 2, procfile: bool = False
+    ) -> None:
+        self.procfile = procfile  # workers with the Procfile's options (bench.common.start_worker)
         self.tmp = tmp
         self.redis = OwnRedis(tmp)
         self.redis.start()
@@ -90,7 +93,8 @@ class FaultStack:
         self.beat = start_beat(self.env, self.log, self.tmp)
 
     def start_worker(self, n: int) -> subprocess.Popen:
-        return start_worker(self.env, self.log, name=f"fault{n}-{time.monotonic_ns()}")
+        name = f"fault{n}-{time.monotonic_ns()}"
+        return start_worker(self.env, self.log, name=name, procfile=self.procfile)
 
     def revive_workers(self) -> None:
         """Start a new worker for each whose main process died (kill_workers.py kills them),

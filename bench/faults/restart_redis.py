@@ -37,7 +37,9 @@ def main() -> None:
     if args.smoke:
         args.runs, args.rate, args.every, args.down = 60, 30.0, 0.7, 0.5
 
-    with fault_stack("bench-redis-") as stack:
+    # Workers as the Procfile starts them (gossip, mingle and heartbeat on: more channels that
+    # a broker restart tears down), since the promise is for a Procfile run by hand.
+    with fault_stack("bench-redis-", procfile=True) as stack:
         from events.services import emit
 
         stack.start_processes()

@@ -18,6 +18,7 @@ from tests.processes import ROOT, manage, project_env, start_server, stop
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "screenshots"))
+pytestmark = pytest.mark.browser
 
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI"):
