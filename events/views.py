@@ -48,7 +48,9 @@ def _answer(request: HttpRequest, slug: str) -> JsonResponse:
     except services.InvalidEvent as exc:
         return error_response(400, "invalid_event", str(exc))
     except DataError as exc:
-        return error_response(400, "unstorable_value", f"The database refused a value: {exc}")
+        # The first line names the problem; later lines may quote the statement and values.
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return error_response(400, "unstorable_value", f"The database refused a value: {problem}")
     except DatabaseError:
         logger.warning("webhook %s answered 503: database unavailable", slug, exc_info=True)
         return database_unavailable()

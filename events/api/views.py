@@ -124,7 +124,8 @@ def _ingest(request: Request) -> Response:
     except services.InvalidEvent as exc:
         return error(400, "invalid_event", str(exc), field=exc.field)
     except DataError as exc:
-        return error(400, "unstorable_value", f"The database refused a value: {exc}")
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # no SQL
+        return error(400, "unstorable_value", f"The database refused a value: {problem}")
     except DatabaseError:
         logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
         return error(503, "database_unavailable", "Nothing was stored; retry later.")
