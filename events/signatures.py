@@ -102,8 +102,8 @@ def _stripe(secrets: list[str], body: bytes, headers: Mapping[str, str], now: da
     if not header:
         raise SignatureError("Missing header Stripe-Signature.")
     timestamp, signatures = _parse_stripe_header(header)
-    signed_at = datetime.fromtimestamp(timestamp, tz=UTC)
-    if abs(now - signed_at) > TOLERANCE:
+    signed_at = _signed_at(timestamp)
+    if signed_at is None or abs(now - signed_at) > TOLERANCE:
         raise SignatureError(
             "Stripe-Signature timestamp is more than 5 minutes from the server's clock "
             "(replayed or delayed request, or a clock out of sync)."
@@ -114,6 +114,14 @@ def _stripe(secrets: list[str], body: bytes, headers: Mapping[str, str], now: da
         if any(hmac.compare_digest(expected, given) for given in signatures):
             return signed_at
     raise SignatureError("No v1 signature in Stripe-Signature matches the body.")
+
+
+def _signed_at(timestamp: int) -> datetime | None:
+    """The instant of a Unix timestamp; None when no date has it (t=99999999999999999999)."""
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _parse_stripe_header(header: str) -> tuple[int, list[bytes]]:
