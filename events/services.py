@@ -270,7 +270,7 @@ def webhook_receive(
         type=_webhook_type(endpoint, payload, headers),
         data=_webhook_data(endpoint, payload),
         source=endpoint.source,
-        idempotency_key=_webhook_delivery_id(endpoint, payload, headers),
+        idempotency_key=_webhook_delivery_id(endpoint, payload, headers, body),
         headers=headers_without_secrets(headers),
         occurred_at=signed_at,
     )
@@ -331,14 +331,14 @@ def _webhook_data(endpoint: WebhookEndpoint, payload: dict[str, Any]) -> dict[st
 
 
 def _webhook_delivery_id(
-    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str]
+    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str], body: bytes
 ) -> str | None:
     if endpoint.idempotency_header:
         return headers.get(endpoint.idempotency_header) or None
     if endpoint.scheme == VerificationScheme.STANDARD_WEBHOOKS:
         return headers.get("webhook-id") or None
     if endpoint.scheme == VerificationScheme.GITHUB:
-        return headers.get("x-github-delivery") or None
+        return signatures.github_replay_key(body)  # the delivery id is not signed
     if endpoint.scheme == VerificationScheme.STRIPE:
         event_id = payload.get("id")
         return event_id if isinstance(event_id, str) and event_id else None

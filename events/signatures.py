@@ -85,6 +85,8 @@ def _github(secrets: list[str], body: bytes, headers: Mapping[str, str]) -> None
     given = headers.get("x-hub-signature-256", "")
     if not given:
         raise SignatureError("Missing header X-Hub-Signature-256 (GitHub).")
+    if not headers.get("x-github-delivery", ""):
+        raise SignatureError("Missing header X-GitHub-Delivery (GitHub sends one per delivery).")
     if not given.startswith("sha256="):
         raise SignatureError("X-Hub-Signature-256 must look like sha256=<hex digest>.")
     given_digest = given[len("sha256=") :].encode()
@@ -95,6 +97,17 @@ def _github(secrets: list[str], body: bytes, headers: Mapping[str, str]) -> None
     raise SignatureError(
         "X-Hub-Signature-256 does not match the body (wrong secret or altered body)."
     )
+
+
+def github_replay_key(body: bytes) -> str:
+    """The idempotency key of a GitHub delivery: a digest of the signed body.
+
+    GitHub signs the body only: no timestamp, and not X-GitHub-Delivery, which anyone holding
+    a captured request can change. Keyed on the delivery id, a captured body replayed with a
+    new id was a new event each time; keyed on the body, it is a duplicate of the first for as
+    long as that event is kept (the replay window is the dedupe window, i.e. event retention).
+    A redelivery from GitHub's UI has the same body, so it is a duplicate too."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def _stripe(secrets: list[str], body: bytes, headers: Mapping[str, str], now: datetime) -> datetime:
