@@ -1,0 +1,98 @@
+"""/metrics stays small whatever senders invent: event types only workflows listen for get a
+label of their own, sources are reduced to their kind, and label values are printable.
+
+Before, every event type posted by an unauthenticated webhook sender became a series (3,000
+types grew /metrics to 1.6 MB), every run that emitted an event made a ``source="run:<uuid>"``
+series, and a NUL byte in a CloudEvent source was printed raw.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from rest_framework.test import APIClient
+
+from automation.services import workflow_definition_save
+from events.services import emit, webhook_endpoint_create
+
+pytestmark = pytest.mark.django_db
+
+INGESTED = "automation_events_ingested_total"
+
+
+def _ingested(client) -> dict[tuple[str, str], float]:
+    """The events-ingested counter by (type, source); fails if /metrics does not parse."""
+    text = client.get("/metrics").content.decode()
+    return {
+        (sample.labels["type"], sample.labels["source"]): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == INGESTED
+    }
+
+
+def _deliver(client, body: dict) -> None:
+    response = client.post("/hooks/open/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 202, response.content
+
+
+def test_event_types_nobody_listens_for_share_one_label(
+    client, users, django_capture_on_commit_callbacks
+):
+    webhook_endpoint_create(slug="open", scheme="none")
+    workflow_definition_save(
+        definition={
+            "name": "on-paid",
+            "trigger": {"event": "invoice.paid"},
+            "steps": [{"id": "note", "action": "log", "input": {"message": "paid"}}],
+        },
+        user=users["admin"],
+    )
+    before = len(client.get("/metrics").content)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(300):
+            _deliver(client, {"type": f"junk.t{n}", "n": n})
+        _deliver(client, {"type": "invoice.paid"})
+    ingested = _ingested(client)
+    assert {key for key in ingested if key[1] == "webhook"} == {
+        ("other", "webhook"),
+        ("invoice.paid", "webhook"),
+    }
+    assert ingested[("other", "webhook")] >= 300
+    assert not any(type_.startswith("junk.") for type_, _ in ingested)
+    assert len(client.get("/metrics").content) - before < 2000
+
+
+def test_sources_are_reduced_to_their_kind(client, users, django_capture_on_commit_callbacks):
+    api = APIClient()
+    api.force_authenticate(users["admin"])
+    cloudevent = {"specversion": "1.0", "id": "1", "type": "a.b", "data": {}}
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(20):
+            emit("a.b", {}, source=f"run:0190a1b2-0000-7000-8000-{n:012d}")
+        response = api.generic(
+            "POST",
+            "/api/events/",
+            json.dumps({**cloudevent, "source": "crm\u0000\u0007\nx"}),
+            content_type="application/cloudevents+json",
+        )
+        assert response.status_code == 202, response.content
+    sources = {source for _, source in _ingested(client)}
+    assert "run" in sources
+    assert not any(source.startswith("run:") for source in sources)
+    assert "\x00" not in client.get("/metrics").content.decode()
+    assert sources <= {"webhook", "run", "signal", "schedule", "api", "app", "manual", "other"}
+
+
+def test_a_control_character_in_any_label_is_never_printed_raw(
+    client, django_capture_on_commit_callbacks
+):
+    from automation import metrics
+
+    metrics.webhook_rejected("bad\x00reason\x1b[31m")
+    text = client.get("/metrics").content.decode()
+    assert "\x00" not in text
+    assert "\x1b" not in text
+    list(text_string_to_metric_families(text))  # still parses
