@@ -12,18 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
 from automation import jsonsafe
+
+
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_code = "body_too_large"
 
 
 class StorableJSONParser(JSONParser):
     def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(raw) > limit:
+            # Django bounds form bodies by this setting, not bodies read as a stream.
+            raise BodyTooLarge(f"The body is larger than this URL's limit of {limit} bytes.")
         try:
-            return jsonsafe.loads(stream.read().decode(encoding))
+            return jsonsafe.loads(raw.decode(encoding))
         except jsonsafe.UnstorableJSON as exc:
             raise ParseError(f"The body cannot be stored: {exc}") from None
         except (ValueError, RecursionError) as exc:
