@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 
@@ -25,11 +26,34 @@ class UnstorableJSON(ValueError):
 
 
 def loads(raw: bytes | str) -> Any:
-    """``json.loads``, then ``check_storable``: raises ``ValueError`` (``json.JSONDecodeError``)
-    for malformed JSON and ``UnstorableJSON``, naming the path, for what cannot be stored."""
-    value = json.loads(raw)  # NaN, Infinity and 1e999 become non-finite floats, found below
-    check_storable(value)
+    """``json.loads``, then ``check_storable`` when the text may hold something unstorable:
+    raises ``ValueError`` (``json.JSONDecodeError``) for malformed JSON and ``UnstorableJSON``,
+    naming the path, for what cannot be stored.
+
+    The walk costs about five parses, so it runs only when the parser met a non-finite number
+    or the text has a surrogate escape (UTF-8 text cannot hold a surrogate otherwise)."""
+    suspect: list[str] = []
+
+    def constant(name: str) -> float:
+        suspect.append(name)
+        return float(name)
+
+    def number(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            suspect.append(text)
+        return value
+
+    value = json.loads(raw, parse_constant=constant, parse_float=number)
+    if suspect or _SURROGATE_ESCAPE[type(raw)].search(raw):
+        check_storable(value)
     return value
+
+
+_SURROGATE_ESCAPE = {
+    bytes: re.compile(rb"\\u[dD][89a-fA-F]"),
+    str: re.compile(r"\\u[dD][89a-fA-F]"),
+}
 
 
 def check_storable(value: Any, path: str = "") -> None:

@@ -102,8 +102,12 @@ def event_record(
     except IntegrityError:
         if not idempotency_key:
             raise
-        # The same delivery was stored before (or by a concurrent request that committed first).
-        return Event.objects.get(source=source, idempotency_key=idempotency_key), False
+        # The same delivery was stored before (or by a concurrent request that committed first),
+        # unless another constraint (the JSON check) refused the row: that is no duplicate.
+        stored = Event.objects.filter(source=source, idempotency_key=idempotency_key).first()
+        if stored is None:
+            raise
+        return stored, False
     if logger.isEnabledFor(logging.DEBUG):  # the log context costs more than the line
         with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
             logger.debug("stored %s event from %s", type, source)
