@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
@@ -65,6 +66,12 @@ def test_event_types_nobody_listens_for_share_one_label(
     assert len(client.get("/metrics").content) - before < 2000
 
 
+def _hostile_source() -> str:
+    # PostgreSQL cannot store NUL in text (400 before it gets here); SQLite stores it.
+    nul = "\x00" if connection.vendor == "sqlite" else ""
+    return f"crm{nul}\x07\x1b[31m\nx"
+
+
 def test_sources_are_reduced_to_their_kind(client, users, django_capture_on_commit_callbacks):
     api = APIClient()
     api.force_authenticate(users["admin"])
@@ -75,14 +82,16 @@ def test_sources_are_reduced_to_their_kind(client, users, django_capture_on_comm
         response = api.generic(
             "POST",
             "/api/events/",
-            json.dumps({**cloudevent, "source": "crm\u0000\u0007\nx"}),
+            json.dumps({**cloudevent, "source": _hostile_source()}),
             content_type="application/cloudevents+json",
         )
         assert response.status_code == 202, response.content
     sources = {source for _, source in _ingested(client)}
     assert "run" in sources
     assert not any(source.startswith("run:") for source in sources)
-    assert "\x00" not in client.get("/metrics").content.decode()
+    text = client.get("/metrics").content.decode()
+    assert "\x00" not in text
+    assert "\x1b" not in text
     assert sources <= {"webhook", "run", "signal", "schedule", "api", "app", "manual", "other"}
 
 
