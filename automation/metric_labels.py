@@ -24,6 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models.signals import post_save
 
+from automation.engine.matching import type_matches
+
 OTHER = "other"
 MAX_EVENT_TYPES = 200
 MAX_LENGTH = 100
@@ -48,8 +50,6 @@ class Labels:
         return kind if kind in SOURCE_KINDS else OTHER
 
     def event_type(self, event_type: str) -> str:
-        from automation.engine.matching import type_matches
-
         if event_type in self._seen:
             return self.clean(event_type)
         listened = any(type_matches(pattern, event_type) for pattern in self._listened())
