@@ -27,33 +27,41 @@ class UnstorableJSON(ValueError):
 
 def loads(raw: bytes | str) -> Any:
     """``json.loads``, then ``check_storable`` when the text may hold something unstorable:
-    raises ``ValueError`` (``json.JSONDecodeError``) for malformed JSON and ``UnstorableJSON``,
+    raises ``ValueError`` for malformed JSON or bytes that are not UTF-8, and ``UnstorableJSON``,
     naming the path, for what cannot be stored.
 
-    The walk costs about five parses, so it runs only when the parser met a non-finite number
-    or the text has a surrogate escape (UTF-8 text cannot hold a surrogate otherwise)."""
-    suspect: list[str] = []
+    Bytes are decoded strictly as UTF-8 here rather than by ``json.loads``, which would also
+    take UTF-16 and UTF-32 and let a surrogate encoded raw through (it decodes with
+    'surrogatepass'). Strict UTF-8 text holds a surrogate only as an escape, and a float
+    overflows only with a three-digit exponent or a long run of digits, so a regex over the
+    text decides whether the walk (about five parses' worth) is needed."""
+    text = _utf8(raw) if isinstance(raw, bytes) else raw
+    constants: list[str] = []
 
     def constant(name: str) -> float:
-        suspect.append(name)
+        constants.append(name)
         return float(name)
 
-    def number(text: str) -> float:
-        value = float(text)
-        if math.isinf(value):
-            suspect.append(text)
-        return value
-
-    value = json.loads(raw, parse_constant=constant, parse_float=number)
-    if suspect or _SURROGATE_ESCAPE[type(raw)].search(raw):
+    value = json.loads(text, parse_constant=constant)
+    if constants or _SUSPECT.search(text):
         check_storable(value)
     return value
 
 
-_SURROGATE_ESCAPE = {
-    bytes: re.compile(rb"\\u[dD][89a-fA-F]"),
-    str: re.compile(r"\\u[dD][89a-fA-F]"),
-}
+#: A surrogate escape, an exponent of three digits or more, or a hundred digits in a row (a
+#: mantissa long enough to overflow with a two-digit exponent). Matches in strings only cost a
+#: walk that finds nothing.
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|[eE]\+?\d{3}|\d{100}")
+
+
+def _utf8(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # strict: a raw surrogate is a decoding error
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"it is not UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start} cannot be "
+            "decoded); encode JSON as UTF-8"
+        ) from None
 
 
 def check_storable(value: Any, path: str = "") -> None:
@@ -73,11 +81,17 @@ def check_storable(value: Any, path: str = "") -> None:
             )
         elif isinstance(node, dict):
             for key, child in node.items():
-                child_path = f"{where}.{key}" if where else str(key)
-                _check_text(str(key), where, key=True)
+                child_path = _key_path(where, str(key))
+                _check_text(str(key), child_path, key=True)
                 stack.append((child, child_path))
         elif isinstance(node, list | tuple):
             stack.extend((child, f"{where}[{index}]") for index, child in enumerate(node))
+
+
+def _key_path(where: str, key: str) -> str:
+    # A lone surrogate in the key is shown as its escape, so the message itself stays valid.
+    shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return f"{where}.{shown}" if where else shown
 
 
 def _check_text(text: str, where: str, *, key: bool = False) -> None:

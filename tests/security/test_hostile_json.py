@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
+from automation import jsonsafe
 from automation.models import Run, Workflow
 from automation.services import workflow_definition_save
 from events import services
@@ -173,3 +174,94 @@ def test_the_admin_refuses_a_lone_surrogate_in_a_definition(client, users):
     assert "steps[0].input.message" in response.content.decode()
     assert "lone surrogate" in response.content.decode()
     assert not Workflow.objects.filter(name="greet").exists()
+
+
+# --- bodies that are not UTF-8 ----------------------------------------------------------------
+
+#: Each would smuggle a lone surrogate past a check that reads only escapes in UTF-8 text: the
+#: surrogate encoded raw (UTF-8 cannot hold it), or an escape in a UTF-16/UTF-32 body.
+NOT_UTF8 = {
+    "raw encoded surrogate": lambda text: text.replace("\\ud800", "\ud800").encode(
+        "utf-8", "surrogatepass"
+    ),
+    "UTF-16": lambda text: text.encode("utf-16"),
+    "UTF-32": lambda text: text.encode("utf-32"),
+}
+
+
+def _refused_as_not_utf8(response) -> None:
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "malformed_json", error
+    assert "utf-8" in error["message"].lower(), error
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize("encode", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_a_webhook_body_that_is_not_utf8_is_400(client, encode):
+    services.webhook_endpoint_create(slug="lan", scheme="none")
+    body = encode('{"type": "order.created", "note": "\\ud800"}')
+    response = client.post("/hooks/lan/", data=body, content_type="application/json")
+    _refused_as_not_utf8(response)
+
+
+@pytest.mark.parametrize("encode", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_an_events_api_body_that_is_not_utf8_is_400(admin_api, encode):
+    body = encode('{"type": "order.created", "data": {"note": "\\ud800"}}')
+    response = admin_api.generic("POST", "/api/events/", body, content_type="application/json")
+    _refused_as_not_utf8(response)
+
+
+@pytest.mark.parametrize("encode", NOT_UTF8.values(), ids=NOT_UTF8.keys())
+def test_binary_cloudevent_data_that_is_not_utf8_is_400(admin_api, encode):
+    headers = {
+        "HTTP_CE_SPECVERSION": "1.0",
+        "HTTP_CE_ID": "1",
+        "HTTP_CE_SOURCE": "crm",
+        "HTTP_CE_TYPE": "a.b",
+    }
+    body = encode('{"note": "\\ud800"}')
+    response = admin_api.generic(
+        "POST", "/api/events/", body, content_type="application/json", **headers
+    )
+    _refused_as_not_utf8(response)
+
+
+# --- the parser itself ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('{"\\udc00": 1}', "\\udc00"),
+        ('{"data": {"ok": {"\\ud800x": 1}}}', "data.ok.\\ud800x"),
+        ('{"data": [{"\\udfff": {"y": 2}}]}', "data[0].\\udfff"),
+    ],
+)
+def test_a_key_with_a_lone_surrogate_is_named_by_its_own_path(text, path):
+    with pytest.raises(jsonsafe.UnstorableJSON) as refused:
+        jsonsafe.loads(text)
+    assert refused.value.path == path
+    assert "key" in refused.value.problem
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e999", "1E+400", "-2.5e0309", "1" * 400, "1" * 400 + ".5", "1" * 250 + "e99"],
+)
+def test_every_spelling_of_a_number_too_large_for_a_double_is_refused(number):
+    document = '{"a": [' + number + "]}"
+    if "." not in number and "e" not in number.lower():
+        assert jsonsafe.loads(document) == {"a": [int(number)]}  # an integer stays exact
+        return
+    with pytest.raises(jsonsafe.UnstorableJSON) as refused:
+        jsonsafe.loads(document)
+    assert refused.value.path == "a[0]"
+
+
+def test_large_finite_numbers_are_kept():
+    assert jsonsafe.loads(b'{"a": 1e308, "b": -1.5e-999, "c": 12345678901234567890.5}') == {
+        "a": 1e308,
+        "b": -0.0,
+        "c": 12345678901234567890.5,
+    }
