@@ -1,11 +1,13 @@
-"""Refuse request bodies over the limit before reading them, in front of Django.
+"""Refuse request bodies over the limit in front of Django, without reading past it.
 
 Django's ASGI handler reads the whole body (spooling it to a temporary file past 2.5 MB) before
-any view runs, so under uvicorn (`manage.py serve`) a 50 MB ``Content-Length`` was waited for to
-the last byte, and a 300 MiB chunked upload filled the disk, before the view answered 413. These
-wrappers answer 413 as soon as the headers show a body over the limit, and stop reading a
-chunked body at the first byte past it. The WSGI one does the same in front of gunicorn (which
-hands the view the stream unread, so there the view's own check was already immediate).
+any view runs, so a limit checked in a view comes after the disk and the time are spent. The
+ASGI wrapper therefore counts the bytes as the server delivers them and answers 413 at the
+first byte past the limit; it never trusts the headers to bound the body, since a server may
+read a chunked body despite a small ``Content-Length`` (h11 takes both) and HTTP/2 has neither.
+A declared length over the limit is only an earlier refusal. The WSGI wrapper refuses a
+declared length over the limit in front of gunicorn, which hands Django the stream unread and
+stops at ``Content-Length``.
 
 The limit depends on the URL: bodies that become events (``/hooks/``, ``/api/events/``) get
 WEBHOOK_MAX_BODY_BYTES, everything else DATA_UPLOAD_MAX_MEMORY_SIZE (Django's, 2.5 MB).
@@ -64,7 +66,7 @@ def _declared_length(value: str | None) -> int | None:
 
 
 class ASGIBodyLimit:
-    """ASGI middleware: 413 before reading a body over the URL's limit."""
+    """ASGI middleware: 413 for a body over the URL's limit, declared or counted."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -73,40 +75,49 @@ class ASGIBodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = body_limit(scope["path"])
-        headers = {name.lower(): value for name, value in scope.get("headers", [])}
         if limit is None:
             return await self.app(scope, receive, send)
+        headers = {name.lower(): value for name, value in scope.get("headers", [])}
         try:
             declared = _declared_length(headers.get(b"content-length", b"").decode() or None)
         except ValueError:
             return await _refuse(send, *_bad_length())
-        if declared is not None:
-            if declared > limit:
-                return await _refuse(send, *_too_large(limit))
-            return await self.app(scope, receive, send)  # the server reads at most that much
-        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
-            return await self.app(scope, receive, send)
-        return await self._chunked(scope, receive, send, limit)
+        if declared is not None and declared > limit:
+            return await _refuse(send, *_too_large(limit))
+        counted = _CountedBody(receive, send, limit)
+        return await self.app(scope, counted.receive, counted.send)
 
-    async def _chunked(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Read a chunked body up to the limit; past it, answer 413 and read no more."""
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return None
-            size += len(message.get("body", b""))
-            if size > limit:
-                return await _refuse(send, *_too_large(limit))
-            messages.append(message)
-            if not message.get("more_body", False):
-                break
 
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
+class _CountedBody:
+    """``receive`` and ``send`` for the app: past ``limit`` body bytes, answer 413, tell the app
+    the client went away (Django then stops reading) and drop whatever it sends after."""
 
-        return await self.app(scope, replay, send)
+    def __init__(self, receive: Receive, send: Send, limit: int) -> None:
+        self._receive = receive
+        self._send = send
+        self.limit = limit
+        self.size = 0
+        self.refused = False
+        self.started = False
+
+    async def receive(self) -> Message:
+        if self.refused:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.size += len(message.get("body", b""))
+            if self.size > self.limit:
+                self.refused = True
+                if not self.started:  # else the answer is cut off: no second status line
+                    await _refuse(self._send, *_too_large(self.limit))
+                return {"type": "http.disconnect"}
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.refused:
+            return
+        self.started = True
+        await self._send(message)
 
 
 async def _refuse(send: Send, status: int, body: bytes) -> None:
@@ -149,6 +160,10 @@ class WSGIBodyLimit:
 
 
 def _wsgi_refuse(start_response: Callable[..., Any], status: int, body: bytes) -> list[bytes]:
+    # No "Connection: close" as the ASGI refusal has: WSGI leaves hop-by-hop headers to the
+    # server (PEP 3333; wsgiref, under runserver, fails the response for one and gunicorn
+    # drops it). gunicorn ends the connection itself after reading at most 64 KiB of a body
+    # the app left unread (tests/security/test_body_limits.py shows it).
     reason = {400: "Bad Request", 413: "Content Too Large"}[status]
     start_response(
         f"{status} {reason}",

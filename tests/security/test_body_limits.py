@@ -155,3 +155,98 @@ def test_an_endpoint_cannot_accept_more_than_the_server_reads(db):
     with pytest.raises(ValidationError) as refused:
         webhook_endpoint_create(slug="big", scheme="none", max_body_bytes=10 * FIFTY_MB)
     assert "WEBHOOK_MAX_BODY_BYTES" in str(refused.value.message_dict["max_body_bytes"])
+
+
+# --- the ASGI wrapper counts the bytes whatever the headers say -------------------------------
+
+
+def _receiving(chunks: int, size: int = 16384):
+    """An ASGI ``receive`` delivering ``chunks`` body chunks of ``size`` bytes; counts reads."""
+    delivered = []
+
+    async def receive():
+        if len(delivered) == chunks:
+            return {"type": "http.disconnect"}
+        delivered.append(size)
+        return {"type": "http.request", "body": b"x" * size, "more_body": len(delivered) < chunks}
+
+    return receive, delivered
+
+
+async def _reads_the_whole_body(scope, receive, send):
+    """Like Django's handler: read every body message, then answer 200."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _call_wrapper(headers: dict[bytes, bytes], chunks: int) -> tuple[list[dict], list[int]]:
+    from asgiref.sync import async_to_sync
+
+    from automation.bodylimit import ASGIBodyLimit
+
+    scope = {"type": "http", "path": "/hooks/lan/", "headers": list(headers.items())}
+    receive, delivered = _receiving(chunks)
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    async_to_sync(ASGIBodyLimit(_reads_the_whole_body))(scope, receive, send)
+    return sent, delivered
+
+
+SMUGGLED_HEADERS = {
+    "a small Content-Length and chunked": {
+        b"content-length": b"3",
+        b"transfer-encoding": b"chunked",
+    },
+    "a small Content-Length alone": {b"content-length": b"3"},
+    "neither header (HTTP/2)": {},
+}
+
+
+@pytest.mark.parametrize("headers", SMUGGLED_HEADERS.values(), ids=SMUGGLED_HEADERS.keys())
+def test_the_asgi_limit_counts_the_bytes_whatever_the_headers_say(settings, headers):
+    settings.WEBHOOK_MAX_BODY_BYTES = WEBHOOK_LIMIT
+    sent, delivered = _call_wrapper(headers, chunks=64)  # 1 MiB against a 64 KiB limit
+    starts = [message for message in sent if message["type"] == "http.response.start"]
+    assert [start["status"] for start in starts] == [413]
+    assert (b"connection", b"close") in starts[0]["headers"]
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if "body" in m))
+    assert body["error"]["code"] == "body_too_large"
+    assert sum(delivered) <= WEBHOOK_LIMIT + 16384  # reading stopped at the first chunk past it
+
+
+def test_the_asgi_limit_passes_a_body_under_it_through(settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = WEBHOOK_LIMIT
+    headers = {b"content-length": b"3", b"transfer-encoding": b"chunked"}
+    sent, delivered = _call_wrapper(headers, chunks=2)
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200]
+    assert sum(delivered) == 2 * 16384
+
+
+# --- WSGI: the connection is closed after a 413 ----------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_closes_the_connection_after_a_413(tmp_path):
+    """A client that keeps sending the refused body finds the connection closed, instead of
+    gunicorn reading (and discarding) all 50 MB it declared to keep the connection alive."""
+    webhook_endpoint_create(slug="lan", scheme="none")
+    with _server("gunicorn", tmp_path) as server, _connect(server) as sock:
+        head = {"Content-Type": "application/json", "Content-Length": FIFTY_MB}
+        sock.sendall(_head("/hooks/lan/", head))
+        assert _answer(sock)[0] == 413
+        sent = 0
+        try:
+            while sent < FIFTY_MB:
+                sent += sock.send(b"x" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert sent < FIFTY_MB, "gunicorn read the whole refused body"
