@@ -15,6 +15,8 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
+from automation import metric_labels
+from automation.engine.matching import type_matches
 from automation.services import workflow_definition_save
 from events.services import emit, webhook_endpoint_create
 
@@ -105,3 +107,58 @@ def test_a_control_character_in_any_label_is_never_printed_raw(
     assert "\x00" not in text
     assert "\x1b" not in text
     list(text_string_to_metric_families(text))  # still parses
+
+
+# --- the cost of an unknown type --------------------------------------------------------------
+
+
+@pytest.fixture
+def matches_counted(monkeypatch) -> list[str]:
+    """The event types matched against a pattern, one entry per pattern tried."""
+    tried: list[str] = []
+
+    def counting(pattern: str, event_type: str) -> bool:
+        tried.append(event_type)
+        return type_matches(pattern, event_type)
+
+    monkeypatch.setattr(metric_labels, "type_matches", counting)
+    return tried
+
+
+def test_an_unknown_type_is_matched_against_the_patterns_once(matches_counted):
+    labels = metric_labels.Labels(load_patterns=lambda: ("invoice.*", "order.paid"))
+    for _ in range(5):
+        assert labels.event_type("junk.t1") == "other"
+    assert matches_counted == ["junk.t1", "junk.t1"]  # two patterns, tried once each
+    assert labels.event_type("invoice.paid") == "invoice.paid"
+
+
+def test_the_remembered_answers_are_bounded(matches_counted):
+    labels = metric_labels.Labels(load_patterns=lambda: ("invoice.*",))
+    for n in range(metric_labels.MAX_CACHED_TYPES + 1):
+        labels.event_type(f"junk.t{n}")
+    matches_counted.clear()
+    labels.event_type("junk.t0")  # the oldest answer was dropped: matched again
+    assert matches_counted == ["junk.t0"]
+
+
+def test_a_type_gets_its_label_once_a_workflow_listens_for_it(
+    client, users, django_capture_on_commit_callbacks
+):
+    webhook_endpoint_create(slug="open", scheme="none")
+    before = _ingested(client)
+    with django_capture_on_commit_callbacks(execute=True):
+        _deliver(client, {"type": "refund.made"})
+    workflow_definition_save(
+        definition={
+            "name": "on-refund",
+            "trigger": {"event": "refund.*"},
+            "steps": [{"id": "note", "action": "log", "input": {"message": "refund"}}],
+        },
+        user=users["admin"],
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        _deliver(client, {"type": "refund.made"})
+    after = _ingested(client)
+    assert after[("other", "webhook")] - before.get(("other", "webhook"), 0) == 1
+    assert after[("refund.made", "webhook")] - before.get(("refund.made", "webhook"), 0) == 1
