@@ -27,6 +27,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from automation.db import refused_value
+
 logger = logging.getLogger(__name__)
 
 #: Seconds a client is told to wait after a 503 for an unreachable database.
@@ -45,10 +47,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, DataError):
         # A value the database cannot store or compare (out of range, bad encoding): bad input.
-        return Response(
-            _body("invalid", f"The database refused a value: {str(exc).splitlines()[0]}"),
-            status=400,
-        )
+        return Response(_body("invalid", refused_value(exc)), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):

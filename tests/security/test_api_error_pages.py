@@ -64,3 +64,15 @@ def test_pages_outside_the_api_keep_their_html_error_page(client):
     response = client.get("/app/", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_a_database_refusal_is_reported_without_the_statement():
+    from django.db import DataError
+
+    from automation.db import refused_value
+
+    refusal = DataError('value too long for type character varying(200)\nLINE 1: INSERT INTO "x"')
+    assert refused_value(refusal) == (
+        "The database refused a value: value too long for type character varying(200)"
+    )
+    assert refused_value(DataError()) == "The database refused a value: DataError"
