@@ -188,8 +188,8 @@ class WebhookEndpointForm(forms.ModelForm):
         ]
 
     def add_error(self, field: str | None, error: Any) -> None:
-        # The model's checks name `secret`, which this form asks for as `initial_secret`
-        # (a missing scheme gave "no field named 'secret'": a 500 instead of the form).
+        # The model's checks name `secret`, which this form asks for as `initial_secret`;
+        # Django raises for an error on a field the form does not have, so rename it.
         named = getattr(error, "error_dict", None) if isinstance(error, ValidationError) else None
         if field is None and named and "secret" in named:
             named["initial_secret"] = named.pop("secret")
