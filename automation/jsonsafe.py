@@ -33,8 +33,8 @@ def loads(raw: bytes | str) -> Any:
     Bytes are decoded strictly as UTF-8 here rather than by ``json.loads``, which would also
     take UTF-16 and UTF-32 and let a surrogate encoded raw through (it decodes with
     'surrogatepass'). Strict UTF-8 text holds a surrogate only as an escape, and a float
-    overflows only with a three-digit exponent or a long run of digits, so a regex over the
-    text decides whether the walk (about five parses' worth) is needed."""
+    overflows only with a three-digit exponent or a long run of digits, so a scan of the text
+    (a few per cent of a parse) decides whether the walk (about five parses) is needed."""
     text = _utf8(raw) if isinstance(raw, bytes) else raw
     constants: list[str] = []
 
@@ -43,15 +43,24 @@ def loads(raw: bytes | str) -> Any:
         return float(name)
 
     value = json.loads(text, parse_constant=constant)
-    if constants or _SUSPECT.search(text):
+    if constants or _SURROGATE_ESCAPE.search(text) or _may_overflow(raw):
         check_storable(value)
     return value
 
 
-#: A surrogate escape, an exponent of three digits or more, or a hundred digits in a row (a
-#: mantissa long enough to overflow with a two-digit exponent). Matches in strings only cost a
-#: walk that finds nothing.
-_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|[eE]\+?\d{3}|\d{100}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+#: Digits as 0, E as e and "+" dropped: a three-digit exponent reads e000, and a mantissa long
+#: enough to overflow with a two-digit exponent has a hundred digits in a row. (A regex for
+#: these costs several parses on a body full of numbers; translate and find are C loops.)
+_NUMBER_SHAPE = bytes.maketrans(b"123456789E", b"000000000e")
+
+
+def _may_overflow(raw: bytes | str) -> bool:
+    """Whether ``raw`` may hold a number too large for a double (false alarms only cost a walk:
+    the same characters in a string)."""
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    shape = data.translate(_NUMBER_SHAPE, b"+")
+    return b"e000" in shape or b"0" * 100 in shape
 
 
 def _utf8(raw: bytes) -> str:
