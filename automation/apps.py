@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 
 
 class AutomationConfig(AppConfig):
@@ -21,6 +21,20 @@ class AutomationConfig(AppConfig):
         live_access.connect()
         registry.autodiscover()
         post_migrate.connect(_sync_code_workflows, sender=self)
+        _connect_metric_labels()
+
+
+def _connect_metric_labels() -> None:
+    from automation import selectors
+    from automation.metric_labels import MAX_EVENT_TYPES, labels
+    from automation.models import Workflow, WorkflowVersion
+
+    labels.install(lambda: selectors.listened_event_types(MAX_EVENT_TYPES))
+    # Saving a workflow (or a version of one) in this process clears the cache at once.
+    for model in (Workflow, WorkflowVersion):
+        post_save.connect(
+            labels.cache_clear, sender=model, dispatch_uid=f"metric_labels.{model._meta.label}"
+        )
 
 
 def _sync_code_workflows(**kwargs: Any) -> None:

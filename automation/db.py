@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
-from django.db import models, transaction
+from django.db import DataError, models, transaction
 from django.db.models.sql import UpdateQuery
 
 M = TypeVar("M", bound=models.Model)
@@ -110,3 +110,10 @@ def update_returning(queryset: models.QuerySet[M], **changes: Any) -> M | None:
     columns = ", ".join(quote(field.column) for field in queryset.model._meta.concrete_fields)
     rows = queryset.model.objects.db_manager(queryset.db).raw(f"{sql} RETURNING {columns}", params)
     return next(iter(rows), None)
+
+
+def refused_value(exc: DataError) -> str:
+    """The message for a value the database refused (a 400: the input is at fault), with only
+    the first line of the driver's text: later lines may quote the statement and its values."""
+    problem = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"The database refused a value: {problem}"

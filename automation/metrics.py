@@ -37,6 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from automation import lifecycle
+from automation.metric_labels import labels
 from events.signals import event_recorded
 
 logger = logging.getLogger(__name__)
@@ -79,9 +80,9 @@ TIMER_LATENESS = Histogram(
 @receiver(lifecycle.run_changed, dispatch_uid="metrics.run_changed")
 def _on_run(sender: Any, *, workflow: str, status: str, created: bool, **_: Any) -> None:
     if created:
-        RUNS_STARTED.labels(workflow=workflow).inc()
+        RUNS_STARTED.labels(workflow=labels.clean(workflow)).inc()
     if status in FINISHED:
-        RUNS_FINISHED.labels(workflow=workflow, status=status).inc()
+        RUNS_FINISHED.labels(workflow=labels.clean(workflow), status=status).inc()
 
 
 @receiver(lifecycle.step_changed, dispatch_uid="metrics.step_changed")
@@ -113,11 +114,11 @@ def _on_timer(sender: Any, *, kind: str, due_at: datetime, fired_at: datetime, *
 
 @receiver(event_recorded, dispatch_uid="metrics.event_recorded")
 def _on_event(sender: Any, *, type: str, source: str, **_: Any) -> None:
-    EVENTS_INGESTED.labels(type=type, source=source).inc()
+    EVENTS_INGESTED.labels(type=labels.event_type(type), source=labels.source_kind(source)).inc()
 
 
 def webhook_rejected(reason: str) -> None:
-    WEBHOOK_REJECTIONS.labels(reason=reason).inc()
+    WEBHOOK_REJECTIONS.labels(reason=labels.clean(reason)).inc()
 
 
 # --- Read at scrape time --------------------------------------------------------------------

@@ -11,7 +11,15 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from automation.models import ACTIVE_STATUSES, Run, RunStatus, StepRecord, Workflow
+from automation.models import (
+    ACTIVE_STATUSES,
+    Run,
+    RunStatus,
+    StepRecord,
+    Wait,
+    Workflow,
+    WorkflowVersion,
+)
 
 
 def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> QuerySet:
@@ -117,3 +125,18 @@ def dashboard(user: Any) -> Dashboard:
         chart=chart,
         chart_max=peak,
     )
+
+
+def listened_event_types(limit: int) -> tuple[str, ...]:
+    """The event type patterns something waits for: active workflows' triggers and open waits,
+    at most ``limit`` of them."""
+    triggers = (
+        WorkflowVersion.objects.filter(workflow__active=True)
+        .exclude(trigger_event="")
+        .values_list("trigger_event", flat=True)
+        .distinct()
+    )
+    waits = (
+        Wait.objects.filter(status=Wait.Status.OPEN).values_list("event_type", flat=True).distinct()
+    )
+    return tuple(sorted({*triggers[:limit], *waits[:limit]}))[:limit]

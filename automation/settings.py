@@ -363,6 +363,12 @@ REST_FRAMEWORK |= {
     # added later: {"error": {"code", "message", "fields"?}}.
     "EXCEPTION_HANDLER": "automation.api.errors.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON bodies with values no database can store (lone surrogates, 1e999) are a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "automation.api.parsers.StorableJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
 REST_FRAMEWORK |= {"DEFAULT_SCHEMA_CLASS": "automation.api.schema.AutoSchema"}
 INSTALLED_APPS += ["drf_spectacular_sidecar"]

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from automation import views
 from automation.api import views as api_views
 
+handler400 = "automation.api.errors.json_400"
 handler404 = "automation.api.errors.json_404"
 handler500 = "automation.api.errors.json_500"
 

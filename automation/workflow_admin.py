@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -178,6 +178,8 @@ class WorkflowAdmin(admin.ModelAdmin):
     def dry_run_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Run the latest version against a sample event, actions faked: each step's rendered
         input and the branch taken. Writes nothing."""
+        if not object_id.isdigit():  # a hand-edited URL: no such workflow, not a crash
+            raise Http404(f"No workflow with id {object_id!r}.")
         wf = get_object_or_404(Workflow, pk=object_id, kind=Workflow.Kind.DECLARATIVE)
         if not self.has_view_permission(request, wf):
             raise PermissionDenied

@@ -5,4 +5,9 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "automation.settings")
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from automation.bodylimit import WSGIBodyLimit  # noqa: E402
+
+# A Content-Length over the URL's limit is refused before Django runs (see bodylimit).
+application = WSGIBodyLimit(django_application)

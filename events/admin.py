@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -185,6 +186,14 @@ class WebhookEndpointForm(forms.ModelForm):
             "max_body_bytes",
             "active",
         ]
+
+    def add_error(self, field: str | None, error: Any) -> None:
+        # The model's checks name `secret`, which this form asks for as `initial_secret`;
+        # Django raises for an error on a field the form does not have, so rename it.
+        named = getattr(error, "error_dict", None) if isinstance(error, ValidationError) else None
+        if field is None and named and "secret" in named:
+            named["initial_secret"] = named.pop("secret")
+        super().add_error(field, error)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

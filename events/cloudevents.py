@@ -85,7 +85,10 @@ def _text(attributes: dict[str, Any], name: str) -> str:
 def _time(value: Any) -> datetime | None:
     if value is None:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:  # well-formed but no real instant: month 13, 30 February, +99:00
+        parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise BadPayload(
             "invalid_attribute",

@@ -6,11 +6,12 @@ Paths are dotted names with optional list indexes: ``type``, ``data.object.statu
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from django.conf import settings
+
+from automation import jsonsafe
 
 _PATH_RE = re.compile(r"^[A-Za-z_][\w\-]*(\[\d+\])*(\.[A-Za-z_][\w\-]*(\[\d+\])*)*$")
 _PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -30,11 +31,16 @@ def max_depth() -> int:
 
 
 def parse_json_object(raw: bytes, *, what: str = "body") -> dict[str, Any]:
-    """Parse ``raw`` as a JSON object no deeper than EVENTS_MAX_JSON_DEPTH, or raise BadPayload."""
+    """Parse ``raw`` as a JSON object no deeper than EVENTS_MAX_JSON_DEPTH, or raise BadPayload.
+
+    Values no database can store (lone surrogates, NaN, Infinity, 1e999) are refused here,
+    naming their path, before anything is written."""
     try:
-        value = json.loads(raw)
+        value = jsonsafe.loads(raw)
     except RecursionError:
         raise _too_deep(what) from None
+    except jsonsafe.UnstorableJSON as exc:
+        raise BadPayload("unstorable_value", f"The {what} cannot be stored: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadPayload("malformed_json", f"The {what} is not valid JSON: {exc}.") from None
     if not isinstance(value, dict):

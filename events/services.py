@@ -102,8 +102,12 @@ def event_record(
     except IntegrityError:
         if not idempotency_key:
             raise
-        # The same delivery was stored before (or by a concurrent request that committed first).
-        return Event.objects.get(source=source, idempotency_key=idempotency_key), False
+        # The same delivery was stored before (or by a concurrent request that committed first),
+        # unless another constraint (the JSON check) refused the row: that is no duplicate.
+        stored = Event.objects.filter(source=source, idempotency_key=idempotency_key).first()
+        if stored is None:
+            raise
+        return stored, False
     if logger.isEnabledFor(logging.DEBUG):  # the log context costs more than the line
         with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
             logger.debug("stored %s event from %s", type, source)
@@ -270,7 +274,7 @@ def webhook_receive(
         type=_webhook_type(endpoint, payload, headers),
         data=_webhook_data(endpoint, payload),
         source=endpoint.source,
-        idempotency_key=_webhook_delivery_id(endpoint, payload, headers),
+        idempotency_key=_webhook_delivery_id(endpoint, payload, headers, body),
         headers=headers_without_secrets(headers),
         occurred_at=signed_at,
     )
@@ -331,14 +335,14 @@ def _webhook_data(endpoint: WebhookEndpoint, payload: dict[str, Any]) -> dict[st
 
 
 def _webhook_delivery_id(
-    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str]
+    endpoint: WebhookEndpoint, payload: dict[str, Any], headers: Mapping[str, str], body: bytes
 ) -> str | None:
     if endpoint.idempotency_header:
         return headers.get(endpoint.idempotency_header) or None
     if endpoint.scheme == VerificationScheme.STANDARD_WEBHOOKS:
         return headers.get("webhook-id") or None
     if endpoint.scheme == VerificationScheme.GITHUB:
-        return headers.get("x-github-delivery") or None
+        return signatures.github_replay_key(body)  # the delivery id is not signed
     if endpoint.scheme == VerificationScheme.STRIPE:
         event_id = payload.get("id")
         return event_id if isinstance(event_id, str) and event_id else None

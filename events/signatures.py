@@ -85,6 +85,8 @@ def _github(secrets: list[str], body: bytes, headers: Mapping[str, str]) -> None
     given = headers.get("x-hub-signature-256", "")
     if not given:
         raise SignatureError("Missing header X-Hub-Signature-256 (GitHub).")
+    if not headers.get("x-github-delivery", ""):
+        raise SignatureError("Missing header X-GitHub-Delivery (GitHub sends one per delivery).")
     if not given.startswith("sha256="):
         raise SignatureError("X-Hub-Signature-256 must look like sha256=<hex digest>.")
     given_digest = given[len("sha256=") :].encode()
@@ -97,13 +99,24 @@ def _github(secrets: list[str], body: bytes, headers: Mapping[str, str]) -> None
     )
 
 
+def github_replay_key(body: bytes) -> str:
+    """The idempotency key of a GitHub delivery: a digest of the signed body.
+
+    GitHub signs the body only: no timestamp, and not X-GitHub-Delivery, which anyone holding
+    a captured request can change. Keyed on the delivery id, a captured body replayed with a
+    new id was a new event each time; keyed on the body, it is a duplicate of the first for as
+    long as that event is kept (the replay window is the dedupe window, i.e. event retention).
+    A redelivery from GitHub's UI has the same body, so it is a duplicate too."""
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
 def _stripe(secrets: list[str], body: bytes, headers: Mapping[str, str], now: datetime) -> datetime:
     header = headers.get("stripe-signature", "")
     if not header:
         raise SignatureError("Missing header Stripe-Signature.")
     timestamp, signatures = _parse_stripe_header(header)
-    signed_at = datetime.fromtimestamp(timestamp, tz=UTC)
-    if abs(now - signed_at) > TOLERANCE:
+    signed_at = _signed_at(timestamp)
+    if signed_at is None or abs(now - signed_at) > TOLERANCE:
         raise SignatureError(
             "Stripe-Signature timestamp is more than 5 minutes from the server's clock "
             "(replayed or delayed request, or a clock out of sync)."
@@ -114,6 +127,14 @@ def _stripe(secrets: list[str], body: bytes, headers: Mapping[str, str], now: da
         if any(hmac.compare_digest(expected, given) for given in signatures):
             return signed_at
     raise SignatureError("No v1 signature in Stripe-Signature matches the body.")
+
+
+def _signed_at(timestamp: int) -> datetime | None:
+    """The instant of a Unix timestamp; None when no date has it (t=99999999999999999999)."""
+    try:
+        return datetime.fromtimestamp(timestamp, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _parse_stripe_header(header: str) -> tuple[int, list[bytes]]:

@@ -9,6 +9,7 @@ import binascii
 import json
 
 from django.apps import apps
+from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
@@ -49,9 +50,22 @@ def webhook_endpoint_errors(endpoint: WebhookEndpoint) -> dict[str, str]:
             validate_path(endpoint.data_path)
         except ValueError as exc:
             errors["data_path"] = str(exc)
-    if endpoint.max_body_bytes is not None and endpoint.max_body_bytes < 1:
-        errors["max_body_bytes"] = "must be at least 1 byte, or blank for the default"
+    if endpoint.max_body_bytes is not None:
+        errors |= _max_body_error(endpoint.max_body_bytes)
     return errors
+
+
+def _max_body_error(value: int) -> dict[str, str]:
+    # The server refuses larger bodies before any view (or endpoint) is looked at.
+    ceiling = settings.WEBHOOK_MAX_BODY_BYTES
+    if value < 1:
+        return {"max_body_bytes": "must be at least 1 byte, or blank for the default"}
+    if value > ceiling:
+        return {
+            "max_body_bytes": f"must be at most WEBHOOK_MAX_BODY_BYTES ({ceiling}); raise that "
+            "setting to accept larger bodies"
+        }
+    return {}
 
 
 def _secret_error(scheme: str, secret: str) -> str | None:

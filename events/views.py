@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
 from automation import metrics, ratelimit
+from automation.db import refused_value
 from automation.paging import keyset_page, query_without
 from automation.ui import render_page
 from events import endpoints, selectors, services
@@ -48,7 +49,7 @@ def _answer(request: HttpRequest, slug: str) -> JsonResponse:
     except services.InvalidEvent as exc:
         return error_response(400, "invalid_event", str(exc))
     except DataError as exc:
-        return error_response(400, "unstorable_value", f"The database refused a value: {exc}")
+        return error_response(400, "unstorable_value", refused_value(exc))
     except DatabaseError:
         logger.warning("webhook %s answered 503: database unavailable", slug, exc_info=True)
         return database_unavailable()

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 import redis
+
+from automation.metric_labels import labels
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -42,3 +45,10 @@ def users(django_user_model):
 
 
 pytest_plugins = ["automation.testing"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metric_labels() -> Iterator[None]:
+    """Each test starts with the label cache of a new process (types seen, patterns read)."""
+    yield
+    labels.reset()

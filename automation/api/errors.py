@@ -4,7 +4,7 @@
 message a person can act on and, for invalid input, the problems of each field. DRF calls
 ``exception_handler`` for every exception a view raises (REST_FRAMEWORK["EXCEPTION_HANDLER"]),
 so views written later conform without doing anything. Django's own 404 and 500 pages answer in
-the same shape under /api/ (``json_404``, ``json_500`` in automation/urls.py).
+the same shape under /api/ (``json_400``, ``json_404``, ``json_500`` in automation/urls.py).
 """
 
 from __future__ import annotations
@@ -12,6 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -19,6 +26,8 @@ from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from automation.db import refused_value
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +47,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     if isinstance(exc, DataError):
         # A value the database cannot store or compare (out of range, bad encoding): bad input.
-        return Response(
-            _body("invalid", f"The database refused a value: {str(exc).splitlines()[0]}"),
-            status=400,
-        )
+        return Response(_body("invalid", refused_value(exc)), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
@@ -108,6 +114,27 @@ def json_404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(_body("not_found", f"Nothing is at {request.path}."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def json_400(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's refusals of a request as a whole (SuspiciousOperation): a bad Host header, too
+    many form fields, a form body over DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    if not _is_api(request):
+        return defaults.bad_request(request, exception)
+    status, code, message = _bad_request(exception)
+    return JsonResponse(_body(code, message), status=status)
+
+
+def _bad_request(exception: Exception) -> tuple[int, str, str]:
+    if isinstance(exception, DisallowedHost):
+        return 400, "bad_host", "The Host header names a host this server does not serve."
+    if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return 400, "too_many_fields", f"The form has more than {limit} fields; send JSON."
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, "body_too_large", f"The body is larger than this URL's limit of {limit} bytes."
+    return 400, "bad_request", "The request cannot be processed as sent."
 
 
 def json_500(request: HttpRequest) -> HttpResponse:

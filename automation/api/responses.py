@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Field, QuerySet
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import generics
 from rest_framework.exceptions import NotFound, ValidationError
@@ -21,15 +23,38 @@ def error(status: int, code: str, message: str, **extra: Any) -> Response:
 class Pagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
+    _position_field: Field | None = None
+
+    def paginate_queryset(self, queryset: QuerySet, request: Any, view: Any = None) -> Any:
+        ordering = self.get_ordering(request, queryset, view)
+        self._position_field = queryset.model._meta.get_field(ordering[0].lstrip("-"))
+        return super().paginate_queryset(queryset, request, view)
 
     def decode_cursor(self, request: Any) -> Any:
         # DRF answers a cursor it cannot read with 404; it is bad input, so 400 naming it.
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
-            raise ValidationError(
-                {self.cursor_query_param: ["Invalid cursor; use the next or previous link."]}
-            ) from None
+            raise self._invalid() from None
+        if cursor is not None and cursor.position is not None:
+            self._check_position(cursor.position)
+        return cursor
+
+    def _check_position(self, position: str) -> None:
+        """A cursor decodes to any text (``p=garbage``); the position must be a value of the
+        ordering field, or filtering by it fails deep in the ORM (a 500 before)."""
+        field = self._position_field
+        if field is None:
+            return
+        try:
+            field.get_prep_value(field.to_python(position))
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise self._invalid() from None
+
+    def _invalid(self) -> ValidationError:
+        return ValidationError(
+            {self.cursor_query_param: ["Invalid cursor; use the next or previous link."]}
+        )
 
 
 def newest_first(*ordering: str, max_page_size: int = 500) -> type[CursorPagination]:

@@ -15,6 +15,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 
+from automation import jsonsafe
 from automation.definitions import secrets as secret_store
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
@@ -98,6 +99,11 @@ def _json_errors(value: Any, path: list[Any]) -> list[DefinitionError]:
         return [error for i, item in enumerate(value) for error in _json_errors(item, [*path, i])]
     if isinstance(value, float) and not math.isfinite(value):
         return [DefinitionError(where, f"{value} is not a JSON number")]
+    if isinstance(value, str):
+        try:
+            jsonsafe.check_storable(value)
+        except jsonsafe.UnstorableJSON as exc:  # a lone surrogate (the admin's JSON field)
+            return [DefinitionError(where, exc.problem)]
     if value is None or isinstance(value, str | int | float):
         return []
     kind = {datetime: "a date and time", date: "a date"}.get(type(value), type(value).__name__)

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, transaction
 
-from automation import lifecycle, logcontext
+from automation import jsonsafe, lifecycle, logcontext
 from automation.db import insert, insert_if
 from automation.engine import clock, leases
 from automation.engine.errors import (
@@ -64,7 +64,11 @@ def to_json(value: Any, what: str) -> Any:
     """``value`` as it will read back from the journal (round-tripped through JSON), so the
     first execution and every replay see the same thing."""
     try:
-        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        value = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        jsonsafe.check_storable(value)  # NaN, Infinity, a lone surrogate: neither DB reads them
+        return value
+    except jsonsafe.UnstorableJSON as exc:
+        raise NotJSONError(f"{what} cannot be stored: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise NotJSONError(
             f"{what} is not JSON-serialisable ({exc}); return dicts, lists, strings, numbers, "

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
+from automation.db import refused_value
 from events import cloudevents, selectors, services
 from events.api.filters import EventFilter, WebhookEndpointFilter
 from events.api.serializers import (
@@ -124,7 +125,7 @@ def _ingest(request: Request) -> Response:
     except services.InvalidEvent as exc:
         return error(400, "invalid_event", str(exc), field=exc.field)
     except DataError as exc:
-        return error(400, "unstorable_value", f"The database refused a value: {exc}")
+        return error(400, "unstorable_value", refused_value(exc))
     except DatabaseError:
         logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
         return error(503, "database_unavailable", "Nothing was stored; retry later.")

@@ -1,5 +1,6 @@
 """A real HTTP server on 127.0.0.1 for the actions' tests: it records what it received and
-answers by path (JSON, a status, a redirect, a large or slow body, a fake chat-completions API)."""
+answers by path (JSON, raw text labelled JSON, a status, a redirect, a large or slow body, a
+fake chat-completions API)."""
 
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
                     chunk = b"x" * min(65536, int(query["size"]) - start)
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.write(b"0\r\n\r\n")
+            elif url.path == "/raw":  # ``body`` sent as is, labelled JSON (NaN, "\\ud800")
+                self._answer(200, query["body"].encode())
             elif url.path == "/redirect":
                 self._answer(302, {}, {"Location": query["to"]})
             elif url.path == "/big":

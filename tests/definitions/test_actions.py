@@ -9,15 +9,17 @@ import re
 import threading
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
+from rest_framework.test import APIClient
 
 from automation import NonRetryableError, RetryAfter
 from automation.engine import registry
 from automation.engine.retry import RetryPolicy
-from automation.models import Run
+from automation.models import Run, RunStatus
 from automation.services import workflow_definition_save
 from events.models import Event
 
@@ -56,6 +58,41 @@ def test_http_request_returns_status_headers_and_parsed_body(http_server, allow_
     assert out["headers"]["Content-Type"] == "application/json"
     assert http_server.last()["headers"]["Idempotency-Key"] == "run-1:step"
     assert call("http.request", {"url": f"{http_server.url}/text"})["body"] == "plain words"
+
+
+UNSTORABLE_ANSWERS = {
+    "NaN": ('{"ok": [1, NaN]}', "body.ok[1]"),
+    "lone surrogate": ('{"ok": {"name": "\\ud800"}}', "body.ok.name"),
+    "1e999": ('{"ok": 1e999}', "body.ok"),
+}
+
+
+@pytest.mark.parametrize(("answer", "path"), UNSTORABLE_ANSWERS.values(), ids=UNSTORABLE_ANSWERS)
+def test_an_unstorable_answer_fails_the_step_for_good_naming_its_path(
+    http_server, allow_local, workflow_harness, users, answer, path
+):
+    """A remote server (the URL may come from event data) answering JSON that no database can
+    store fails the step, not retryable, naming the value; the run stays readable."""
+    workflow_definition_save(
+        definition={
+            "name": "fetch",
+            "trigger": {"event": "fetch.asked"},
+            "steps": [
+                {"id": "get", "action": "http.request", "input": {"url": "{{ trigger.data.url }}"}}
+            ],
+        }
+    )
+    url = f"{http_server.url}/raw?{urlencode({'body': answer})}"
+    workflow_harness.emit("fetch.asked", {"url": url})
+    run = Run.objects.get(workflow__name="fetch")
+    assert run.status == RunStatus.FAILED
+    error = run.steps.get(step_id="get").error
+    assert error["type"] == "NotJSONError"
+    assert error["retryable"] is False
+    assert path in error["message"], error
+    api = APIClient()
+    api.force_authenticate(users["admin"])
+    assert api.get(f"/api/runs/{run.id}/").status_code == 200
 
 
 def test_5xx_is_retryable_4xx_is_not_unless_configured(http_server, allow_local):

@@ -3,6 +3,7 @@ nothing stored)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -155,7 +156,7 @@ def test_after_rotation_old_and_new_secrets_verify_until_the_grace_period_ends(
 # --- GitHub and Stripe ----------------------------------------------------------------------
 
 
-def test_github_delivery_takes_its_type_from_the_header_and_dedupes_on_delivery_id(
+def test_github_delivery_takes_its_type_from_the_header_and_dedupes_on_its_body(
     make_endpoint, post_hook
 ):
     make_endpoint("gh", "github", type_prefix="github.")
@@ -167,7 +168,9 @@ def test_github_delivery_takes_its_type_from_the_header_and_dedupes_on_delivery_
     assert first.status_code == 202, first.content
     assert second.json()["duplicate"] is True
     event = Event.objects.get()
-    assert (event.type, event.idempotency_key) == ("push", "d-1")
+    assert event.type == "push"
+    assert event.idempotency_key == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert event.headers["x-github-delivery"] == "d-1"
     assert event.data == {"ref": "refs/heads/main", "commits": []}
 
 

@@ -1,0 +1,40 @@
+"""The API's JSON parser: like DRF's, and refusing what no database can store.
+
+DRF's own parser refuses NaN and Infinity without saying where they are, and takes ``1e999``
+(infinity) and lone surrogates (``"\\ud800"``), which SQLite stores and then cannot read back.
+Run inputs, approval comments, definitions and every other JSON body of the API go through this
+parser (the default parser in REST_FRAMEWORK), so such a body is a 400 naming the value's path
+before anything is stored (automation.jsonsafe).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+
+from automation import jsonsafe
+
+
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_code = "body_too_large"
+
+
+class StorableJSONParser(JSONParser):
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(raw) > limit:
+            # Django bounds form bodies by this setting, not bodies read as a stream.
+            raise BodyTooLarge(f"The body is larger than this URL's limit of {limit} bytes.")
+        try:
+            return jsonsafe.loads(raw.decode(encoding))
+        except jsonsafe.UnstorableJSON as exc:
+            raise ParseError(f"The body cannot be stored: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
