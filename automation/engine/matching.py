@@ -8,16 +8,17 @@ parser's message.
 from __future__ import annotations
 
 import fnmatch
-import re
+import time
 from functools import lru_cache
 from typing import Any
+
+from django.conf import settings
+
+from automation.engine import celcost
 
 MAX_EXPRESSION_LENGTH = 2000
 MAX_COMPREHENSIONS = 4
 MISSING = object()
-_COMPREHENSIONS = {"map", "filter", "all", "exists", "exists_one"}
-_MACRO_CALL = re.compile(r"\.\s*([A-Za-z_]+)\s*$")
-_STRING = re.compile(r"'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\"", re.DOTALL)
 
 
 class ExpressionError(ValueError):
@@ -57,37 +58,33 @@ def compile_expression(expression: str) -> Any:
         raise ExpressionError(
             f"expression is {len(expression)} characters; the limit is {MAX_EXPRESSION_LENGTH}"
         )
-    _check_cost(expression)
     # Imported on first use: the package imports its command-line tool's prompt_toolkit, a
     # quarter of a second on the start of every process (web, worker, command) otherwise.
     import cel
 
     try:
-        return cel.compile(expression)
+        program = cel.compile(expression)
     except (ValueError, RuntimeError) as exc:
         raise ExpressionError(str(exc)) from None
+    _check_cost(expression)
+    return program
 
 
 def _check_cost(expression: str) -> None:
-    """Bound what an expression can cost on large data: comprehensions (``map``, ``filter``,
-    ``all``, ``exists``) may not nest (a nested pair is quadratic in the data) and at most
-    MAX_COMPREHENSIONS appear. CEL has no loops otherwise, and the length is capped."""
-    code = _STRING.sub('""', expression)  # parentheses inside string literals do not count
-    stack: list[bool] = []  # per open parenthesis: is it a comprehension's?
-    count = 0
-    for index, char in enumerate(code):
-        if char == "(":
-            macro = _MACRO_CALL.search(code, 0, index)
-            is_comprehension = bool(macro and macro.group(1) in _COMPREHENSIONS)
-            if is_comprehension and any(stack):
-                raise ExpressionError(
-                    "comprehensions (map, filter, all, exists) may not be nested: their cost "
-                    "grows with the product of the list sizes"
-                )
-            count += is_comprehension
-            stack.append(is_comprehension)
-        elif char == ")" and stack:
-            stack.pop()
+    """Refuse what grows faster than the data: see ``celcost``. Parsed, not pattern-matched,
+    so a comment or a string literal can neither hide a comprehension nor fake one."""
+    try:
+        tree = celcost.parse(expression)
+    except celcost.CostError as exc:
+        raise ExpressionError(f"could not be analysed for cost ({exc})") from None
+    if celcost.degree(tree) > celcost.MAX_DEGREE:
+        raise ExpressionError(
+            "its cost grows with the square of the data: a comprehension (exists, all, map, "
+            "filter) over event or step data may not read that data again, nor hold another "
+            "comprehension over it, in its body; compare with the comprehension's variable or "
+            "use `in` (trigger.data.m in trigger.data.items)"
+        )
+    count = celcost.count_comprehensions(tree)
     if count > MAX_COMPREHENSIONS:
         raise ExpressionError(
             f"{count} comprehensions in one expression; the limit is {MAX_COMPREHENSIONS}"
@@ -95,14 +92,77 @@ def _check_cost(expression: str) -> None:
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """Evaluate within the limits: at most ``CEL_MAX_INPUT_VALUES`` values in the data the
+    expression reads, and ``CEL_TIMEOUT_MS`` of time (checked on each lookup of the data)."""
     program = compile_expression(expression)
+    names = [name for name in program.variables() if name in context]
+    _check_input_size(expression, [context[name] for name in names])
+    guard = _Deadline(context, settings.CEL_TIMEOUT_MS / 1000)
     try:
-        return program.execute(context)
+        return program.execute(guard.context())
     except KeyError as exc:
         raise ExpressionError(f"{expression!r}: no such field {exc}") from None
     # The data decides these too: an index past a list's end, a division by zero, an overflow.
     except (IndexError, ArithmeticError, TypeError, ValueError, RuntimeError) as exc:
+        if guard.expired:
+            raise ExpressionError(
+                f"{expression!r} took longer than {settings.CEL_TIMEOUT_MS} ms "
+                "(CEL_TIMEOUT_MS); it was stopped"
+            ) from None
         raise ExpressionError(f"{expression!r}: {exc}") from None
+
+
+def _check_input_size(expression: str, values: list[Any]) -> None:
+    limit = settings.CEL_MAX_INPUT_VALUES
+    if count_values(values, limit) > limit:
+        raise ExpressionError(
+            f"{expression!r} was not evaluated: the data it reads has more than {limit:,} "
+            "values (CEL_MAX_INPUT_VALUES)"
+        )
+
+
+def count_values(value: Any, limit: int) -> int:
+    """How many values (lists, maps, scalars) ``value`` holds, counting no further than
+    ``limit + 1``. A list or map seen twice (an event's ``data`` is also its ``body``) counts
+    once."""
+    count, pending, seen = 0, [value], set()
+    while pending and count <= limit:
+        item = pending.pop()
+        count += 1
+        if isinstance(item, dict | list | tuple):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            pending.extend(item.values() if isinstance(item, dict) else item)
+    return count
+
+
+class _Deadline:
+    """Hands the variables to the evaluator one lookup at a time and refuses them once the
+    time is up. The evaluator runs in Rust and holds the GIL; a lookup is where it comes back
+    to Python, and a refused lookup ends the evaluation with an error."""
+
+    def __init__(self, variables: dict[str, Any], seconds: float) -> None:
+        self.variables = variables
+        self.ends = time.monotonic() + seconds
+        self.expired = False
+
+    def context(self) -> Any:
+        import cel
+
+        context = cel.Context()
+        # A null variable cannot come from the resolver (None means "not mine").
+        for name, value in self.variables.items():
+            if value is None:
+                context.add_variable(name, None)
+        context.set_variable_resolver(self.resolve)
+        return context
+
+    def resolve(self, name: str) -> Any:
+        if time.monotonic() > self.ends:
+            self.expired = True
+            raise TimeoutError("CEL evaluation deadline passed")
+        return self.variables.get(name)
 
 
 def condition(expression: str, context: dict[str, Any]) -> bool:
