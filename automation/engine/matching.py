@@ -52,10 +52,20 @@ def data_matches(match: dict[str, Any], data: dict[str, Any]) -> bool:
     return all(lookup(data, path) == expected for path, expected in match.items())
 
 
-@lru_cache(maxsize=1024)
 def compile_expression(expression: str) -> Any:
+    """The compiled program; ExpressionError when it does not compile or costs too much."""
+    program, problem = _compiled(expression)
+    if problem is not None:
+        raise ExpressionError(problem)
+    return program
+
+
+@lru_cache(maxsize=1024)
+def _compiled(expression: str) -> tuple[Any, str | None]:
+    """(program, None) or (None, why not): a refusal is cached too, so an event flood against
+    a stored filter that is refused costs one analysis, not one per event."""
     if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise ExpressionError(
+        return None, (
             f"expression is {len(expression)} characters; the limit is {MAX_EXPRESSION_LENGTH}"
         )
     # Imported on first use: the package imports its command-line tool's prompt_toolkit, a
@@ -64,10 +74,10 @@ def compile_expression(expression: str) -> Any:
 
     try:
         program = cel.compile(expression)
-    except (ValueError, RuntimeError) as exc:
-        raise ExpressionError(str(exc)) from None
-    _check_cost(expression)
-    return program
+        _check_cost(expression)
+    except (ValueError, RuntimeError) as exc:  # ExpressionError is a ValueError
+        return None, str(exc)
+    return program, None
 
 
 def _check_cost(expression: str) -> None:
