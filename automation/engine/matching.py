@@ -85,16 +85,18 @@ def _check_cost(expression: str) -> None:
     so a comment or a string literal can neither hide a comprehension nor fake one."""
     try:
         tree = celcost.parse(expression)
+        degree, count = celcost.degree(tree), celcost.count_comprehensions(tree)
     except celcost.CostError as exc:
         raise ExpressionError(f"could not be analysed for cost ({exc})") from None
-    if celcost.degree(tree) > celcost.MAX_DEGREE:
+    except RecursionError:  # 2,000 characters of "!!!…" or ".b.b.b…"
+        raise ExpressionError("it is nested too deeply; split it or simplify it") from None
+    if degree > celcost.MAX_DEGREE:
         raise ExpressionError(
             "its cost grows with the square of the data: a comprehension (exists, all, map, "
             "filter) over event or step data may not read that data again, nor hold another "
             "comprehension over it, in its body; compare with the comprehension's variable or "
             "use `in` (trigger.data.m in trigger.data.items)"
         )
-    count = celcost.count_comprehensions(tree)
     if count > MAX_COMPREHENSIONS:
         raise ExpressionError(
             f"{count} comprehensions in one expression; the limit is {MAX_COMPREHENSIONS}"

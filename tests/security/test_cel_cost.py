@@ -159,3 +159,9 @@ def test_no_route_errors_for_an_event_that_routes_cleanly():
     event.refresh_from_db()
     assert event.route_errors == []
     assert Event.objects.get(id=event.id).routed_at is not None
+
+
+@pytest.mark.parametrize("expression", ["!" * 1990 + "true", "trigger" + ".b" * 660])
+def test_a_deeply_nested_expression_is_refused_not_a_server_error(expression):
+    errors = {error.path: error.message for error in validate(workflow(expression))}
+    assert errors["trigger.filter"].startswith("invalid CEL"), errors
