@@ -109,19 +109,18 @@ def evaluate(expression: str, context: dict[str, Any]) -> Any:
     program = compile_expression(expression)
     names = [name for name in program.variables() if name in context]
     _check_input_size(expression, [context[name] for name in names])
-    guard = _Deadline(context, settings.CEL_TIMEOUT_MS / 1000)
+    guard = _Deadline(settings.CEL_TIMEOUT_MS / 1000)
     try:
-        return program.execute(guard.context())
+        result = program.execute(guard.context(context))
     except KeyError as exc:
+        guard.check(expression)
         raise ExpressionError(f"{expression!r}: no such field {exc}") from None
     # The data decides these too: an index past a list's end, a division by zero, an overflow.
     except (IndexError, ArithmeticError, TypeError, ValueError, RuntimeError) as exc:
-        if guard.expired:
-            raise ExpressionError(
-                f"{expression!r} took longer than {settings.CEL_TIMEOUT_MS} ms "
-                "(CEL_TIMEOUT_MS); it was stopped"
-            ) from None
+        guard.check(expression)
         raise ExpressionError(f"{expression!r}: {exc}") from None
+    guard.check(expression)  # a result reached with stand-ins is no result
+    return result
 
 
 def _check_input_size(expression: str, values: list[Any]) -> None:
@@ -150,31 +149,38 @@ def count_values(value: Any, limit: int) -> int:
 
 
 class _Deadline:
-    """Hands the variables to the evaluator one lookup at a time and refuses them once the
-    time is up. The evaluator runs in Rust and holds the GIL; a lookup is where it comes back
-    to Python, and a refused lookup ends the evaluation with an error."""
+    """Stops an evaluation that runs past its time. The evaluator runs in Rust and holds the
+    GIL; it comes back to Python on each lookup of a variable (the resolver is asked before
+    the variables). Until the deadline the resolver defers to the variables; after it, it
+    hands a stand-in that fails at once, so the rest of the evaluation is quick, and the
+    caller reports the timeout whatever the evaluation gave."""
 
-    def __init__(self, variables: dict[str, Any], seconds: float) -> None:
-        self.variables = variables
+    _STAND_IN = 0  # "trigger.data" on a number: an error, with nothing to convert
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
         self.ends = time.monotonic() + seconds
         self.expired = False
 
-    def context(self) -> Any:
+    def context(self, variables: dict[str, Any]) -> Any:
         import cel
 
-        context = cel.Context()
-        # A null variable cannot come from the resolver (None means "not mine").
-        for name, value in self.variables.items():
-            if value is None:
-                context.add_variable(name, None)
+        context = cel.Context(variables=variables)
         context.set_variable_resolver(self.resolve)
         return context
 
     def resolve(self, name: str) -> Any:
-        if time.monotonic() > self.ends:
-            self.expired = True
-            raise TimeoutError("CEL evaluation deadline passed")
-        return self.variables.get(name)
+        if time.monotonic() <= self.ends:
+            return None  # not mine: the variable as given
+        self.expired = True
+        return self._STAND_IN
+
+    def check(self, expression: str) -> None:
+        if self.expired:
+            raise ExpressionError(
+                f"{expression!r} took longer than {self.seconds * 1000:g} ms "
+                "(CEL_TIMEOUT_MS); it was stopped"
+            )
 
 
 def condition(expression: str, context: dict[str, Any]) -> bool:

@@ -5,9 +5,11 @@ reads and by a deadline; an over-budget evaluation fails that one routing, visib
 from __future__ import annotations
 
 import json
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import CommandError, call_command
 
 from automation.definitions.validation import validate
 from automation.models import Run, Workflow, WorkflowVersion
@@ -76,6 +78,26 @@ def test_the_api_refuses_a_quadratic_filter_with_400_and_saves_nothing(client, u
     response = client.post("/api/workflows/", {"definition": definition}, "application/json")
     assert response.status_code == 400
     assert response.json()["error"]["errors"][0]["path"] == "trigger.filter"
+    assert not Workflow.objects.filter(name="costly").exists()
+
+
+def test_the_admin_and_a_file_load_refuse_it_too(client, users, tmp_path):
+    client.force_login(users["admin"])
+    data = {
+        "definition": json.dumps(workflow(QUADRATIC[1], where="if")),
+        "active": "on",
+        "versions-TOTAL_FORMS": "0",
+        "versions-INITIAL_FORMS": "0",
+        "versions-MIN_NUM_FORMS": "0",
+        "versions-MAX_NUM_FORMS": "1000",
+    }
+    page = client.post("/admin/automation/workflow/add/", data).content.decode()
+    assert "steps[1].if: invalid CEL: its cost grows with the square of the data" in page
+    (tmp_path / "costly.json").write_text(json.dumps(workflow(QUADRATIC[1])))
+    err = StringIO()
+    with pytest.raises(CommandError, match="nothing was loaded"):
+        call_command("load_workflows", str(tmp_path), stdout=StringIO(), stderr=err)
+    assert "costly.json: trigger.filter: invalid CEL: its cost grows" in err.getvalue()
     assert not Workflow.objects.filter(name="costly").exists()
 
 
