@@ -2,7 +2,9 @@
 
 CEL (the Common Expression Language of Kubernetes and Inngest) is not Turing-complete and has no
 side effects; expressions are compiled once and cached, and a bad one is rejected with the
-parser's message.
+parser's message. Not Turing-complete is not cheap: an expression whose cost grows with the
+square of the data is refused (``celcost``), and every evaluation is bounded by the size of the
+data it reads and by a deadline, so no event can hold a process.
 """
 
 from __future__ import annotations
