@@ -1,8 +1,8 @@
 """What a CEL expression can cost on large data, read from its syntax tree.
 
-The ``cel`` package compiles and runs expressions but exposes no syntax tree, so this module
-tokenizes and parses CEL itself (the grammar is small). Comments and string literals are tokens
-here, so neither can hide a comprehension or fake one.
+The ``cel`` package compiles and runs expressions but exposes no syntax tree, so the tree comes
+from cel-python's parser (a Lark LALR parser over CEL's published grammar). Comments never reach
+the tree and a string literal is one token, so neither can hide a comprehension or fake one.
 
 Cost is counted in powers of the input's size ``n``. Looking up an input (``trigger``,
 ``event``, ``steps``…) converts the whole value from Python: O(n). A comprehension (``exists``,
@@ -14,7 +14,14 @@ O(n²): 30,000 elements took 28 s, holding the GIL. Expressions of degree 2 or m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from lark import Tree
+
+if TYPE_CHECKING:
+    from celpy.celparser import CELParser
 
 MAX_DEGREE = 1
 COMPREHENSIONS = frozenset(
@@ -30,18 +37,13 @@ COMPREHENSIONS = frozenset(
         "transformMapEntry",
     }
 )
-
-_TOKEN = re.compile(
-    r"""
-    (?P<space>\s+|//[^\n]*)
-  | (?P<raw>(?:[rR][bB]?|[bB][rR])(?:'''.*?'''|\"\"\".*?\"\"\"|'[^'\n]*'|"[^"\n]*"))
-  | (?P<string>[bB]?(?:'''(?:\\.|[^\\])*?'''|\"\"\"(?:\\.|[^\\])*?\"\"\"
-        |'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))
-  | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?[uU]?)
-  | (?P<ident>[A-Za-z_]\w*)
-  | (?P<op>==|!=|<=|>=|&&|\|\||[-+*/%!<>?:.,()\[\]{}])
-    """,
-    re.VERBOSE | re.DOTALL,
+# Nodes read for what they are, never skipped over as a mere level of the grammar.
+_OWN_MEANING = frozenset({"ident", "dot_ident", "literal", "member_object"})
+# A hint only (the check is _check_raw_strings): a raw string's backslash before a quote.
+_RAW_BACKSLASH_QUOTE = re.compile(r"""[rR][bB]?["'][^\n]*\\["']""")
+_RAW_ADVICE = (
+    'a raw string ending in a backslash (r"…\\") cannot be analysed when a quote follows on '
+    'its line: write it as an ordinary string with the backslash doubled ("…\\\\")'
 )
 
 
@@ -49,159 +51,57 @@ class CostError(ValueError):
     """An expression that cannot be analysed, or whose cost grows too fast with the data."""
 
 
-@dataclass
-class Node:
-    kind: str  # ident, select, call, index, list, map, literal, op
-    name: str = ""  # identifier, field or function name; a string literal's value
-    children: list[Node] = field(default_factory=list)
-    target: Node | None = None  # the receiver of a method call, the operand of a select
+@lru_cache(maxsize=1)
+def _parser() -> CELParser:
+    # Imported and built on first use: importing cel-python and building its parser tables
+    # takes about 0.2 s, which every process start (web, worker, command) would pay otherwise.
+    from celpy.celparser import CELParser
+
+    return CELParser()
 
 
-def tokenize(expression: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(expression):
-        match = _TOKEN.match(expression, position)
-        if match is None:
-            raise CostError(f"unexpected character {expression[position]!r} at {position}")
-        kind = match.lastgroup or ""
-        text = match.group()
-        position = match.end()
-        if kind != "space":
-            tokens.append(("string" if kind == "raw" else kind, text))
-    return tokens
+def parse(expression: str) -> Tree:
+    """cel-python's syntax tree of ``expression``; CostError where its grammar refuses it."""
+    from celpy.celparser import CELParseError
+
+    try:
+        tree = _parser().parse(expression)
+    except CELParseError as exc:
+        raise CostError(_where(expression, exc.line, exc.column)) from None
+    _check_raw_strings(tree)
+    return tree
 
 
-class _Parser:
-    """Recursive descent over CEL's grammar; operators only need their operands here."""
-
-    def __init__(self, expression: str) -> None:
-        self.tokens = tokenize(expression)
-        self.at = 0
-
-    def peek(self) -> str:
-        return self.tokens[self.at][1] if self.at < len(self.tokens) else ""
-
-    def take(self, expected: str | None = None) -> tuple[str, str]:
-        if self.at >= len(self.tokens) or (expected and self.peek() != expected):
-            raise CostError(f"expected {expected or 'more'} at token {self.at}")
-        self.at += 1
-        return self.tokens[self.at - 1]
-
-    def parse(self) -> Node:
-        node = self.expr()
-        if self.at != len(self.tokens):
-            raise CostError(f"unexpected {self.peek()!r} at token {self.at}")
-        return node
-
-    def expr(self) -> Node:
-        node = self.binary(0)
-        if self.peek() == "?":
-            self.take()
-            then = self.binary(0)
-            self.take(":")
-            node = Node("op", children=[node, then, self.expr()])
-        return node
-
-    _LEVELS = (
-        ("||",),
-        ("&&",),
-        ("==", "!=", "<", "<=", ">", ">=", "in"),
-        ("+", "-"),
-        ("*", "/", "%"),
-    )
-
-    def binary(self, level: int) -> Node:
-        if level == len(self._LEVELS):
-            return self.unary()
-        node = self.binary(level + 1)
-        while self.peek() in self._LEVELS[level]:
-            self.take()
-            node = Node("op", children=[node, self.binary(level + 1)])
-        return node
-
-    def unary(self) -> Node:
-        if self.peek() in ("!", "-"):
-            self.take()
-            return Node("op", children=[self.unary()])
-        return self.member()
-
-    def member(self) -> Node:
-        node = self.primary()
-        message = self.peek() == "{" and node.kind in ("ident", "select")  # Name{field: 1}
-        while self.peek() in (".", "[") or message:
-            symbol = self.take()[1]
-            if symbol == ".":
-                name = self.take()[1]
-                if self.peek() == "(":
-                    node = Node("call", name=name, children=self.arguments(")"), target=node)
-                else:
-                    node = Node("select", name=name, target=node)
-            elif symbol == "[":
-                node = Node("index", children=[self.expr()], target=node)
-                self.take("]")
-            else:  # a message literal: only the field values are expressions
-                node = Node("op", children=[value for _, value in self.entries(opened=True)])
-            message = self.peek() == "{" and node.kind in ("ident", "select")
-        return node
-
-    def primary(self) -> Node:
-        kind, text = self.take()
-        if text == ".":  # a leading dot names the root scope: .trigger
-            kind, text = self.take()
-        if kind == "ident":
-            if self.peek() == "(":
-                return Node("call", name=text, children=self.arguments(")"))
-            return Node("ident", name=text)
-        if kind in ("number", "string"):
-            return Node("literal", name=_string_value(text) if kind == "string" else text)
-        if text == "(":
-            node = self.expr()
-            self.take(")")
-            return node
-        if text == "[":
-            return Node("list", children=self.arguments("]", opened=True))
-        if text == "{":
-            pairs = self.entries(opened=True)
-            return Node("map", children=[part for pair in pairs for part in pair])
-        raise CostError(f"unexpected {text!r}")
-
-    def arguments(self, closing: str, *, opened: bool = False) -> list[Node]:
-        if not opened:
-            self.take()
-        items: list[Node] = []
-        while self.peek() != closing:
-            items.append(self.expr())
-            if self.peek() != ",":
-                break
-            self.take()
-        self.take(closing)
-        return items
-
-    def entries(self, *, opened: bool = False) -> list[tuple[Node, Node]]:
-        if not opened:
-            self.take("{")
-        pairs: list[tuple[Node, Node]] = []
-        while self.peek() != "}":
-            key = self.expr()
-            self.take(":")
-            pairs.append((key, self.expr()))
-            if self.peek() != ",":
-                break
-            self.take()
-        self.take("}")
-        return pairs
+def _where(expression: str, line: int | None, column: int | None) -> str:
+    if line is None or column is None:
+        return "its syntax is not understood"
+    lines = expression.splitlines()
+    text = lines[line - 1] if line <= len(lines) else ""
+    near = f"unexpected {text[column - 1 : column + 9]!r} at line {line}, column {column}"
+    if text[: column - 1].rstrip().endswith(","):
+        return f"{near}: remove the trailing comma"
+    if _RAW_BACKSLASH_QUOTE.search(expression):
+        return f"{near}; {_RAW_ADVICE}"
+    return near
 
 
-def _string_value(text: str) -> str:
-    """A string literal's text without prefix and quotes (escapes left as written)."""
-    body = text.lstrip("rRbB")
-    quote = 3 if body[:3] in ("'''", '"""') else 1
-    return body[quote:-quote]
-
-
-def parse(expression: str) -> Node:
-    return _Parser(expression).parse()
+def _check_raw_strings(tree: Tree) -> None:
+    """cel-python reads a backslash before a quote as an escape in a raw string too; CEL (and
+    the evaluator) ends the string at that quote. Where they disagree the tree is not what
+    runs: ``r"\\" == " == " || <quadratic> || " == " // "`` parses as three strings. Such a
+    token holds its own closing quote, which no raw string CEL accepts can."""
+    for node in tree.iter_subtrees_topdown():  # a loop, not recursion: trees may be deep
+        if node.data != "literal":
+            continue
+        text = str(node.children[0])
+        prefix = text[: len(text) - len(text.lstrip("rRbB"))]
+        if "r" not in prefix.lower():
+            continue
+        quote = text[len(prefix) : len(prefix) + 3]
+        quote = quote if quote in ('"""', "'''") else quote[0]
+        body = text[len(prefix) + len(quote) : -len(quote)]
+        if (body + quote).find(quote) != len(body):
+            raise CostError(_RAW_ADVICE)
 
 
 @dataclass(frozen=True)
@@ -210,31 +110,59 @@ class _Cost:
     data: bool  # whether the value comes from the input (so its size is unbounded)
 
 
-def degree(node: Node, bound: dict[str, bool] | None = None) -> int:
-    """The power of the input's size an evaluation of ``node`` costs (1: linear)."""
-    return _cost(node, bound or {}).degree
+def degree(tree: Tree) -> int:
+    """The power of the input's size an evaluation of ``tree`` costs (1: linear)."""
+    return _cost(tree, {}).degree
 
 
-def _cost(node: Node, bound: dict[str, bool]) -> _Cost:
-    if node.kind == "ident":
-        if node.name in bound:
-            return _Cost(0, bound[node.name])
+def count_comprehensions(tree: Tree) -> int:
+    return sum(1 for node in tree.iter_subtrees() if _comprehension_name(node))
+
+
+def _cost(tree: Tree, bound: dict[str, bool]) -> _Cost:
+    tree = _unwrap(tree)
+    if tree.data == "ident":
+        name = str(tree.children[0])
+        if name in bound:
+            return _Cost(0, bound[name])
         return _Cost(1, True)  # an input: converted whole on every lookup
-    if node.kind == "call" and node.target is not None and node.name in COMPREHENSIONS:
-        return _comprehension(node, node.target, bound)
-    parts = [_cost(child, bound) for child in node.children]
-    if node.target is not None:
-        parts.append(_cost(node.target, bound))
-    if node.kind == "literal" or not parts:
+    if tree.data == "dot_ident":  # .trigger names the root scope: never a bound variable
+        return _Cost(1, True)
+    if _comprehension_name(tree):
+        return _comprehension(tree, bound)
+    # A message literal (Name{field: value}): its type name is no data, its values may be.
+    children = tree.children[1:] if tree.data == "member_object" else tree.children
+    parts = [_cost(child, bound) for child in children if isinstance(child, Tree)]
+    if tree.data == "literal" or not parts:
         return _Cost(0, False)
     return _Cost(max(part.degree for part in parts), any(part.data for part in parts))
 
 
-def _comprehension(node: Node, target: Node, bound: dict[str, bool]) -> _Cost:
-    over = _cost(target, bound)
-    args = node.children
-    variables = [arg.name for arg in args[:-1] if arg.kind == "ident"][:2]
-    if len(args) == 3 and node.name == "map" and len(variables) == 2:
+def _unwrap(tree: Tree) -> Tree:
+    """Skip the grammar's one-child levels (expr → conditionalor → … → primary), in a loop:
+    each literal sits ten levels deep, and recursing through them would cost stack."""
+    while (
+        tree.data not in _OWN_MEANING
+        and len(tree.children) == 1
+        and isinstance(tree.children[0], Tree)
+    ):
+        tree = tree.children[0]
+    return tree
+
+
+def _comprehension_name(tree: Tree) -> str:
+    """The macro's name for ``target.exists(…)`` and the like; "" for anything else."""
+    if tree.data == "member_dot_arg" and str(tree.children[1]) in COMPREHENSIONS:
+        return str(tree.children[1])
+    return ""
+
+
+def _comprehension(tree: Tree, bound: dict[str, bool]) -> _Cost:
+    over = _cost(tree.children[0], bound)
+    args = tree.children[2].children if len(tree.children) > 2 else []  # the arguments
+    names = [_ident_name(arg) for arg in args[:-1]]
+    variables = [name for name in names if name][:2]
+    if len(args) == 3 and _comprehension_name(tree) == "map" and len(variables) == 2:
         variables = variables[:1]  # map(x, filter, transform): one variable
     inner = dict(bound)
     inner.update({name: over.data for name in variables})
@@ -246,7 +174,6 @@ def _comprehension(node: Node, target: Node, bound: dict[str, bool]) -> _Cost:
     return _Cost(max(over.degree, body_degree), data)
 
 
-def count_comprehensions(node: Node) -> int:
-    own = int(node.kind == "call" and node.target is not None and node.name in COMPREHENSIONS)
-    below = [*node.children, *([node.target] if node.target is not None else [])]
-    return own + sum(count_comprehensions(child) for child in below)
+def _ident_name(tree: Tree) -> str:
+    tree = _unwrap(tree)
+    return str(tree.children[0]) if tree.data == "ident" else ""

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
 from automation.definitions.validation import validate
+from automation.engine import celcost
 from automation.models import Run, Workflow, WorkflowVersion
 from automation.services import workflow_definition_save
 from events.models import Event
@@ -35,6 +36,9 @@ LINEAR = [
     "[1, 2, 3].exists(x, trigger.data.m == x)",
     "trigger.data.a.filter(x, x > 0).map(y, y * 2).size() > 2",
     '"exists(" + "x.all(y, trigger)" != trigger.data.s // all(exists(',
+    # true, false and null are literals, not a lookup of the data.
+    "trigger.data.a.exists(x, x != null)",
+    r'trigger.data.a.exists(x, x.matches(r"^\d+$"))',
 ]
 
 
@@ -66,6 +70,20 @@ def test_a_filter_whose_cost_grows_with_the_square_of_the_data_is_refused_naming
 @pytest.mark.parametrize("expression", LINEAR)
 def test_filters_linear_in_the_data_are_accepted(expression):
     assert validate(workflow(expression)) == []
+
+
+def test_a_raw_string_ending_in_a_backslash_cannot_hide_a_quadratic_filter():
+    # CEL ends r"\" at its second quote; a reader that took \" for an escape would see three
+    # strings here, and no comprehension.
+    expression = r'r"\" == " == " || trigger.data.a.exists(x, x == trigger.data.m) || " == " // "'
+    errors = {error.path: error.message for error in validate(workflow(expression))}
+    assert "raw string ending in a backslash" in errors["trigger.filter"], errors
+    assert "backslash doubled" in errors["trigger.filter"], errors
+
+
+def test_a_trailing_comma_is_refused_with_what_to_do():
+    errors = {error.path: error.message for error in validate(workflow("[1, 2,].size() > 0"))}
+    assert "remove the trailing comma" in errors["trigger.filter"], errors
 
 
 def test_the_api_refuses_a_quadratic_filter_with_400_and_saves_nothing(client, users):
@@ -138,6 +156,18 @@ def test_a_stored_quadratic_filter_is_not_evaluated_and_the_event_says_why():
     event.refresh_from_db()
     assert not Run.objects.exists()
     assert "square of the data" in event.route_errors[0]
+
+
+def test_routing_parses_a_stored_filter_once_not_once_per_event(monkeypatch):
+    parsed = []
+    parse = celcost.parse
+    monkeypatch.setattr(celcost, "parse", lambda text: parsed.append(text) or parse(text))
+    expression = "trigger.data.a.exists(x, x == 7) // parsed once per process"
+    stored(expression)
+    for _ in range(3):
+        event_route(event_id=emit("flood.posted", {"a": [7]}).id)
+    assert Run.objects.count() == 3
+    assert parsed == [expression]
 
 
 def test_an_evaluation_past_its_deadline_is_stopped_and_recorded(settings):
