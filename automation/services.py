@@ -179,11 +179,14 @@ def _dispatch(run_id: Any) -> None:
     dispatch.advance(run_id)
 
 
-def runs_start_for_event(event: Any, *, lease_first_to: str = "") -> list[Run]:
+def runs_start_for_event(
+    event: Any, *, lease_first_to: str = "", problems: list[str] | None = None
+) -> list[Run]:
     """Start every active workflow whose trigger matches the event (at most once each).
 
     ``lease_first_to``: the first run is created held by this lease owner, for the caller to
-    advance at once (one broker round trip less between an event and its first step)."""
+    advance at once (one broker round trip less between an event and its first step).
+    ``problems`` receives why a matching workflow was not started (its filter failed)."""
     registry.sync_code_workflows()
     latest: dict[int, WorkflowVersion] = {}
     versions = (
@@ -198,7 +201,7 @@ def runs_start_for_event(event: Any, *, lease_first_to: str = "") -> list[Run]:
         pattern, condition = _trigger(version)
         if not matching.type_matches(pattern, event.type):
             continue
-        if not _filter_passes(version, condition, event):
+        if not _filter_passes(version, condition, event, problems):
             continue
         # One workflow that cannot start never blocks the others: run_start writes only inside
         # its own atomic block (a savepoint here), so a failure leaves this transaction usable.
@@ -239,20 +242,26 @@ def _trigger(version: WorkflowVersion) -> tuple[str, str]:
     return version.trigger_event, version.trigger_filter
 
 
-def _filter_passes(version: WorkflowVersion, condition: str, event: Any) -> bool:
+def _filter_passes(
+    version: WorkflowVersion, condition: str, event: Any, problems: list[str] | None
+) -> bool:
     if not condition:
         return True
     try:
         return matching.condition(condition, {"trigger": event.as_trigger()})
     except matching.ExpressionError as exc:
         logger.warning(
-            "workflow %s v%d: filter %r could not be evaluated for event %s (%s); not started",
+            "workflow %s v%d: filter could not be evaluated for event %s (%s); not started",
             version.workflow.name,
             version.number,
-            condition,
             event.id,
             exc,
         )
+        if problems is not None:
+            problems.append(
+                f"workflow {version.workflow.name} v{version.number} not started: "
+                f"trigger.filter: {exc}"
+            )
         return False
 
 
@@ -276,7 +285,7 @@ def run_wake(*, run_id: Any) -> bool:
     return bool(woke)
 
 
-def wait_accepts(wait: Wait, event: Any) -> bool:
+def wait_accepts(wait: Wait, event: Any, problems: list[str] | None = None) -> bool:
     if not matching.data_matches(wait.match or {}, event.data):
         return False
     if not wait.expression:
@@ -285,12 +294,16 @@ def wait_accepts(wait: Wait, event: Any) -> bool:
         return matching.condition(wait.expression, {"event": event.as_trigger()})
     except matching.ExpressionError as exc:
         logger.warning("wait %s/%s: %s", wait.run_id, wait.step_id, exc)
+        if problems is not None:
+            problems.append(f"run {wait.run_id} step {wait.step_id} not resumed: condition: {exc}")
         return False
 
 
-def wait_resolve(*, wait: Wait, event: Any, wake: bool = True) -> bool:
+def wait_resolve(
+    *, wait: Wait, event: Any, wake: bool = True, problems: list[str] | None = None
+) -> bool:
     """Give ``event`` to the waiting step if it still waits and the event matches."""
-    if not wait_accepts(wait, event):
+    if not wait_accepts(wait, event, problems):
         return False
     with transaction.atomic():
         if not Wait.objects.filter(pk=wait.pk, status=Wait.Status.OPEN).update(
@@ -303,13 +316,14 @@ def wait_resolve(*, wait: Wait, event: Any, wake: bool = True) -> bool:
     return True
 
 
-def waits_resolve_for_event(event: Any) -> int:
-    """Resume the runs waiting for this event. Returns how many it resumed."""
+def waits_resolve_for_event(event: Any, *, problems: list[str] | None = None) -> int:
+    """Resume the runs waiting for this event. Returns how many it resumed. ``problems``
+    receives why a waiting step whose condition failed on this event was not resumed."""
     resumed = 0
     for wait in Wait.objects.filter(status=Wait.Status.OPEN, event_type=event.type):
         try:
             with transaction.atomic():  # one broken wait never blocks the others
-                resumed += wait_resolve(wait=wait, event=event)
+                resumed += wait_resolve(wait=wait, event=event, problems=problems)
         except Exception:
             logger.exception("event %s could not resume %s/%s", event.id, wait.run_id, wait.step_id)
     return resumed

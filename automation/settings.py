@@ -293,6 +293,12 @@ AUTOMATION_LEASE_SECONDS = env_float("RUN_LEASE_SECONDS", 60.0, minimum=1.0)
 AUTOMATION_REDISPATCH_SECONDS = env_float("RUN_REDISPATCH_SECONDS", 120.0, minimum=1.0)
 # Runs taken back from dead workers this many times are failed ("dead-lettered").
 AUTOMATION_MAX_RECOVERIES = env_int("RUN_MAX_RECOVERIES", 5, minimum=1)
+# Limits of every CEL evaluation (trigger filters, step conditions, wait conditions, dry runs):
+# the data an expression reads may hold at most this many values (an over-size event fails
+# that filter with a recorded error instead of holding the process), and it is stopped after
+# this many milliseconds.
+CEL_MAX_INPUT_VALUES = env_int("CEL_MAX_INPUT_VALUES", 10_000, minimum=1)
+CEL_TIMEOUT_MS = env_int("CEL_TIMEOUT_MS", 50, minimum=1)
 # wait_for_event also accepts an event stored this long before the wait began.
 AUTOMATION_WAIT_LOOKBACK = timedelta(seconds=env_float("WAIT_LOOKBACK_SECONDS", 300.0))
 # How often the sweep fires due timers and recovers runs; a due timer fires within this.

@@ -16,6 +16,7 @@ run bench/ingest.py
 run bench/ingest_cpu.py
 run bench/waiting.py
 run bench/live.py
+run bench/cel_flood.py
 run bench/scale.py
 run bench/faults/kill_workers.py
 run bench/faults/restart_redis.py

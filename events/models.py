@@ -36,6 +36,9 @@ class Event(models.Model):
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now)
     routed_at = models.DateTimeField(null=True, blank=True)
+    # Why routing skipped a workflow or a waiting step for this event (a trigger filter over
+    # its limits, a condition that failed on this data): shown on the event's page.
+    route_errors = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at"]

@@ -190,8 +190,11 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
         if event is None:
             return []  # routed already, or being routed by another worker
         logcontext.bind(correlation_id=event.correlation_id)
-        runs = runs_start_for_event(event, lease_first_to=lease_first_to)
-        waits_resolve_for_event(event)
+        problems: list[str] = []
+        runs = runs_start_for_event(event, lease_first_to=lease_first_to, problems=problems)
+        waits_resolve_for_event(event, problems=problems)
+        if problems:  # shown on the event's page: a filter over its limits is not silent
+            Event.objects.filter(id=event_id).update(route_errors=problems[:50])
     return runs
 
 

@@ -18,6 +18,7 @@ _ADDRESSES = {
 
 @action(
     "email.send",
+    stores_input=("subject", "body", "html"),  # read by the recipients, kept in their mail
     input_schema={
         "type": "object",
         "required": ["to", "subject"],

@@ -9,6 +9,7 @@ from automation import NonRetryableError, action
 
 @action(
     "event.emit",
+    stores_input=("*",),  # stored as an event, shown on its page and in the API
     input_schema={
         "type": "object",
         "required": ["type"],

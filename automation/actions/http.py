@@ -38,12 +38,6 @@ INPUT_SCHEMA = {
 }
 
 
-# Headers whose values are credentials, in any case: recorded as "[redacted]".
-SENSITIVE_HEADER_RE = re.compile(
-    r"(proxy-)?authorization|(set-)?cookie|x-[a-z0-9-]*(api-?key|token|secret|auth)[a-z0-9-]*"
-    r"|api-?key",
-    re.IGNORECASE,
-)
 REDACTED = "[redacted]"
 _ONLY_PLACEHOLDERS_RE = re.compile(r"([A-Za-z]+ )?(\[secret:[A-Z_][A-Z0-9_]*\])+")
 
@@ -59,7 +53,7 @@ def redact_input(input: Any) -> Any:
     if isinstance(shown.get("headers"), dict):
         shown["headers"] = {
             key: REDACTED
-            if SENSITIVE_HEADER_RE.fullmatch(str(key))
+            if safehttp.is_credential_header(str(key))
             and not _ONLY_PLACEHOLDERS_RE.fullmatch(str(value))
             else value
             for key, value in shown["headers"].items()

@@ -14,6 +14,7 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNI
 
 @action(
     "log",
+    stores_input=("*",),  # written to the application log and the step's output
     input_schema={
         "type": "object",
         "required": ["message"],

@@ -51,6 +51,7 @@ def _output(instance: models.Model) -> dict[str, Any]:
 
 @action(
     "record.create",
+    stores_input=("*",),  # written to a table, read by whoever reads it
     input_schema={
         "type": "object",
         "required": ["model", "fields"],
@@ -69,6 +70,7 @@ def record_create(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 @action(
     "record.update",
+    stores_input=("*",),
     input_schema={
         "type": "object",
         "required": ["model", "pk", "fields"],

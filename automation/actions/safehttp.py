@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import socket
 import threading
 import time
@@ -33,8 +34,14 @@ from requests.structures import CaseInsensitiveDict
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 REDIRECTS = (301, 302, 303, 307, 308)
-# Sent to the host the definition names, never on to another one a redirect points at.
-CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+# Headers whose values are credentials, in any case. ONE list for two jobs: they are sent to
+# the origin the definition names, never on to another one a redirect points at, and the
+# journal records their values as "[redacted]" (http.request's redact hook).
+CREDENTIAL_HEADER_RE = re.compile(
+    r"(proxy-)?authorization|authentication|(set-)?cookie|private-token"
+    r"|x-[a-z0-9-]*(api-?key|token|secret|auth|password)[a-z0-9-]*|api-?key",
+    re.IGNORECASE,
+)
 MAX_RETRY_AFTER = 86400.0  # a server cannot park a step for longer than a day
 
 
@@ -203,13 +210,17 @@ def request(
             response.close()
             target = urljoin(url, response.headers["location"])
             if headers and session.should_strip_auth(url, target):
-                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+                headers = {k: v for k, v in headers.items() if not is_credential_header(k)}
             url = target
             if response.status_code == 303 or (
                 response.status_code in (301, 302) and method.upper() == "POST"
             ):
                 method, data, json = "GET", None, None
     raise requests.TooManyRedirects(f"more than {settings.AUTOMATION_HTTP_MAX_REDIRECTS} redirects")
+
+
+def is_credential_header(name: str) -> bool:
+    return bool(CREDENTIAL_HEADER_RE.fullmatch(name.strip()))
 
 
 def retry_after(value: str | None) -> float | None:

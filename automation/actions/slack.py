@@ -12,6 +12,7 @@ from automation.actions.http import http_request
 
 @action(
     "slack.post",
+    stores_input=("text", "blocks"),  # posted to a channel (the webhook URL may be a secret)
     input_schema={
         "type": "object",
         "additionalProperties": False,

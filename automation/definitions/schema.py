@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 STEP_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+MAX_QUORUM = 100  # approvals needed; more is a typo (1e9 passed "integer" before)
 _DURATION = {
     "type": ["string", "number"],
     "description": 'A duration: "500ms", "30s", "10m", "2h", "1d", "1w", "1h30m" or seconds.',
@@ -148,7 +149,7 @@ SCHEMA: dict[str, Any] = {
                     "timeout": {"$ref": "#/definitions/duration"},
                     "on_timeout": {"enum": ["reject", "approve", "escalate"]},
                     "on_reject": {"enum": ["continue", "fail"]},
-                    "quorum": {"type": "integer", "minimum": 1},
+                    "quorum": {"type": "integer", "minimum": 1, "maximum": MAX_QUORUM},
                     "four_eyes": {"type": "boolean"},
                     "escalate_to": _ASSIGNEES,
                     "escalation_timeout": {"$ref": "#/definitions/duration"},

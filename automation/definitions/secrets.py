@@ -51,19 +51,36 @@ def value(name: str) -> str:
 
 
 def redact_text(text: str, used: dict[str, str]) -> str:
-    """``text`` with every value of ``used`` ({name: value}) replaced by its placeholder."""
+    """``text`` with every value of ``used`` ({name: value}) replaced by its placeholder: in
+    any case (a URL's host comes back lower-cased in errors) and percent-encoded (as a URL
+    carries it)."""
     for name, secret in sorted(used.items(), key=lambda item: -len(item[1])):
         if secret:
-            text = text.replace(secret, placeholder(name))
+            text = _pattern(secret).sub(lambda _match, name=name: placeholder(name), text)
     return text
+
+
+def _pattern(secret: str) -> re.Pattern[str]:
+    """Each character as itself (in any case) or percent-encoded, as a URL may carry it
+    wholly, partly or not at all encoded (``+`` for a space in a query)."""
+    parts = []
+    for char in secret:
+        encoded = "".join(f"%{byte:02X}" for byte in char.encode())
+        forms = [re.escape(char), re.escape(encoded)] + (["\\+"] if char == " " else [])
+        parts.append(f"(?:{'|'.join(forms)})")
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+def mentions(text: str, used: dict[str, str]) -> bool:
+    """Whether ``text`` shows a value of ``used`` in any of the forms ``redact_text`` hides."""
+    return any(secret and _pattern(secret).search(text) for secret in used.values())
 
 
 def scrubbed(exc: Exception, used: dict[str, str]) -> Exception:
     """``exc`` itself when neither its message nor its traceback (chained errors included)
     shows a value of ``used``; otherwise an error of the same retryability with the values
     replaced and nothing chained."""
-    full = "".join(traceback.format_exception(exc))
-    if not any(secret and secret in full for secret in used.values()):
+    if not mentions("".join(traceback.format_exception(exc)), used):
         return exc
     message = redact_text(f"{type(exc).__name__}: {exc}", used)
     if isinstance(exc, RetryAfter):

@@ -177,6 +177,11 @@ def paths_in(value: Any, where: str) -> Iterator[tuple[str, list[str | int]]]:
     Raises TemplateError (with ``.location``) on a template that is not a path."""
     if isinstance(value, str):
         try:
+            if "{%" in value:
+                raise TemplateError(
+                    "{% … %} blocks are not templates here: only {{ path }} is; remove the "
+                    "block (conditions go in a step's if)"
+                )
             for raw in templates_in(value):
                 yield where, parse_path(raw)
         except TemplateError as exc:

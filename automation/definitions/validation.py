@@ -240,11 +240,33 @@ class _Checker:
         roots = ("trigger", "steps", "input", "run", "error") if error else None
         self.templates(f"{path}.input", call.get("input", {}), available, roots=roots, secrets=True)
         spec = registry.get_action(name)
+        self.stored_secrets(f"{path}.input", call.get("input", {}), spec)
         for parts, message in spec.input_errors(call.get("input", {})):
             if not _templated(call.get("input", {}), parts):
                 self.error(format_path([f"{path}.input", *parts]), message)
         if name == "ai.complete":
             self.json_schema(f"{path}.input.schema", call.get("input", {}).get("schema"))
+
+    def stored_secrets(self, path: str, input: Any, spec: registry.ActionSpec) -> None:
+        """No ``{{ secrets.* }}`` where the action stores or shows its input: the value would
+        be in the log, an event, a record or an email, where no placeholder hides it."""
+        if not isinstance(input, dict) or not spec.stores_input:
+            return
+        for key, value in input.items():
+            if "*" not in spec.stores_input and key not in spec.stores_input:
+                continue
+            try:
+                found = [where for where, parts in paths_in(value, f"{path}.{key}")
+                         if parts[0] == secret_store.ROOT]  # fmt: skip
+            except TemplateError:
+                continue  # reported by templates()
+            for where in found:
+                self.error(
+                    where,
+                    f"secrets cannot be used here: {spec.name} stores or shows its {key!r}, "
+                    "so the value would be readable there; pass secrets only to inputs that "
+                    "send them (a URL, a header)",
+                )
 
     def json_schema(self, path: str, schema: Any) -> None:
         """ai.complete's ``schema`` must be a JSON Schema (unless it is a template)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# Longer is a typo, not a plan; and "now + 99999999w" is past the year 9999 (OverflowError).
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: str | int | float | timedelta) -> timedelta:
@@ -32,4 +35,6 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
         raise ValueError(f"{value!r} is not a duration; write it like 30s, 10m or 2d")
     if seconds < 0:
         raise ValueError(f"{value!r} is negative; durations must be zero or more")
+    if not math.isfinite(seconds) or seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{value!r} is longer than the limit of 3650d (ten years)")
     return timedelta(seconds=seconds)

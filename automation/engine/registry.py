@@ -79,6 +79,9 @@ class ActionSpec:
     input_schema: dict[str, Any] | None = None
     retry: RetryPolicy | None = None
     redact: Callable[[Any], Any] | None = None
+    # Input fields the action stores or shows (a log line, an event, a record, an email):
+    # ``{{ secrets.* }}`` is refused there when a definition is saved. "*": the whole input.
+    stores_input: tuple[str, ...] = ()
     invoke: Callable[..., Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -179,13 +182,15 @@ def action(
     input_schema: dict[str, Any] | None = None,
     retry: dict[str, Any] | RetryPolicy | None = None,
     redact: Callable[[Any], Any] | None = None,
+    stores_input: tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(input, ctx)`` as the action ``name`` (usable from code and definitions).
 
     ``input_schema`` (JSON Schema, draft 7) is checked when a definition is saved and before
     every call: an input that breaks it fails the step at once, naming the field.
     ``redact(input)``: the input as the journal records it (credentials hidden); it must not
-    change ``input``."""
+    change ``input``. ``stores_input``: the input fields the action writes somewhere people
+    read (``("*",)`` for all), where a definition may not put ``{{ secrets.NAME }}``."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not NAME_RE.match(name):
@@ -199,6 +204,7 @@ def action(
             input_schema=input_schema,
             retry=RetryPolicy.from_value(retry) if retry is not None else None,
             redact=redact,
+            stores_input=stores_input,
         )
         fn.action_name = name  # type: ignore[attr-defined]
         return fn

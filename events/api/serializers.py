@@ -24,6 +24,7 @@ class EventSerializer(serializers.ModelSerializer):
             "occurred_at",
             "received_at",
             "routed_at",
+            "route_errors",
         ]
         read_only_fields = fields
 
