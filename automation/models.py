@@ -205,7 +205,13 @@ class StepStatus(models.TextChoices):
     WAITING = "waiting", "Waiting"  # sleep, event, approval, child, parallel, or retry pending
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # final: retries exhausted or not retryable
-    SKIPPED = "skipped", "Skipped"
+    SKIPPED = "skipped", "Skipped"  # its ``if`` was false
+    # Still open when its run ended (cancelled, failed, timed out, dead-lettered): it never will.
+    CANCELLED = "cancelled", "Cancelled"
+
+
+#: Step records whose outcome is not known yet; none is left once their run has ended.
+OPEN_STEP_STATUSES = (StepStatus.RUNNING, StepStatus.WAITING)
 
 
 class StepRecord(models.Model):

@@ -325,7 +325,10 @@ def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
 
 
 def run_finished(*, run: Run) -> None:
-    """Called in the transaction that ends a run: tell its parent, free its slot."""
+    """Called in the transaction that ends a run: cancel its children still active (nothing
+    waits for them any more), tell its parent, free its slot."""
+    for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
+        run_cancel(run=child)
     if run.parent_run_id and run.parent_step_id:
         if run.status == RunStatus.SUCCEEDED:
             step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
@@ -431,6 +434,7 @@ def run_retry(*, run: Run) -> Run:
         record = journal.filter(step_id=failed_step, status=StepStatus.FAILED).first()
         if record is not None:
             _reset_for_retry(run, record)
+        _reopen_closed(run)
         _rearm_deadline(locked)
         Run.objects.filter(id=run.id).update(
             status=RunStatus.PENDING,
@@ -470,6 +474,30 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             branch.status, branch.next_attempt_at, branch.attempt = StepStatus.WAITING, None, 0
             branch.save(update_fields=["status", "next_attempt_at", "attempt"])
             dispatch.branch(run.id, branch.step_id)
+
+
+_BEGUN_ANEW = (
+    StepRecord.Kind.SLEEP,
+    StepRecord.Kind.WAIT_EVENT,
+    StepRecord.Kind.APPROVAL,
+    StepRecord.Kind.CHILD,
+)
+
+
+def _reopen_closed(run: Run) -> None:
+    """Steps the run's end closed while they were open (a run timeout during a wait, a dead
+    letter during a step) carry on when it is retried: a plain step runs again by itself; a
+    sleep, wait, approval or child is begun anew (its closed wait and approval make way); a
+    parallel step sends its unfinished branches again."""
+    from approvals.models import Approval
+
+    closed = StepRecord.objects.filter(run=run, status=StepStatus.CANCELLED)
+    anew = list(closed.filter(kind__in=_BEGUN_ANEW).values_list("step_id", flat=True))
+    Wait.objects.filter(run=run, step_id__in=anew).delete()
+    Approval.objects.filter(run=run, step_id__in=anew, status=Approval.Status.CANCELLED).delete()
+    closed.filter(step_id__in=anew).delete()
+    for record in closed.filter(kind=StepRecord.Kind.PARALLEL):
+        _reset_for_retry(run, record)
 
 
 def _rearm_deadline(run: Run) -> None:
