@@ -328,22 +328,37 @@ def run_finished(*, run: Run) -> None:
     """Called in the transaction that ends a run: cancel its children still active (nothing
     waits for them any more), tell its parent, free its slot."""
     for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
-        run_cancel(run=child)
+        try:
+            run_cancel(run=child)
+        except WorkflowError:  # it finished meanwhile: nothing to cancel
+            continue
     if run.parent_run_id and run.parent_step_id:
-        if run.status == RunStatus.SUCCEEDED:
-            step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
-        else:
-            error = {
-                "type": "ChildFailed",
-                "message": f"child run {run.id} {run.status}",
-                "child_run_id": str(run.id),
-                "child_error": run.error,
-                "retryable": False,
-            }
-            if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
-                run_wake(run_id=run.parent_run_id)
+        _tell_parent(run)
     if run.concurrency_key or _has_limit(run):
         _start_queued(run)
+
+
+def _tell_parent(run: Run) -> None:
+    """Give the parent's waiting step the child's output, or fail it with the child's error.
+    A child cancelled because its parent is being cancelled tells nothing: the parent ends
+    cancelled whichever of the two a worker advances first, and its end closes the step."""
+    if run.status == RunStatus.SUCCEEDED:
+        step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
+        return
+    if (
+        run.status == RunStatus.CANCELLED
+        and Run.objects.filter(id=run.parent_run_id, cancel_requested=True).exists()
+    ):
+        return
+    error = {
+        "type": "ChildFailed",
+        "message": f"child run {run.id} {run.status}",
+        "child_run_id": str(run.id),
+        "child_error": run.error,
+        "retryable": False,
+    }
+    if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
+        run_wake(run_id=run.parent_run_id)
 
 
 def run_finished_writes(run: Run) -> bool:
