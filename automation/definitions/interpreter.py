@@ -1,6 +1,6 @@
 """Runs a declarative definition on the engine: each step becomes the Context operation a code
 workflow would call (``ctx.action``, ``ctx.approval``, ``ctx.wait_for_event``, ``ctx.sleep``,
-``ctx.parallel``), so definitions get the same journal, replay, retries, timeouts,
+``ctx.parallel``, ``ctx.child``), so definitions get the same journal, replay, retries, timeouts,
 compensation and failure handling as code.
 
 Like a code workflow, the interpreter is replayed from the start on every advance; everything
@@ -247,12 +247,21 @@ def _parallel(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
     return merged
 
 
+def _child(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
+    step_id, spec = step["id"], step["child"]
+    input = _render(ctx, step_id, spec.get("input", {}), scope)
+    if not isinstance(input, dict):
+        _fail(ctx, step_id, f"child.input rendered as {type(input).__name__}; it must be an object")
+    return ctx.child(step_id, spec["workflow"], input, compensate=spec.get("compensate", True))
+
+
 _KINDS: dict[str | None, Callable[[Any, dict[str, Any], Scope], Any]] = {
     "action": _action,
     "approval": _approval,
     "wait_for_event": _wait,
     "sleep": _sleep,
     "parallel": _parallel,
+    "child": _child,
 }
 
 

@@ -14,7 +14,7 @@ from django.db import transaction
 
 from automation import lifecycle, logcontext
 from automation.engine import clock, leases, registry
-from automation.engine.context import Context, EventView
+from automation.engine.context import Context
 from automation.engine.endings import run_end
 from automation.engine.errors import (
     Cancelled,
@@ -26,6 +26,7 @@ from automation.engine.errors import (
     UnknownWorkflow,
 )
 from automation.engine.retry import RetryPolicy
+from automation.engine.specs import spec_of, trigger_of
 from automation.engine.steps import error_info, to_json
 from automation.models import Run, RunStatus, StepRecord, Workflow
 
@@ -66,26 +67,6 @@ def _release(run_id: Any, owner: str) -> None:
             dispatch.advance(run_id)
 
 
-def _trigger(run: Run) -> EventView:
-    if run.trigger_event is not None:
-        return EventView(run.trigger_event.as_trigger())
-    return EventView(
-        {
-            "id": None,
-            "type": None,
-            "source": "manual",
-            "subject": "",
-            "data": run.input,
-            "body": run.input,
-            "headers": {},
-            "correlation_id": run.correlation_id,
-            "causation_id": "",
-            "occurred_at": None,
-            "received_at": None,
-        }
-    )
-
-
 def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     if fresh is not None:
         run, journal = fresh, []
@@ -98,7 +79,7 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     if fresh is None:
         journal = list(StepRecord.objects.filter(run=run))
     try:
-        spec = _spec(run)
+        spec = spec_of(run)
     except UnknownWorkflow as exc:
         if _newer_than_this_code(run):
             return _defer(run, owner)
@@ -106,7 +87,7 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
     try:
-        result = spec.fn(ctx, _trigger(run))
+        result = spec.fn(ctx, trigger_of(run))
         output = to_json(result, "the workflow's return value")
     except Suspend as suspended:
         return _suspend(run, owner, wakeups, suspended.reason)
@@ -153,33 +134,13 @@ def _defer(run: Run, owner: str) -> str:
     return "deferred"
 
 
-def _spec(run: Run) -> registry.WorkflowSpec:
-    if run.workflow.kind == Workflow.Kind.DECLARATIVE:
-        from automation.definitions.interpreter import workflow_spec
-
-        return workflow_spec(run.workflow.name, run.version.number, run.version.definition)
-    return registry.get_workflow(run.workflow.name, run.version.number)
-
-
 def _unwind(
     ctx: Context, run: Run, owner: str, wakeups: int, *, error: dict[str, Any] | None
 ) -> str:
     """Compensate completed steps in reverse order, then run on_failure; end the run."""
-    ctx.cancelling = True
     problems: list[dict[str, Any]] = []
     try:
-        for step_id, undo, output in reversed(ctx.compensations):
-            try:
-                ctx._step(
-                    f"compensate:{step_id}",
-                    "compensation",
-                    undo,
-                    (output,),
-                    {},
-                    retry=COMPENSATION_RETRY,
-                )
-            except StepFailed as exc:
-                problems.append({**exc.error, "step": exc.step_id})
+        problems += ctx.run_compensations(COMPENSATION_RETRY)
         if error is not None and ctx._spec is not None and ctx._spec.on_failure is not None:
             try:
                 ctx._step("on_failure", "on_failure", ctx._spec.on_failure, (ctx, error), {})
