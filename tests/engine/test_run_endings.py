@@ -116,3 +116,10 @@ def test_a_parent_that_ends_while_its_child_runs_cancels_the_child(workflow_harn
     assert parent.steps.get(step_id="kid").status == "cancelled"
     assert_nothing_open(parent)
     assert_nothing_open(child)
+
+
+def test_the_schema_lets_a_step_still_open_have_no_duration(client, workflow_harness, operator):
+    """A waiting step of an active run has no duration yet: the API says null, and the
+    published schema allows it (it declared a number only)."""
+    step = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["Step"]
+    assert step["properties"]["duration"]["nullable"] is True
