@@ -104,6 +104,11 @@ def test_a_dead_lettered_run_closes_the_step_its_workers_died_in(workflow_harnes
     assert_nothing_open(run)
     assert run.steps.get(step_id="one").status == "cancelled"
 
+    workflow_harness._committed(run_retry, run=run)  # from the dead-letter list
+    workflow_harness.drain()
+    assert workflow_harness.result(run) is None
+    assert run.steps.get(step_id="one").attempt == 2  # the closed step ran again
+
 
 def test_a_parent_that_ends_while_its_child_runs_cancels_the_child(workflow_harness, clock):
     parent = workflow_harness.start("endings-impatient-parent")
