@@ -22,6 +22,11 @@ def sleeper(ctx, event):
     ctx.sleep("nap", "2h")
 
 
+@workflow("endings-approval-with-deadline", timeout="1h")
+def approval_with_deadline(ctx, event):
+    return ctx.approval("ok", title="Go?", assignees=["group:managers"], timeout="1d")
+
+
 @workflow("endings-impatient-parent", timeout="1h")
 def impatient_parent(ctx, event):
     return ctx.child("kid", "endings-sleeper")
@@ -84,6 +89,24 @@ def test_a_run_that_passes_its_deadline_closes_its_sleep_and_resumes_it_on_retry
     workflow_harness.drain()
     assert workflow_harness.refresh(run).status == "waiting"  # the sleep is begun anew
     assert run.steps.get(step_id="long").status == "waiting"
+
+
+def test_a_run_that_passes_its_deadline_cancels_its_approval_and_asks_again_on_retry(
+    workflow_harness,
+):
+    Group.objects.create(name="managers")
+    run = workflow_harness.start("endings-approval-with-deadline")
+    workflow_harness.run_until_idle()
+    run = workflow_harness.refresh(run)
+    assert run.status == "failed"
+    assert_nothing_open(run)
+    assert Approval.objects.get(run=run).status == "cancelled"
+
+    workflow_harness._committed(run_retry, run=run)
+    workflow_harness.drain()
+    assert workflow_harness.refresh(run).status == "waiting"
+    assert Approval.objects.get(run=run).status == "pending"
+    assert run.steps.get(step_id="ok").status == "waiting"
 
 
 def test_a_dead_lettered_run_closes_the_step_its_workers_died_in(workflow_harness, clock, settings):
