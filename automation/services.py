@@ -412,8 +412,7 @@ def run_cancel(*, run: Run) -> Run:
             status=Wait.Status.CANCELLED, resolved_at=clock.now()
         )
         approvals_cancel_for_run(run_id=run.id)
-        for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
-            run_cancel(run=child)
+        runs_cancel_children(run_id=run.id)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
@@ -426,8 +425,10 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def runs_cancel_children(*, run_id: Any) -> None:
-    """The run ended: its children still active are cancelled (nothing waits for them)."""
-    for child in Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES):
+    """The run ends or is being cancelled: its children still active are cancelled (nothing
+    will wait for them). Those already asked to cancel are left to finish doing so."""
+    active = Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES)
+    for child in active.filter(cancel_requested=False):
         try:
             run_cancel(run=child)
         except WorkflowError:  # it finished meanwhile: nothing to cancel
