@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -341,20 +341,34 @@ def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
 def run_finished(*, run: Run) -> None:
     """Called in the transaction that ends a run: tell its parent, free its slot."""
     if run.parent_run_id and run.parent_step_id:
-        if run.status == RunStatus.SUCCEEDED:
-            step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
-        else:
-            error = {
-                "type": "ChildFailed",
-                "message": f"child run {run.id} {run.status}",
-                "child_run_id": str(run.id),
-                "child_error": run.error,
-                "retryable": False,
-            }
-            if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
-                run_wake(run_id=run.parent_run_id)
+        _tell_parent(run)
     if run.concurrency_key or _has_limit(run):
         _start_queued(run)
+
+
+def _tell_parent(run: Run) -> None:
+    """Give the parent's waiting step the child's output, or fail it with the child's error.
+    A child cancelled because its parent is being cancelled tells nothing: the parent ends
+    cancelled whichever of the two a worker advances first, and its end closes the step."""
+    parent_id, step_id, child_id = run.parent_run_id, run.parent_step_id, str(run.id)
+    if run.status == RunStatus.SUCCEEDED:
+        if steps.complete_waiting(parent_id, step_id, run.output, child_run_id=child_id):
+            run_wake(run_id=parent_id)
+        return
+    if (
+        run.status == RunStatus.CANCELLED
+        and Run.objects.filter(id=parent_id, cancel_requested=True).exists()
+    ):
+        return
+    error = {
+        "type": "ChildFailed",
+        "message": f"child run {run.id} {run.status}",
+        "child_run_id": str(run.id),
+        "child_error": run.error,
+        "retryable": False,
+    }
+    if steps.fail_waiting(parent_id, step_id, error, child_run_id=child_id):
+        run_wake(run_id=parent_id)
 
 
 def run_finished_writes(run: Run) -> bool:
@@ -412,8 +426,7 @@ def run_cancel(*, run: Run) -> Run:
             status=Wait.Status.CANCELLED, resolved_at=clock.now()
         )
         approvals_cancel_for_run(run_id=run.id)
-        for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
-            run_cancel(run=child)
+        runs_cancel_children(run_id=run.id)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
@@ -423,6 +436,17 @@ def run_cancel(*, run: Run) -> Run:
             _dispatch(run.id)
     run.refresh_from_db()
     return run
+
+
+def runs_cancel_children(*, run_id: Any) -> None:
+    """The run ends or is being cancelled: its children still active are cancelled (nothing
+    will wait for them). Those already asked to cancel are left to finish doing so."""
+    active = Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES)
+    for child in active.filter(cancel_requested=False):
+        try:
+            run_cancel(run=child)
+        except WorkflowError:  # it finished meanwhile: nothing to cancel
+            continue
 
 
 def run_retry(*, run: Run) -> Run:
@@ -445,6 +469,7 @@ def run_retry(*, run: Run) -> Run:
         record = journal.filter(step_id=failed_step, status=StepStatus.FAILED).first()
         if record is not None:
             _reset_for_retry(run, record)
+        _reopen_closed(run)
         _rearm_deadline(locked)
         Run.objects.filter(id=run.id).update(
             status=RunStatus.PENDING,
@@ -484,6 +509,33 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             branch.status, branch.next_attempt_at, branch.attempt = StepStatus.WAITING, None, 0
             branch.save(update_fields=["status", "next_attempt_at", "attempt"])
             dispatch.branch(run.id, branch.step_id)
+
+
+_BEGUN_ANEW = (StepRecord.Kind.WAIT_EVENT, StepRecord.Kind.APPROVAL, StepRecord.Kind.CHILD)
+
+
+def _reopen_closed(run: Run) -> None:
+    """Steps the run's end closed while they were open (a run timeout during a wait, a dead
+    letter during a step) carry on when it is retried: a plain step runs again by itself; a
+    sleep waits again until the time it was due; a wait, approval or child is begun anew (its
+    closed wait makes way; its cancelled approval stays, the record of who was asked and
+    when); a parallel step sends its unfinished branches again."""
+    closed = StepRecord.objects.filter(run=run, status=StepStatus.CANCELLED)
+    for sleep in closed.filter(kind=StepRecord.Kind.SLEEP):
+        _sleep_resume(run, sleep)
+    anew = list(closed.filter(kind__in=_BEGUN_ANEW).values_list("step_id", flat=True))
+    Wait.objects.filter(run=run, step_id__in=anew).delete()
+    closed.filter(step_id__in=anew).delete()
+    for record in closed.filter(kind=StepRecord.Kind.PARALLEL):
+        _reset_for_retry(run, record)
+
+
+def _sleep_resume(run: Run, record: StepRecord) -> None:
+    due = datetime.fromisoformat(record.input["until"])
+    StepRecord.objects.filter(pk=record.pk).update(
+        status=StepStatus.WAITING, finished_at=None, next_attempt_at=due
+    )
+    Timer.objects.create(run=run, step_id=record.step_id, due_at=due)
 
 
 def _rearm_deadline(run: Run) -> None:

@@ -132,7 +132,7 @@ class WorkflowHarness:
         from approvals.models import Approval
         from approvals.services import approval_decide
 
-        approval = Approval.objects.get(run=run, step_id=step_id)
+        approval = Approval.objects.filter(run=run, step_id=step_id).first()  # the latest ask
         self._committed(
             approval_decide,
             approval=approval,
@@ -159,6 +159,17 @@ class WorkflowHarness:
                 self._committed(event_route_and_advance, event_id=args[0])
             handled += 1
         return handled
+
+    def deliver(self, run: Run) -> bool:
+        """Execute the queued "advance" message of ``run`` now, ahead of the messages queued
+        before it (to test an outcome against every order the broker may deliver in). False
+        when none is queued for it."""
+        message = ("advance", (str(run.id),))
+        if message not in self.backend.queue:
+            return False
+        self.backend.queue.remove(message)
+        self._committed(executor.run_advance, str(run.id))
+        return True
 
     def advance_time(self, duration: str | float | timedelta) -> None:
         """Move the clock forward, fire what fell due, and run what that woke."""

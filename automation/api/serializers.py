@@ -8,7 +8,9 @@ from automation.models import Run, StepRecord
 
 class StepSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="step_id")
-    duration = serializers.FloatField(read_only=True)
+    duration = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Seconds; null while the step is open."
+    )
 
     class Meta:
         model = StepRecord
@@ -46,5 +48,5 @@ class RunDetailSerializer(RunSerializer):
 
     @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run: Run) -> list:
-        journal = run.steps.order_by("started_at", "id")
+        journal = run.steps.timeline()
         return StepSerializer(journal, many=True).data

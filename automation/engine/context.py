@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid as uuid_module
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from automation.engine import branches as branch_ops
-from automation.engine import clock, steps
+from automation.engine import clock, saga, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
     TIMED_OUT,
@@ -28,33 +29,17 @@ from automation.engine.errors import (
     WorkflowError,
 )
 from automation.engine.retry import RetryPolicy
+from automation.engine.specs import EventView
+from automation.models import Run, StepRecord
+
+__all__ = ["Context", "EventView"]
 
 if TYPE_CHECKING:
     from automation.engine.registry import WorkflowSpec
-    from automation.models import Run, StepRecord
 
 MAX_STEP_ID = 200
 _SIDE_TABLE_KINDS = {"sleep", "wait_event", "approval", "parallel", "branch", "child"}
 _UNORDERED_KINDS = {"compensation", "on_failure"}
-
-
-class EventView:
-    """The trigger event as workflow code sees it: ``event.data``, ``event.type``, …"""
-
-    def __init__(self, trigger: dict[str, Any]) -> None:
-        self._trigger = trigger
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._trigger[name]
-        except KeyError:
-            raise AttributeError(f"event has no attribute {name!r}") from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._trigger[name]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._trigger)
 
 
 class Context:
@@ -139,6 +124,21 @@ class Context:
             record.kind in _SIDE_TABLE_KINDS or record.attempt > 1 or record.status == "waiting"
             for record in self._journal.values()
         )
+
+    def run_compensations(self, retry: RetryPolicy) -> list[dict[str, Any]]:
+        """Undo the completed steps: their compensations in reverse order of completion, each
+        a journaled step (run once; a replay reads it back). Returns the errors of those that
+        failed for good; the others still run."""
+        self.cancelling = True
+        problems = []
+        for step_id, undo, output in reversed(self.compensations):
+            try:
+                self._step(
+                    f"compensate:{step_id}", "compensation", undo, (output,), {}, retry=retry
+                )
+            except StepFailed as exc:
+                problems.append({**exc.error, "step": exc.step_id})
+        return problems
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -397,17 +397,27 @@ class Context:
         step_id: str,
         workflow: str,
         input: dict[str, Any] | None = None,
+        *,
+        compensate: bool = True,
     ) -> Any:
         """Start the workflow ``workflow`` as a child run and wait for its output.
 
-        A failed child raises StepFailed here (catch it to carry on)."""
+        A failed child raises StepFailed here (catch it to carry on); it compensated its own
+        steps. A child that succeeded is part of this run's saga: if this run fails or is
+        cancelled later, the child's completed steps are compensated, in reverse order, as one
+        compensation of this step (``compensate=False``: the child's effects stay)."""
         record, seq = self._enter(self._user_id(step_id), "child")
         if record is None:
             record = steps.start_child(
                 self, step_id=step_id, seq=seq, workflow=workflow, input=input or {}
             )
             self._remember(record)
-        return steps.child_result(self, record)
+        output = steps.child_result(self, record)
+        if compensate:
+            child_run = {"child_run_id": record.input["child_run_id"]}
+            undo = partial(saga.child_compensate, new_context=Context)
+            self.compensations.append((step_id, undo, child_run))
+        return output
 
     def parallel(
         self,
