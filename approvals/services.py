@@ -292,7 +292,8 @@ def _escalate(approval: Approval) -> None:
 
 
 def approvals_cancel_for_run(*, run_id: Any) -> int:
-    """The run was cancelled: its pending approvals are cancelled (nobody is emailed)."""
+    """The run was cancelled or ended otherwise: its pending approvals are cancelled (nobody
+    is emailed)."""
     cancelled = 0
     for approval in Approval.objects.filter(run_id=run_id, status=Approval.Status.PENDING):
         if transitions.apply(approval, "cancel"):

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 from automation.engine.errors import WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
+    TIMELINE_ORDER,
     DeadLetterRun,
     Heartbeat,
     Run,
@@ -44,7 +45,7 @@ class StepInline(admin.TabularInline):
     model = StepRecord
     fields = ["step_id", "kind", "status", "attempt", "started_at", "duration", "summary"]
     readonly_fields = fields
-    ordering = ["started_at", "id"]
+    ordering = TIMELINE_ORDER
     extra = 0
     can_delete = False
 

@@ -205,7 +205,26 @@ class StepStatus(models.TextChoices):
     WAITING = "waiting", "Waiting"  # sleep, event, approval, child, parallel, or retry pending
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"  # final: retries exhausted or not retryable
-    SKIPPED = "skipped", "Skipped"
+    SKIPPED = "skipped", "Skipped"  # its ``if`` was false
+    # Still open when its run ended (cancelled, failed, timed out, dead-lettered): it never will.
+    CANCELLED = "cancelled", "Cancelled"
+
+
+#: Step records whose outcome is not known yet; none is left once their run has ended.
+OPEN_STEP_STATUSES = (StepStatus.RUNNING, StepStatus.WAITING)
+
+
+#: The order of a run's journal as every view shows it (API, run page, admin, CLI): the order
+#: in which the steps started. ``seq`` is not used: parallel branches, compensations and the
+#: failure handler have none, and databases disagree on where NULLs sort (SQLite first,
+#: PostgreSQL last), which once put compensations before the steps they undo.
+TIMELINE_ORDER = ("started_at", "id")
+
+
+class StepRecordQuerySet(models.QuerySet):
+    def timeline(self) -> StepRecordQuerySet:
+        """The records in the order they happened (TIMELINE_ORDER)."""
+        return self.order_by(*TIMELINE_ORDER)
 
 
 class StepRecord(models.Model):
@@ -252,8 +271,10 @@ class StepRecord(models.Model):
         null=True, blank=True, help_text="Branch steps: when a silent worker loses its claim."
     )
 
+    objects = StepRecordQuerySet.as_manager()
+
     class Meta:
-        ordering = ["run", "started_at", "id"]
+        ordering = ["run", *TIMELINE_ORDER]
         constraints = [
             models.UniqueConstraint(fields=["run", "step_id"], name="step_unique_per_run"),
         ]

@@ -43,11 +43,7 @@ def workflow_names() -> list[str]:
 
 def run_timeline(run: Run) -> list[StepRecord]:
     """The run's journal in the order it happened, without internal value records."""
-    return list(
-        StepRecord.objects.filter(run=run)
-        .exclude(kind=StepRecord.Kind.VALUE)
-        .order_by("seq", "started_at", "id")
-    )
+    return list(StepRecord.objects.filter(run=run).exclude(kind=StepRecord.Kind.VALUE).timeline())
 
 
 @dataclass

@@ -325,22 +325,40 @@ def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
 
 
 def run_finished(*, run: Run) -> None:
-    """Called in the transaction that ends a run: tell its parent, free its slot."""
+    """Called in the transaction that ends a run: cancel its children still active (nothing
+    waits for them any more), tell its parent, free its slot."""
+    for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
+        try:
+            run_cancel(run=child)
+        except WorkflowError:  # it finished meanwhile: nothing to cancel
+            continue
     if run.parent_run_id and run.parent_step_id:
-        if run.status == RunStatus.SUCCEEDED:
-            step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
-        else:
-            error = {
-                "type": "ChildFailed",
-                "message": f"child run {run.id} {run.status}",
-                "child_run_id": str(run.id),
-                "child_error": run.error,
-                "retryable": False,
-            }
-            if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
-                run_wake(run_id=run.parent_run_id)
+        _tell_parent(run)
     if run.concurrency_key or _has_limit(run):
         _start_queued(run)
+
+
+def _tell_parent(run: Run) -> None:
+    """Give the parent's waiting step the child's output, or fail it with the child's error.
+    A child cancelled because its parent is being cancelled tells nothing: the parent ends
+    cancelled whichever of the two a worker advances first, and its end closes the step."""
+    if run.status == RunStatus.SUCCEEDED:
+        step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
+        return
+    if (
+        run.status == RunStatus.CANCELLED
+        and Run.objects.filter(id=run.parent_run_id, cancel_requested=True).exists()
+    ):
+        return
+    error = {
+        "type": "ChildFailed",
+        "message": f"child run {run.id} {run.status}",
+        "child_run_id": str(run.id),
+        "child_error": run.error,
+        "retryable": False,
+    }
+    if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
+        run_wake(run_id=run.parent_run_id)
 
 
 def run_finished_writes(run: Run) -> bool:
@@ -431,6 +449,7 @@ def run_retry(*, run: Run) -> Run:
         record = journal.filter(step_id=failed_step, status=StepStatus.FAILED).first()
         if record is not None:
             _reset_for_retry(run, record)
+        _reopen_closed(run)
         _rearm_deadline(locked)
         Run.objects.filter(id=run.id).update(
             status=RunStatus.PENDING,
@@ -470,6 +489,30 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             branch.status, branch.next_attempt_at, branch.attempt = StepStatus.WAITING, None, 0
             branch.save(update_fields=["status", "next_attempt_at", "attempt"])
             dispatch.branch(run.id, branch.step_id)
+
+
+_BEGUN_ANEW = (
+    StepRecord.Kind.SLEEP,
+    StepRecord.Kind.WAIT_EVENT,
+    StepRecord.Kind.APPROVAL,
+    StepRecord.Kind.CHILD,
+)
+
+
+def _reopen_closed(run: Run) -> None:
+    """Steps the run's end closed while they were open (a run timeout during a wait, a dead
+    letter during a step) carry on when it is retried: a plain step runs again by itself; a
+    sleep, wait, approval or child is begun anew (its closed wait and approval make way); a
+    parallel step sends its unfinished branches again."""
+    from approvals.models import Approval
+
+    closed = StepRecord.objects.filter(run=run, status=StepStatus.CANCELLED)
+    anew = list(closed.filter(kind__in=_BEGUN_ANEW).values_list("step_id", flat=True))
+    Wait.objects.filter(run=run, step_id__in=anew).delete()
+    Approval.objects.filter(run=run, step_id__in=anew, status=Approval.Status.CANCELLED).delete()
+    closed.filter(step_id__in=anew).delete()
+    for record in closed.filter(kind=StepRecord.Kind.PARALLEL):
+        _reset_for_retry(run, record)
 
 
 def _rearm_deadline(run: Run) -> None:

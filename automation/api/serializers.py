@@ -46,5 +46,5 @@ class RunDetailSerializer(RunSerializer):
 
     @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run: Run) -> list:
-        journal = run.steps.order_by("started_at", "id")
+        journal = run.steps.timeline()
         return StepSerializer(journal, many=True).data

@@ -164,6 +164,11 @@ class DryContext:
         self._add(step_id, "wait_for_event", "ran", shown, output, "an event arrived (fake)")
         return output
 
+    def child(self, step_id: str, workflow: str, input: Any, **options: Any) -> Any:
+        output = self.fakes.get(step_id, {})
+        self._add(step_id, f"child {workflow}", "ran", input, output, "faked")
+        return output
+
     def sleep(self, step_id: str, duration: Any) -> None:
         self._add(step_id, "sleep", "ran", {"sleep": duration}, None, "no time passes")
 

@@ -1,6 +1,6 @@
 """Runs a declarative definition on the engine: each step becomes the Context operation a code
 workflow would call (``ctx.action``, ``ctx.approval``, ``ctx.wait_for_event``, ``ctx.sleep``,
-``ctx.parallel``), so definitions get the same journal, replay, retries, timeouts,
+``ctx.parallel``, ``ctx.child``), so definitions get the same journal, replay, retries, timeouts,
 compensation and failure handling as code.
 
 Like a code workflow, the interpreter is replayed from the start on every advance; everything
@@ -10,11 +10,12 @@ outputs, so every replay takes the same path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from automation.definitions import secrets as secret_store
-from automation.definitions.templates import TemplateError, render, uses_secrets
+from automation.definitions.templates import TemplateError, render, skipped, uses_secrets
 from automation.definitions.validation import all_step_ids, step_kind
 from automation.engine import matching, registry, steps
 from automation.engine.errors import NonRetryableError, StepFailed
@@ -94,6 +95,28 @@ def cel_scope(scope: Scope) -> dict[str, Any]:
     return {key: scope[key] for key in ("trigger", "steps", "input", "run")}
 
 
+# A string literal (left alone), or a path into a step: steps.id or steps["id"], then any
+# number of .field and [index] segments (a trailing method name such as .size() is not one).
+_CEL_STEP_PATH = re.compile(
+    r"""(?P<string>'{3}.*?'{3}|"{3}.*?"{3}|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
+    r"""|(?<![\w.])steps\s*(?:\.\s*(?P<name>[A-Za-z_]\w*)|\[\s*["'](?P<key>[^"']*)["']\s*\])"""
+    r"""(?:\s*\.\s*[A-Za-z_]\w*(?!\w|\s*\()|\s*\[[^\]]*\])*""",
+    re.DOTALL,
+)
+
+
+def condition_holds(expression: str, scope: Scope) -> bool:
+    """Evaluate an ``if``. A path into a step skipped by its own ``if`` reads as null at any
+    depth, as in templates: CEL itself fails on a field of null, so such paths are replaced by
+    ``null`` before the expression is compiled."""
+
+    def as_null(match: re.Match[str]) -> str:
+        step_id = match.group("name") or match.group("key")
+        return "null" if step_id is not None and skipped(scope, step_id) else match.group(0)
+
+    return matching.condition(_CEL_STEP_PATH.sub(as_null, expression), cel_scope(scope))
+
+
 def _fail(ctx: Any, step_id: str, message: str) -> None:
     """Fail the step with a journaled error (so the run's page shows where and why)."""
     ctx.step(step_id, _reject, message, retry={"max_attempts": 1})
@@ -106,7 +129,7 @@ def _reject(message: str) -> None:
 
 def _condition(ctx: Any, step_id: str, expression: str, scope: Scope) -> bool:
     try:
-        return matching.condition(expression, cel_scope(scope))
+        return condition_holds(expression, scope)
     except matching.ExpressionError as exc:
         _fail(ctx, step_id, f"if: {exc}")
         raise AssertionError("unreachable") from exc
@@ -224,12 +247,21 @@ def _parallel(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
     return merged
 
 
+def _child(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
+    step_id, spec = step["id"], step["child"]
+    input = _render(ctx, step_id, spec.get("input", {}), scope)
+    if not isinstance(input, dict):
+        _fail(ctx, step_id, f"child.input rendered as {type(input).__name__}; it must be an object")
+    return ctx.child(step_id, spec["workflow"], input, compensate=spec.get("compensate", True))
+
+
 _KINDS: dict[str | None, Callable[[Any, dict[str, Any], Scope], Any]] = {
     "action": _action,
     "approval": _approval,
     "wait_for_event": _wait,
     "sleep": _sleep,
     "parallel": _parallel,
+    "child": _child,
 }
 
 
@@ -330,7 +362,7 @@ def run_branch_steps(
     for step in branch:
         step_id = step["id"]
         try:
-            taken = "if" not in step or matching.condition(step["if"], cel_scope(scope))
+            taken = "if" not in step or condition_holds(step["if"], scope)
             input = render(step.get("input", {}), scope) if taken else None
         except (matching.ExpressionError, TemplateError) as exc:
             raise DefinitionRuntimeError(f"step {step_id!r}: {exc}") from None

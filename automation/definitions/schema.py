@@ -79,6 +79,7 @@ _KINDS = {
     "wait_for_event": "wait_step",
     "sleep": "sleep_step",
     "parallel": "parallel_step",
+    "child": "child_step",
 }
 
 SCHEMA: dict[str, Any] = {
@@ -175,6 +176,23 @@ SCHEMA: dict[str, Any] = {
             },
         ),
         "sleep_step": _step("sleep", {"$ref": "#/definitions/duration"}),
+        "child_step": _step(
+            "child",
+            {
+                "type": "object",
+                "required": ["workflow"],
+                "additionalProperties": False,
+                "properties": {
+                    "workflow": {"type": "string", "minLength": 1},
+                    "input": _OBJECT_OR_TEMPLATE,
+                    "compensate": {
+                        "type": "boolean",
+                        "description": "Undo the child's completed steps when this run fails "
+                        "or is cancelled later (default true).",
+                    },
+                },
+            },
+        ),
         "parallel_step": _step(
             "parallel",
             {

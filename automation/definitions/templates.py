@@ -95,6 +95,13 @@ def lookup(scope: dict[str, Any], parts: list[str | int]) -> Any:
     return current
 
 
+def skipped(scope: dict[str, Any], step_id: Any) -> bool:
+    """Whether the step was skipped by its ``if``: then any path into it reads as null, so a
+    run that did all its work never fails over a step it rightly did not take."""
+    entry = scope.get("steps", {}).get(step_id) if isinstance(step_id, str) else None
+    return isinstance(entry, dict) and entry.get("skipped") is True
+
+
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
@@ -103,7 +110,7 @@ def _resolve(
     scope: dict[str, Any], raw: str, secrets: dict[str, str] | None, absent: Collection[str]
 ) -> Any:
     parts = parse_path(raw)
-    if parts[0] == "steps" and len(parts) > 1 and parts[1] in absent:
+    if parts[0] == "steps" and len(parts) > 1 and (parts[1] in absent or skipped(scope, parts[1])):
         return None
     if parts[0] != secret_store.ROOT:
         return lookup(scope, parts)
@@ -145,7 +152,7 @@ def render(
     """``value`` (a definition fragment) with every template in its strings resolved. Secrets
     render as placeholders, or as their values when ``secrets`` is a dict (which then holds
     the ones used, by name, so errors can be redacted). A path into a step of ``absent`` (one
-    that did not run, for on_failure) renders as null."""
+    that did not run, for on_failure) or into a skipped step renders as null."""
     if isinstance(value, str):
         return render_string(value, scope, secrets, absent)
     if isinstance(value, dict):

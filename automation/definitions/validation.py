@@ -22,7 +22,7 @@ from automation.engine import matching, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
 
-STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel")
+STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
 RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
 _CEL_STEP_REF = re.compile(
@@ -178,18 +178,20 @@ class _Checker:
             self.duration(f"{path}.sleep", step["sleep"])
         elif kind == "parallel":
             return self.parallel(path, step, available)
+        elif kind == "child":
+            self.child(f"{path}.child", step["child"], available)
         if "compensate" in step:
             self.action_call(f"{path}.compensate", step["compensate"], available | {step_id})
         return {step_id}
 
     def modifiers(self, path: str, step: dict[str, Any], kind: str | None) -> None:
         if "retry" in step:
-            if kind in ("approval", "wait_for_event", "sleep"):
+            if kind in ("approval", "wait_for_event", "sleep", "child"):
                 self.error(f"{path}.retry", f"a {kind} step has nothing to retry")
             else:
                 self.retry(f"{path}.retry", step["retry"])
         if "timeout" in step:
-            if kind in ("sleep", "parallel"):
+            if kind in ("sleep", "parallel", "child"):
                 self.error(f"{path}.timeout", f"a {kind} step takes no timeout")
             else:
                 self.duration(f"{path}.timeout", step["timeout"])
@@ -278,6 +280,14 @@ class _Checker:
         for field in ("timeout", "lookback"):
             if field in wait:
                 self.duration(f"{path}.{field}", wait[field])
+
+    def child(self, path: str, child: dict[str, Any], available: set[str]) -> None:
+        name = child["workflow"]
+        if name == self.definition["name"]:
+            self.error(f"{path}.workflow", "a workflow cannot start itself as a child")
+        elif not registry.known_versions(name) and not _workflow_exists(name):
+            self.error(f"{path}.workflow", f"no workflow named {name!r}")
+        self.templates(f"{path}.input", child.get("input", {}), available)
 
     def retry(self, path: str, retry: dict[str, Any]) -> None:
         for field in ("initial", "max"):
@@ -391,6 +401,12 @@ def _templated(value: Any, parts: list[Any]) -> bool:
         except (KeyError, IndexError, TypeError):
             return False
     return has_template(current)
+
+
+def _workflow_exists(name: str) -> bool:
+    from automation.models import Workflow
+
+    return Workflow.objects.filter(name=name).exists()
 
 
 def _assignee_exists(entry: str) -> bool:

@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from automation.engine import branches as branch_ops
-from automation.engine import clock, steps
+from automation.engine import clock, specs, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
     TIMED_OUT,
     Cancelled,
     DeterminismError,
+    NonRetryableError,
     RunTimedOut,
     StepFailed,
     Suspend,
@@ -28,33 +29,17 @@ from automation.engine.errors import (
     WorkflowError,
 )
 from automation.engine.retry import RetryPolicy
+from automation.engine.specs import EventView
+from automation.models import Run, StepRecord, StepStatus
+
+__all__ = ["Context", "EventView"]
 
 if TYPE_CHECKING:
     from automation.engine.registry import WorkflowSpec
-    from automation.models import Run, StepRecord
 
 MAX_STEP_ID = 200
 _SIDE_TABLE_KINDS = {"sleep", "wait_event", "approval", "parallel", "branch", "child"}
 _UNORDERED_KINDS = {"compensation", "on_failure"}
-
-
-class EventView:
-    """The trigger event as workflow code sees it: ``event.data``, ``event.type``, …"""
-
-    def __init__(self, trigger: dict[str, Any]) -> None:
-        self._trigger = trigger
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._trigger[name]
-        except KeyError:
-            raise AttributeError(f"event has no attribute {name!r}") from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._trigger[name]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._trigger)
 
 
 class Context:
@@ -139,6 +124,21 @@ class Context:
             record.kind in _SIDE_TABLE_KINDS or record.attempt > 1 or record.status == "waiting"
             for record in self._journal.values()
         )
+
+    def run_compensations(self, retry: RetryPolicy) -> list[dict[str, Any]]:
+        """Undo the completed steps: their compensations in reverse order of completion, each
+        a journaled step (run once; a replay reads it back). Returns the errors of those that
+        failed for good; the others still run."""
+        self.cancelling = True
+        problems = []
+        for step_id, undo, output in reversed(self.compensations):
+            try:
+                self._step(
+                    f"compensate:{step_id}", "compensation", undo, (output,), {}, retry=retry
+                )
+            except StepFailed as exc:
+                problems.append({**exc.error, "step": exc.step_id})
+        return problems
 
     # --- steps ----------------------------------------------------------------------------------
 
@@ -399,17 +399,26 @@ class Context:
         step_id: str,
         workflow: str,
         input: dict[str, Any] | None = None,
+        *,
+        compensate: bool = True,
     ) -> Any:
         """Start the workflow ``workflow`` as a child run and wait for its output.
 
-        A failed child raises StepFailed here (catch it to carry on)."""
+        A failed child raises StepFailed here (catch it to carry on); it compensated its own
+        steps. A child that succeeded is part of this run's saga: if this run fails or is
+        cancelled later, the child's completed steps are compensated, in reverse order, as one
+        compensation of this step (``compensate=False``: the child's effects stay)."""
         record, seq = self._enter(self._user_id(step_id), "child")
         if record is None:
             record = steps.start_child(
                 self, step_id=step_id, seq=seq, workflow=workflow, input=input or {}
             )
             self._remember(record)
-        return steps.child_result(self, record)
+        output = steps.child_result(self, record)
+        if compensate:
+            child_run = {"child_run_id": record.input["child_run_id"]}
+            self.compensations.append((step_id, _compensate_child, child_run))
+        return output
 
     def parallel(
         self,
@@ -447,3 +456,35 @@ class Context:
             record = steps.record_value(self, step_id=step_id, seq=seq, value=produce())
             self._remember(record)
         return record.output
+
+
+class ChildNotCompensated(Exception):
+    """Some compensations of a child run failed; the parent's compensation step retries them."""
+
+
+def _compensate_child(recorded: dict[str, Any]) -> dict[str, Any]:
+    """Undo a child run that succeeded, as one compensation step of its parent: replay the
+    child (all its steps are recorded, so nothing runs again) to learn its compensations, then
+    run them in reverse order, journaled in the child's own journal. On a retry of the parent's
+    step, those that succeeded are read back and those that failed run again."""
+    child = Run.objects.select_related("workflow", "version", "trigger_event").get(
+        id=recorded["child_run_id"]
+    )
+    StepRecord.objects.filter(
+        run=child, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.FAILED
+    ).update(status=StepStatus.WAITING, next_attempt_at=None)
+    spec = specs.spec_of(child)
+    ctx = Context(child, list(StepRecord.objects.filter(run=child)), spec)
+    ctx.cancelling = True  # a finished run: no cancel or deadline applies to its replay
+    try:
+        spec.fn(ctx, specs.trigger_of(child))
+    except (DeterminismError, Suspend, Cancelled, RunTimedOut, Exception) as exc:
+        raise NonRetryableError(
+            f"child run {child.id} could not be replayed to compensate it ({exc}); undo its "
+            "effects by hand"
+        ) from None
+    problems = ctx.run_compensations(RetryPolicy(max_attempts=1))
+    if problems:
+        failed = ", ".join(problem["step"] for problem in problems)
+        raise ChildNotCompensated(f"child run {child.id}: {failed} failed")
+    return {"child_run_id": str(child.id), "compensated": [c[0] for c in ctx.compensations]}

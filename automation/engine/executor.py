@@ -8,15 +8,14 @@ number of times: a run that is not pending is left alone.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 
 from automation import lifecycle, logcontext
 from automation.engine import clock, leases, registry
-from automation.engine.context import Context, EventView
+from automation.engine.context import Context
+from automation.engine.endings import run_end
 from automation.engine.errors import (
     Cancelled,
     DeterminismError,
@@ -27,8 +26,9 @@ from automation.engine.errors import (
     UnknownWorkflow,
 )
 from automation.engine.retry import RetryPolicy
+from automation.engine.specs import spec_of, trigger_of
 from automation.engine.steps import error_info, to_json
-from automation.models import Run, RunStatus, StepRecord, Timer, Wait, Workflow
+from automation.models import Run, RunStatus, StepRecord, Workflow
 
 logger = logging.getLogger(__name__)
 
@@ -67,26 +67,6 @@ def _release(run_id: Any, owner: str) -> None:
             dispatch.advance(run_id)
 
 
-def _trigger(run: Run) -> EventView:
-    if run.trigger_event is not None:
-        return EventView(run.trigger_event.as_trigger())
-    return EventView(
-        {
-            "id": None,
-            "type": None,
-            "source": "manual",
-            "subject": "",
-            "data": run.input,
-            "body": run.input,
-            "headers": {},
-            "correlation_id": run.correlation_id,
-            "causation_id": "",
-            "occurred_at": None,
-            "received_at": None,
-        }
-    )
-
-
 def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     if fresh is not None:
         run, journal = fresh, []
@@ -99,15 +79,15 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     if fresh is None:
         journal = list(StepRecord.objects.filter(run=run))
     try:
-        spec = _spec(run)
+        spec = spec_of(run)
     except UnknownWorkflow as exc:
         if _newer_than_this_code(run):
             return _defer(run, owner)
-        return _finish(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
+        return run_end(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
     ctx = Context(run, journal, spec)
     ctx.owner = owner  # type: ignore[attr-defined]
     try:
-        result = spec.fn(ctx, _trigger(run))
+        result = spec.fn(ctx, trigger_of(run))
         output = to_json(result, "the workflow's return value")
     except Suspend as suspended:
         return _suspend(run, owner, wakeups, suspended.reason)
@@ -124,7 +104,7 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     except Exception as exc:  # the workflow body itself raised
         error = error_info(exc, retryable=False, step="(workflow)")
         return _unwind(ctx, run, owner, wakeups, error=error)
-    return _finish(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
+    return run_end(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
 
 
 def _newer_than_this_code(run: Run) -> bool:
@@ -154,33 +134,13 @@ def _defer(run: Run, owner: str) -> str:
     return "deferred"
 
 
-def _spec(run: Run) -> registry.WorkflowSpec:
-    if run.workflow.kind == Workflow.Kind.DECLARATIVE:
-        from automation.definitions.interpreter import workflow_spec
-
-        return workflow_spec(run.workflow.name, run.version.number, run.version.definition)
-    return registry.get_workflow(run.workflow.name, run.version.number)
-
-
 def _unwind(
     ctx: Context, run: Run, owner: str, wakeups: int, *, error: dict[str, Any] | None
 ) -> str:
     """Compensate completed steps in reverse order, then run on_failure; end the run."""
-    ctx.cancelling = True
     problems: list[dict[str, Any]] = []
     try:
-        for step_id, undo, output in reversed(ctx.compensations):
-            try:
-                ctx._step(
-                    f"compensate:{step_id}",
-                    "compensation",
-                    undo,
-                    (output,),
-                    {},
-                    retry=COMPENSATION_RETRY,
-                )
-            except StepFailed as exc:
-                problems.append({**exc.error, "step": exc.step_id})
+        problems += ctx.run_compensations(COMPENSATION_RETRY)
         if error is not None and ctx._spec is not None and ctx._spec.on_failure is not None:
             try:
                 ctx._step("on_failure", "on_failure", ctx._spec.on_failure, (ctx, error), {})
@@ -193,10 +153,10 @@ def _unwind(
     except (DeterminismError, Exception) as exc:  # the failure path itself broke: end anyway
         problems.append(error_info(exc, retryable=False, step="(compensation)"))
     if error is None:
-        return _finish(
+        return run_end(
             run, owner, RunStatus.CANCELLED, error={"message": "cancelled"} | _extra(problems)
         )
-    return _finish(run, owner, RunStatus.FAILED, error=error | _extra(problems))
+    return run_end(run, owner, RunStatus.FAILED, error=error | _extra(problems))
 
 
 def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
@@ -219,58 +179,3 @@ def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
     if Run.objects.filter(id=run.id, lease_owner=owner).exists():
         return "again"
     return "lease lost"
-
-
-def _finish(
-    run: Run,
-    owner: str,
-    status: str,
-    *,
-    output: Any = None,
-    error: dict[str, Any] | None = None,
-    cleanup: bool = True,
-) -> str:
-    """End the run. ``cleanup`` closes its timers, waits, approvals and branches (skipped for
-    runs that never made any: a plain sequence of steps)."""
-    from automation.services import run_finished, run_finished_writes
-
-    now = clock.now()
-    # A plain sequence of steps ending writes nothing but its run: no BEGIN and COMMIT then.
-    alone = not cleanup and not run_finished_writes(run)
-    with nullcontext() if alone else transaction.atomic():
-        updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
-            status=status,
-            output=output,
-            error=error,
-            finished_at=now,
-            lease_owner="",
-            lease_expires_at=None,
-            waiting_for="",
-            wakeups=F("wakeups") + 1,
-        )
-        if not updated:
-            return "lease lost"
-        if cleanup:
-            _close_side_tables(run, now)
-        run.status, run.output, run.error = status, output, error
-        lifecycle.announce_run(run.id, status, workflow=run.workflow.name)
-        run_finished(run=run)
-    if status == RunStatus.FAILED:
-        logger.warning(
-            "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
-        )
-    return status
-
-
-def _close_side_tables(run: Run, now: Any) -> None:
-    from approvals.services import approvals_cancel_for_run
-
-    Timer.objects.filter(run=run, fired_at__isnull=True).update(fired_at=now)
-    # Branches still pending when the run ended (fail fast, cancel) will never be needed.
-    StepRecord.objects.filter(
-        run=run, kind=StepRecord.Kind.BRANCH, status__in=["running", "waiting"]
-    ).update(status="skipped", finished_at=now, lease_expires_at=None)
-    Wait.objects.filter(run=run, status=Wait.Status.OPEN).update(
-        status=Wait.Status.CANCELLED, resolved_at=now
-    )
-    approvals_cancel_for_run(run_id=run.id)

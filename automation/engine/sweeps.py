@@ -16,6 +16,7 @@ from django.db.models import F, Q
 
 from automation import lifecycle
 from automation.engine import clock, dispatch
+from automation.engine.endings import run_end
 from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
 
 logger = logging.getLogger(__name__)
@@ -96,14 +97,12 @@ def runs_recover() -> int:
 
 
 def _dead_letter(run: Run) -> bool:
-    from automation.engine.executor import _finish
-
     message = (
         f"dead-lettered: the run was taken back from {run.recoveries} workers that stopped while "
         "running it (killed, out of memory?). Fix the cause, then retry it."
     )
     return bool(
-        _finish(
+        run_end(
             run,
             run.lease_owner,
             RunStatus.FAILED,

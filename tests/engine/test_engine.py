@@ -378,7 +378,7 @@ def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_ha
     workflow_harness._committed(run_cancel, run=run)
     workflow_harness.drain()
     assert workflow_harness.refresh(run).status == "cancelled"
-    assert set(run.steps.filter(kind="branch").values_list("status", flat=True)) == {"skipped"}
+    assert set(run.steps.filter(kind="branch").values_list("status", flat=True)) == {"cancelled"}
 
     for _, args in branch_messages:  # the late deliveries do nothing
         assert branches.execute_branch(*args) == "nothing to do"

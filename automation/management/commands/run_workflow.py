@@ -139,7 +139,7 @@ class Follower:
             time.sleep(self.interval)
 
     def _show_steps(self) -> None:
-        journal = StepRecord.objects.filter(run_id=self.run.id).order_by("started_at", "id")
+        journal = StepRecord.objects.filter(run_id=self.run.id).timeline()
         for step in journal:
             state = (step.status, step.attempt)
             if self.steps.get(step.step_id) == state:

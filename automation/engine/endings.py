@@ -1,0 +1,101 @@
+"""The one place a run ends: succeeded, failed, cancelled or dead-lettered.
+
+Ending a run and closing everything it still had open (step records, waits, approvals,
+timers) happen in one transaction, so no page, API or sweep ever sees a finished run with a
+step "waiting", an approval pending or a timer that will wake it. Whatever ends a run calls
+:func:`run_end`; nothing else writes a finished status.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from automation import lifecycle
+from automation.engine import clock
+from automation.models import (
+    OPEN_STEP_STATUSES,
+    Run,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+    Timer,
+    Wait,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["open_work_close", "run_end"]
+
+
+def run_end(
+    run: Run,
+    owner: str,
+    status: str,
+    *,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+    cleanup: bool = True,
+) -> str:
+    """End the run held by ``owner`` with ``status``. Returns the status, or "lease lost"
+    when another worker holds the run (then nothing changed). ``cleanup=False`` is for a run
+    that never opened anything (a plain sequence of steps that succeeded): it skips the
+    queries that would find nothing to close."""
+    from automation.services import run_finished, run_finished_writes
+
+    now = clock.now()
+    # A plain sequence of steps ending writes nothing but its run: no BEGIN and COMMIT then.
+    alone = not cleanup and not run_finished_writes(run)
+    with nullcontext() if alone else transaction.atomic():
+        updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
+            status=status,
+            output=output,
+            error=error,
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            waiting_for="",
+            wakeups=F("wakeups") + 1,
+        )
+        if not updated:
+            return "lease lost"
+        if cleanup:
+            open_work_close(run.id, now)
+        run.status, run.output, run.error = status, output, error
+        lifecycle.announce_run(run.id, status, workflow=run.workflow.name)
+        run_finished(run=run)
+    if status == RunStatus.FAILED:
+        logger.warning(
+            "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
+        )
+    return status
+
+
+def open_work_close(run_id: Any, now: Any) -> None:
+    """Close what a run that just ended still had open: its step records say "cancelled"
+    (with the time), its waits are cancelled, its pending approvals cancelled (through their
+    transition table), and its timers deleted: nothing will wake it or decide for it again."""
+    from approvals.services import approvals_cancel_for_run
+
+    Timer.objects.filter(run_id=run_id, fired_at__isnull=True).delete()
+    open_steps = StepRecord.objects.filter(run_id=run_id, status__in=OPEN_STEP_STATUSES)
+    closed = list(open_steps.values_list("step_id", "kind"))
+    if closed:
+        open_steps.update(
+            status=StepStatus.CANCELLED,
+            finished_at=now,
+            next_attempt_at=None,
+            lease_expires_at=None,
+        )
+        for step_id, kind in closed:
+            lifecycle.announce_step(
+                run_id, step_id, kind=kind, status=StepStatus.CANCELLED, finished_at=now
+            )
+    Wait.objects.filter(run_id=run_id, status=Wait.Status.OPEN).update(
+        status=Wait.Status.CANCELLED, resolved_at=now
+    )
+    approvals_cancel_for_run(run_id=run_id)

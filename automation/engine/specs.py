@@ -1,0 +1,58 @@
+"""What replaying a run needs besides its journal: the code (or definition) of its workflow
+version, and its trigger as the workflow function sees it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from automation.engine import registry
+from automation.models import Run, Workflow
+
+__all__ = ["EventView", "spec_of", "trigger_of"]
+
+
+class EventView:
+    """The trigger event as workflow code sees it: ``event.data``, ``event.type``, …"""
+
+    def __init__(self, trigger: dict[str, Any]) -> None:
+        self._trigger = trigger
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._trigger[name]
+        except KeyError:
+            raise AttributeError(f"event has no attribute {name!r}") from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._trigger[name]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._trigger)
+
+
+def spec_of(run: Run) -> registry.WorkflowSpec:
+    if run.workflow.kind == Workflow.Kind.DECLARATIVE:
+        from automation.definitions.interpreter import workflow_spec
+
+        return workflow_spec(run.workflow.name, run.version.number, run.version.definition)
+    return registry.get_workflow(run.workflow.name, run.version.number)
+
+
+def trigger_of(run: Run) -> EventView:
+    if run.trigger_event is not None:
+        return EventView(run.trigger_event.as_trigger())
+    return EventView(
+        {
+            "id": None,
+            "type": None,
+            "source": "manual",
+            "subject": "",
+            "data": run.input,
+            "body": run.input,
+            "headers": {},
+            "correlation_id": run.correlation_id,
+            "causation_id": "",
+            "occurred_at": None,
+            "received_at": None,
+        }
+    )

@@ -1,0 +1,77 @@
+"""Cancelling a parent that waits on a child always ends both cancelled, each side's completed
+steps compensated exactly once, whichever of the two "advance" messages a worker takes first."""
+
+from __future__ import annotations
+
+import pytest
+
+from automation import workflow
+from automation.models import Run
+from automation.services import run_cancel
+
+pytestmark = pytest.mark.django_db
+
+
+def reserve() -> dict:
+    return {"reserved": True}
+
+
+def charge() -> dict:
+    return {"charged": 10}
+
+
+def release(output: dict) -> None:
+    pass
+
+
+def refund(output: dict) -> None:
+    pass
+
+
+@workflow("cancel-slow-child")
+def slow_child(ctx, event):
+    ctx.step("charge", charge, compensate=refund)
+    ctx.sleep("settle", "1d")
+    return "settled"
+
+
+@workflow("cancel-waiting-parent")
+def waiting_parent(ctx, event):
+    ctx.step("reserve", reserve, compensate=release)
+    return ctx.child("kid", "cancel-slow-child")
+
+
+def cancel_while_child_waits(harness):
+    parent = harness.start("cancel-waiting-parent")
+    child = Run.objects.get(parent_run=parent)
+    assert harness.refresh(parent).status == "waiting"
+    assert harness.refresh(child).status == "waiting"
+    harness._committed(run_cancel, run=parent)
+    return parent, child
+
+
+def assert_both_cancelled_and_compensated_once(harness, parent, child):
+    parent, child = harness.refresh(parent), harness.refresh(child)
+    assert (parent.status, child.status) == ("cancelled", "cancelled")
+    assert parent.error == {"message": "cancelled"}
+    assert harness.calls["compensate:reserve"] == 1
+    assert harness.calls["compensate:charge"] == 1
+    assert parent.steps.get(step_id="kid").status == "cancelled"
+
+
+def test_cancelling_a_parent_ends_both_cancelled_when_the_child_is_advanced_first(
+    workflow_harness,
+):
+    parent, child = cancel_while_child_waits(workflow_harness)
+    assert workflow_harness.deliver(child)
+    workflow_harness.drain()
+    assert_both_cancelled_and_compensated_once(workflow_harness, parent, child)
+
+
+def test_cancelling_a_parent_ends_both_cancelled_when_the_parent_is_advanced_first(
+    workflow_harness,
+):
+    parent, child = cancel_while_child_waits(workflow_harness)
+    assert workflow_harness.deliver(parent)
+    workflow_harness.drain()
+    assert_both_cancelled_and_compensated_once(workflow_harness, parent, child)

@@ -1,0 +1,190 @@
+"""A child run that succeeded is part of its parent's saga: when the parent fails or is
+cancelled later, the child's completed steps are compensated, in reverse order, as one
+compensation of the parent's child step, unless the call says ``compensate=False``."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+from automation import NonRetryableError, workflow
+from automation.definitions.validation import InvalidDefinition
+from automation.models import Run, StepRecord
+from automation.services import run_cancel, workflow_definition_save
+
+pytestmark = pytest.mark.django_db
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "declarative"
+
+
+def charge() -> dict:
+    return {"charge": "ch_1"}
+
+
+def receipt() -> dict:
+    return {"receipt": "r_1"}
+
+
+def refund(output: dict) -> dict:
+    return {"refunded": output["charge"]}
+
+
+def void(output: dict) -> dict:
+    return {"voided": output["receipt"]}
+
+
+def ship() -> None:
+    raise NonRetryableError("the warehouse refused the order")
+
+
+@workflow("saga-payment")
+def payment(ctx, event):
+    ctx.step("charge", charge, compensate=refund)
+    ctx.step("receipt", receipt, compensate=void)
+    return "paid"
+
+
+@workflow("saga-order")
+def order(ctx, event):
+    ctx.child("pay", "saga-payment")
+    ctx.step("ship", ship)
+
+
+@workflow("saga-order-keeps-payment")
+def order_keeps_payment(ctx, event):
+    ctx.child("pay", "saga-payment", compensate=False)
+    ctx.step("ship", ship)
+
+
+@workflow("saga-order-waits")
+def order_waits(ctx, event):
+    ctx.child("pay", "saga-payment")
+    ctx.sleep("cool_off", "1d")
+
+
+def compensations(run: Run) -> list[str]:
+    records = StepRecord.objects.filter(run=run, kind="compensation").timeline()
+    return [record.step_id for record in records]
+
+
+def test_a_parent_that_fails_compensates_its_succeeded_child_in_reverse_order(workflow_harness):
+    parent = workflow_harness.start("saga-order")
+    parent = workflow_harness.refresh(parent)
+    child = Run.objects.get(parent_run=parent)
+    assert (parent.status, child.status) == ("failed", "succeeded")
+    assert compensations(child) == ["compensate:receipt", "compensate:charge"]
+    assert workflow_harness.calls["compensate:receipt"] == 1
+    assert workflow_harness.calls["compensate:charge"] == 1
+    undo = parent.steps.get(step_id="compensate:pay")
+    assert undo.status == "succeeded"
+    assert undo.output["compensated"] == ["charge", "receipt"]
+    assert child.steps.get(step_id="compensate:charge").output == {"refunded": "ch_1"}
+
+
+def test_compensate_false_leaves_the_childs_effects(workflow_harness):
+    parent = workflow_harness.refresh(workflow_harness.start("saga-order-keeps-payment"))
+    child = Run.objects.get(parent_run=parent)
+    assert parent.status == "failed"
+    assert compensations(parent) == compensations(child) == []
+    assert "compensate:charge" not in workflow_harness.calls
+
+
+def test_cancelling_a_parent_after_its_child_succeeded_compensates_the_child(workflow_harness):
+    parent = workflow_harness.start("saga-order-waits")
+    assert workflow_harness.refresh(parent).status == "waiting"
+    workflow_harness._committed(run_cancel, run=parent)
+    workflow_harness.drain()
+    child = Run.objects.get(parent_run=parent)
+    assert workflow_harness.refresh(parent).status == "cancelled"
+    assert compensations(child) == ["compensate:receipt", "compensate:charge"]
+
+
+def test_a_child_compensation_that_fails_is_retried_without_repeating_the_others(
+    workflow_harness,
+):
+    attempts = []
+
+    def flaky_refund(output):
+        attempts.append(output)
+        if len(attempts) == 1:
+            raise ConnectionError("refund API down")
+        return {"refunded": output["charge"]}
+
+    workflow_harness.fake("compensate:charge", returns=flaky_refund)
+    parent = workflow_harness.start("saga-order")
+    assert workflow_harness.refresh(parent).status == "waiting"  # the retry's backoff
+    workflow_harness.run_until_idle()
+    parent = workflow_harness.refresh(parent)
+    child = Run.objects.get(parent_run=parent)
+    assert parent.status == "failed"
+    assert "compensation_errors" not in parent.error
+    assert len(attempts) == 2
+    assert workflow_harness.calls["compensate:receipt"] == 1
+    assert child.steps.get(step_id="compensate:charge").status == "succeeded"
+
+
+# --- declarative definitions: the `child` step kind ------------------------------------------
+
+
+def round_trip(workflow: str = "saga-payment", **child: object) -> dict:
+    return {
+        "name": "declared-order",
+        "trigger": {"event": "test.declared.order"},
+        "steps": [
+            {
+                "id": "pay",
+                "child": {"workflow": workflow, "input": {"n": "{{ trigger.data.n }}"}, **child},
+            },
+            {"id": "ship", "action": "log", "input": {"message": "ship {{ steps.pay.output }}"}},
+        ],
+    }
+
+
+def test_a_declared_child_is_compensated_when_the_parent_fails(workflow_harness):
+    workflow_definition_save(definition=round_trip())
+    workflow_harness.fake("ship", raises=NonRetryableError("no stock"))
+    parent = workflow_harness.refresh(workflow_harness.start("declared-order", {"n": 1}))
+    child = Run.objects.get(parent_run=parent)
+    assert (parent.status, child.status) == ("failed", "succeeded")
+    assert child.input == {"n": 1}
+    assert compensations(child) == ["compensate:receipt", "compensate:charge"]
+
+
+def test_a_declared_child_with_compensate_false_keeps_its_effects(workflow_harness):
+    workflow_definition_save(definition=round_trip(compensate=False))
+    workflow_harness.fake("ship", raises=NonRetryableError("no stock"))
+    parent = workflow_harness.refresh(workflow_harness.start("declared-order", {"n": 1}))
+    assert parent.status == "failed"
+    assert compensations(Run.objects.get(parent_run=parent)) == []
+
+
+def test_a_declared_child_naming_an_unknown_workflow_is_refused_by_path():
+    with pytest.raises(InvalidDefinition) as refused:
+        workflow_definition_save(definition=round_trip("no-such-flow"))
+    assert [e.as_dict() for e in refused.value.errors] == [
+        {"path": "steps[0].child.workflow", "message": "no workflow named 'no-such-flow'"}
+    ]
+    definition = round_trip()
+    definition["steps"][0]["retry"] = {"max_attempts": 2}
+    with pytest.raises(InvalidDefinition, match="nothing to retry"):
+        workflow_definition_save(definition=definition)
+
+
+def test_the_round_trip_example_cancels_the_outbound_trip_when_home_fails(workflow_harness):
+    from examples.actions import LEDGER
+
+    Group.objects.create(name="managers")  # other examples ask them
+    call_command("load_workflows", str(EXAMPLES), stdout=StringIO())
+    workflow_harness.emit(
+        "example.declared.round_trip.requested",
+        {"destination": "Rome", "home": {"destination": "Oslo", "fail": "flight"}},
+    )
+    parent = workflow_harness.refresh(Run.objects.get(workflow__name="declarative-round-trip"))
+    child = Run.objects.get(parent_run=parent)
+    assert (parent.status, parent.error["step"]) == ("failed", "home")
+    assert compensations(child) == ["compensate:car", "compensate:hotel", "compensate:flight"]
+    assert LEDGER["cancel-flight"][-1] == "flight-Rome"
