@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -295,6 +297,18 @@ class StepRecord(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def earlier_attempts(self) -> list[dict[str, Any]]:
+        """The attempts before the one shown: ``attempts`` ends with the step's own last
+        attempt once it failed (its error is ``error``), which is not an earlier one."""
+        history = list(self.attempts or [])
+        last = history[-1] if history else {}
+        shown = {key: (self.error or {}).get(key) for key in ("type", "message")}
+        same = {key: last.get("error", {}).get(key) for key in shown} == shown
+        if self.error and last.get("attempt") == self.attempt and same:
+            history.pop()
+        return history
 
 
 class Timer(models.Model):

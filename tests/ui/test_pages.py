@@ -177,3 +177,17 @@ def test_a_new_installation_has_an_operators_group_for_the_ui(client, django_use
     assert client.get("/app/").status_code == 200
     assert client.get("/app/runs/").status_code == 200
     assert client.get("/app/events/").status_code == 200
+
+
+def test_earlier_attempts_list_only_the_attempts_before_the_last(client, workflow_harness, manager):
+    client.force_login(manager)
+    refused = workflow_harness.start("test-non-retryable")
+    retried = workflow_harness.start("test-retry")
+    workflow_harness.run_until_idle()
+    once = client.get(f"/app/runs/{refused.id}/").content.decode()
+    assert "Earlier attempts" not in once  # one attempt: its error is the step's error
+    thrice = client.get(f"/app/runs/{retried.id}/").content.decode()
+    assert "Earlier attempts (2)" in thrice
+    assert ">#1<" in thrice
+    assert ">#2<" in thrice
+    assert ">#3<" not in thrice
