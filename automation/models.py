@@ -99,6 +99,14 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class RunOrigin(models.TextChoices):
+    """What started a run, for the runs no event, parent run or user accounts for."""
+
+    CODE = "code", "Application code"
+    API = "api", "API"
+    COMMAND_LINE = "cli", "Command line (run_workflow)"
+
+
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
@@ -125,6 +133,9 @@ class Run(models.Model):
     parent_step_id = models.CharField(max_length=200, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_via = models.CharField(
+        max_length=20, choices=RunOrigin.choices, default=RunOrigin.CODE, blank=True
     )
     concurrency_key = models.CharField(max_length=200, blank=True)
     queued = models.BooleanField(

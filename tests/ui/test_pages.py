@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from approvals.models import Approval
@@ -191,3 +193,21 @@ def test_earlier_attempts_list_only_the_attempts_before_the_last(client, workflo
     assert ">#1<" in thrice
     assert ">#2<" in thrice
     assert ">#3<" not in thrice
+
+
+def test_the_run_page_says_what_started_a_run_without_an_event_or_a_user(client, manager):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from automation.services import run_start
+
+    client.force_login(manager)
+    call_command("run_workflow", "test-noop", "--no-follow", stdout=StringIO())
+    from_cli = Run.objects.get(workflow__name="test-noop")
+    from_code = run_start(workflow="test-noop")
+    started_by = re.compile(r"<dt>Started by</dt><dd>([^<]*)</dd>")
+    cli_page = client.get(f"/app/runs/{from_cli.id}/").content.decode()
+    assert started_by.search(cli_page).group(1) == "Command line (run_workflow)"
+    code_page = client.get(f"/app/runs/{from_code.id}/").content.decode()
+    assert started_by.search(code_page).group(1) == "Application code"

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from automation.engine.errors import WorkflowError
-from automation.models import Run, RunStatus, StepRecord
+from automation.models import Run, RunOrigin, RunStatus, StepRecord
 from automation.services import run_start
 
 NOBODY_AFTER = 10.0  # seconds a run may stay pending before we say no worker seems to run
@@ -79,6 +79,7 @@ class Command(BaseCommand):
                 workflow=options["workflow"],
                 input=data,
                 correlation_id=options["correlation_id"],
+                started_via=RunOrigin.COMMAND_LINE,
             )
         except WorkflowError as exc:
             raise CommandError(str(exc)) from None
