@@ -329,13 +329,7 @@ def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
 
 
 def run_finished(*, run: Run) -> None:
-    """Called in the transaction that ends a run: cancel its children still active (nothing
-    waits for them any more), tell its parent, free its slot."""
-    for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
-        try:
-            run_cancel(run=child)
-        except WorkflowError:  # it finished meanwhile: nothing to cancel
-            continue
+    """Called in the transaction that ends a run: tell its parent, free its slot."""
     if run.parent_run_id and run.parent_step_id:
         _tell_parent(run)
     if run.concurrency_key or _has_limit(run):
@@ -431,6 +425,15 @@ def run_cancel(*, run: Run) -> Run:
             _dispatch(run.id)
     run.refresh_from_db()
     return run
+
+
+def runs_cancel_children(*, run_id: Any) -> None:
+    """The run ended: its children still active are cancelled (nothing waits for them)."""
+    for child in Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES):
+        try:
+            run_cancel(run=child)
+        except WorkflowError:  # it finished meanwhile: nothing to cancel
+            continue
 
 
 def run_retry(*, run: Run) -> Run:

@@ -8,7 +8,9 @@ from automation.models import Run, StepRecord
 
 class StepSerializer(serializers.ModelSerializer):
     id = serializers.CharField(source="step_id")
-    duration = serializers.FloatField(read_only=True)
+    duration = serializers.FloatField(
+        read_only=True, allow_null=True, help_text="Seconds; null while the step is open."
+    )
 
     class Meta:
         model = StepRecord

@@ -95,24 +95,34 @@ def cel_scope(scope: Scope) -> dict[str, Any]:
     return {key: scope[key] for key in ("trigger", "steps", "input", "run")}
 
 
-# A string literal (left alone), or a path into a step: steps.id or steps["id"], then any
-# number of .field and [index] segments (a trailing method name such as .size() is not one).
+# A path into a step: steps.id or steps["id"], then any number of .field and [index] segments
+# (a trailing method name such as .size() is not one).
+_STEP_PATH = (
+    r"""(?<![\w.])steps\s*(?:\.\s*(?P<{0}>[A-Za-z_]\w*)|\[\s*["'](?P<{0}_key>[^"']*)["']\s*\])"""
+    r"""(?:\s*\.\s*[A-Za-z_]\w*(?!\w|\s*\()|\s*\[[^\]]*\])*"""
+)
+# A string literal (left alone), has(a step path), or a step path.
 _CEL_STEP_PATH = re.compile(
     r"""(?P<string>'{3}.*?'{3}|"{3}.*?"{3}|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
-    r"""|(?<![\w.])steps\s*(?:\.\s*(?P<name>[A-Za-z_]\w*)|\[\s*["'](?P<key>[^"']*)["']\s*\])"""
-    r"""(?:\s*\.\s*[A-Za-z_]\w*(?!\w|\s*\()|\s*\[[^\]]*\])*""",
+    r"""|(?<![\w.])has\s*\(\s*""" + _STEP_PATH.format("has") + r"""\s*\)"""
+    r"""|""" + _STEP_PATH.format("path"),
     re.DOTALL,
 )
 
 
 def condition_holds(expression: str, scope: Scope) -> bool:
     """Evaluate an ``if``. A path into a step skipped by its own ``if`` reads as null at any
-    depth, as in templates: CEL itself fails on a field of null, so such paths are replaced by
-    ``null`` before the expression is compiled."""
+    depth, as in templates: CEL itself fails on a field of null, so such a path is replaced by
+    ``null`` (and ``has(path)`` by ``false``) before the expression is compiled."""
 
     def as_null(match: re.Match[str]) -> str:
-        step_id = match.group("name") or match.group("key")
-        return "null" if step_id is not None and skipped(scope, step_id) else match.group(0)
+        if match.group("string") is not None:
+            return match.group(0)
+        if skipped(scope, match.group("has") or match.group("has_key")):
+            return "false"
+        if skipped(scope, match.group("path") or match.group("path_key")):
+            return "null"
+        return match.group(0)
 
     return matching.condition(_CEL_STEP_PATH.sub(as_null, expression), cel_scope(scope))
 

@@ -78,8 +78,10 @@ def run_end(
 def open_work_close(run_id: Any, now: Any) -> None:
     """Close what a run that just ended still had open: its step records say "cancelled"
     (with the time), its waits are cancelled, its pending approvals cancelled (through their
-    transition table), and its timers deleted: nothing will wake it or decide for it again."""
+    transition table), its timers deleted, its child runs still active cancelled: nothing
+    will wake it or decide for it again."""
     from approvals.services import approvals_cancel_for_run
+    from automation.services import runs_cancel_children
 
     Timer.objects.filter(run_id=run_id, fired_at__isnull=True).delete()
     open_steps = StepRecord.objects.filter(run_id=run_id, status__in=OPEN_STEP_STATUSES)
@@ -99,3 +101,4 @@ def open_work_close(run_id: Any, now: Any) -> None:
         status=Wait.Status.CANCELLED, resolved_at=now
     )
     approvals_cancel_for_run(run_id=run_id)
+    runs_cancel_children(run_id=run_id)

@@ -22,6 +22,11 @@ def sleeper(ctx, event):
     ctx.sleep("nap", "2h")
 
 
+@workflow("endings-approval-with-deadline", timeout="1h")
+def approval_with_deadline(ctx, event):
+    return ctx.approval("ok", title="Go?", assignees=["group:managers"], timeout="1d")
+
+
 @workflow("endings-impatient-parent", timeout="1h")
 def impatient_parent(ctx, event):
     return ctx.child("kid", "endings-sleeper")
@@ -86,6 +91,24 @@ def test_a_run_that_passes_its_deadline_closes_its_sleep_and_resumes_it_on_retry
     assert run.steps.get(step_id="long").status == "waiting"
 
 
+def test_a_run_that_passes_its_deadline_cancels_its_approval_and_asks_again_on_retry(
+    workflow_harness,
+):
+    Group.objects.create(name="managers")
+    run = workflow_harness.start("endings-approval-with-deadline")
+    workflow_harness.run_until_idle()
+    run = workflow_harness.refresh(run)
+    assert run.status == "failed"
+    assert_nothing_open(run)
+    assert Approval.objects.get(run=run).status == "cancelled"
+
+    workflow_harness._committed(run_retry, run=run)
+    workflow_harness.drain()
+    assert workflow_harness.refresh(run).status == "waiting"
+    assert Approval.objects.get(run=run).status == "pending"
+    assert run.steps.get(step_id="ok").status == "waiting"
+
+
 def test_a_dead_lettered_run_closes_the_step_its_workers_died_in(workflow_harness, clock, settings):
     settings.AUTOMATION_MAX_RECOVERIES = 1
     run = workflow_harness._committed(run_start, workflow="test-noop")
@@ -104,6 +127,11 @@ def test_a_dead_lettered_run_closes_the_step_its_workers_died_in(workflow_harnes
     assert_nothing_open(run)
     assert run.steps.get(step_id="one").status == "cancelled"
 
+    workflow_harness._committed(run_retry, run=run)  # from the dead-letter list
+    workflow_harness.drain()
+    assert workflow_harness.result(run) is None
+    assert run.steps.get(step_id="one").attempt == 2  # the closed step ran again
+
 
 def test_a_parent_that_ends_while_its_child_runs_cancels_the_child(workflow_harness, clock):
     parent = workflow_harness.start("endings-impatient-parent")
@@ -116,3 +144,10 @@ def test_a_parent_that_ends_while_its_child_runs_cancels_the_child(workflow_harn
     assert parent.steps.get(step_id="kid").status == "cancelled"
     assert_nothing_open(parent)
     assert_nothing_open(child)
+
+
+def test_the_schema_lets_a_step_still_open_have_no_duration(client, workflow_harness, operator):
+    """A waiting step of an active run has no duration yet: the API says null, and the
+    published schema allows it (it declared a number only)."""
+    step = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["Step"]
+    assert step["properties"]["duration"]["nullable"] is True

@@ -79,12 +79,23 @@ def test_a_later_condition_reading_a_skipped_step_reads_null(workflow_harness):
                 "if": 'steps["maybe"].output.logged == null && "steps.maybe" != ""',
                 "input": {"message": "y"},
             },
+            {
+                "id": "if_no_field",
+                "action": "log",
+                "if": "!has(steps.maybe.output.logged)",
+                "input": {"message": "z"},
+            },
         ]
     )
     run = workflow_harness.start("skips", {"loud": False})
     workflow_harness.result(run)
     statuses = {r.step_id: r.status for r in StepRecord.objects.filter(run=run)}
-    assert statuses == {"maybe": "skipped", "if_logged": "skipped", "if_not_logged": "succeeded"}
+    assert statuses == {
+        "maybe": "skipped",
+        "if_logged": "skipped",
+        "if_not_logged": "succeeded",
+        "if_no_field": "succeeded",
+    }
 
 
 def test_a_parallel_branch_reading_a_skipped_step_reads_null(workflow_harness):
