@@ -12,6 +12,7 @@ deliver a message twice, let a worker die holding a run's lease and expire it.
 Invariants: a finished run has no open step, approval, wait or timer; each (run, step) is
 recorded once and each step executed at most once per attempt of the run; compensations run at
 most once each, in reverse order of completion, and all of them when a run fails or is cancelled;
+nothing but compensations runs once a cancel was asked;
 a decided approval never changes its decision; the API, the run page, the admin and the CLI show
 the same status for a run and each of its steps; in the end, moving the clock past every deadline
 brings every run to an end.
@@ -101,6 +102,7 @@ class RunStates(RuleBasedStateMachine):
         self.keys: dict[str, Any] = {}  # input key -> run id (child runs: "<key>-kid")
         self.broken: set[str] = set()  # keys whose "ship" step fails
         self.epoch: dict[str, int] = {}  # key -> index into EXECUTIONS where its attempt began
+        self.cancelled_at: dict[str, int] = {}  # key -> index into EXECUTIONS at its cancel
         self.decided: dict[Any, tuple[str, Any]] = {}  # approval -> (status, decided_by)
         self.shown: dict[Any, Any] = {}  # run -> the state its views were last compared in
         self.steps_run = 0
@@ -183,9 +185,12 @@ class RunStates(RuleBasedStateMachine):
     def cancel(self, data, drain):
         run = Run.objects.get(id=self.keys[data.draw(st.sampled_from(sorted(self.keys)))])
         try:
-            self.harness.cancel(run, drain=drain)
+            self.harness.cancel(run, drain=False)
         except WorkflowError:
             assert run.status in FINISHED_STATUSES  # only finished runs refuse a cancel
+        for cancelling in Run.objects.filter(id__in=self.keys.values(), cancel_requested=True):
+            self.cancelled_at.setdefault(cancelling.input["key"], len(wf.EXECUTIONS))
+        self._drain_if(drain)
 
     @precondition(lambda self: self.keys)
     @rule(data=st.data(), drain=st.booleans())
@@ -197,6 +202,7 @@ class RunStates(RuleBasedStateMachine):
         key = run.input["key"]
         self.broken.discard(key)
         self.epoch[key] = len(wf.EXECUTIONS)  # a retry is a new attempt: steps run again
+        self.cancelled_at.pop(key, None)
         self.harness.retry(run, drain=drain)
 
     # --- rules: time, brokers and workers -------------------------------------------------------
@@ -262,6 +268,14 @@ class RunStates(RuleBasedStateMachine):
                 assert undone == expected, (key, status[key], done)
             if status.get(key) == RunStatus.SUCCEEDED:
                 assert undone == [], (key, done)
+
+    @invariant()
+    def nothing_starts_after_a_cancel(self):
+        """Only compensations run once a run's cancel was asked (nothing runs concurrently
+        here, so no step was already under way)."""
+        for key, start in self.cancelled_at.items():
+            late = [w for k, w in wf.EXECUTIONS[start:] if k == key and not w.startswith("undo:")]
+            assert late == [], (key, late)
 
     @invariant()
     def decisions_never_change(self):
