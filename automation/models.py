@@ -228,9 +228,9 @@ OPEN_STEP_STATUSES = (StepStatus.RUNNING, StepStatus.WAITING)
 
 
 #: The order of a run's journal as every view shows it (API, run page, admin, CLI): the order
-#: in which the steps started. ``seq`` is not used: parallel branches, compensations and the
-#: failure handler have none, and databases disagree on where NULLs sort (SQLite first,
-#: PostgreSQL last), which once put compensations before the steps they undo.
+#: in which the steps started, ties broken by creation. Not ``seq``: parallel branches,
+#: compensations and the failure handler have none, and SQLite sorts NULLs first where
+#: PostgreSQL sorts them last, so an order on ``seq`` would differ between the two.
 TIMELINE_ORDER = ("started_at", "id")
 
 

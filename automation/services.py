@@ -340,12 +340,14 @@ def _tell_parent(run: Run) -> None:
     """Give the parent's waiting step the child's output, or fail it with the child's error.
     A child cancelled because its parent is being cancelled tells nothing: the parent ends
     cancelled whichever of the two a worker advances first, and its end closes the step."""
+    parent_id, step_id, child_id = run.parent_run_id, run.parent_step_id, str(run.id)
     if run.status == RunStatus.SUCCEEDED:
-        step_complete(run_id=run.parent_run_id, step_id=run.parent_step_id, output=run.output)
+        if steps.complete_waiting(parent_id, step_id, run.output, child_run_id=child_id):
+            run_wake(run_id=parent_id)
         return
     if (
         run.status == RunStatus.CANCELLED
-        and Run.objects.filter(id=run.parent_run_id, cancel_requested=True).exists()
+        and Run.objects.filter(id=parent_id, cancel_requested=True).exists()
     ):
         return
     error = {
@@ -355,8 +357,8 @@ def _tell_parent(run: Run) -> None:
         "child_error": run.error,
         "retryable": False,
     }
-    if steps.fail_waiting(run.parent_run_id, run.parent_step_id, error):
-        run_wake(run_id=run.parent_run_id)
+    if steps.fail_waiting(parent_id, step_id, error, child_run_id=child_id):
+        run_wake(run_id=parent_id)
 
 
 def run_finished_writes(run: Run) -> bool:

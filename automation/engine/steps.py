@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 
 from automation import lifecycle, logcontext
 from automation.db import insert, insert_if
@@ -423,13 +424,14 @@ def record_skipped(ctx: Context, *, step_id: str, seq: int, reason: str) -> Step
     )
 
 
-def complete_waiting(run_id: Any, step_id: str, output: Any) -> bool:
+def complete_waiting(run_id: Any, step_id: str, output: Any, *, child_run_id: str = "") -> bool:
     """Record the outcome of a step that waited on something outside the run (an event, a
-    decision, a child). Returns False when it was already recorded."""
+    decision, a child: ``child_run_id`` then names it). Returns False when it was already
+    recorded, or when the step now waits for another child."""
     now = clock.now()
-    done = StepRecord.objects.filter(
-        run_id=run_id, step_id=step_id, status=StepStatus.WAITING
-    ).update(status=StepStatus.SUCCEEDED, output=output, finished_at=now, next_attempt_at=None)
+    done = _still_waiting(run_id, step_id, child_run_id).update(
+        status=StepStatus.SUCCEEDED, output=output, finished_at=now, next_attempt_at=None
+    )
     if done:
         lifecycle.announce_step(
             run_id, step_id, kind="", status=StepStatus.SUCCEEDED, finished_at=now
@@ -437,14 +439,29 @@ def complete_waiting(run_id: Any, step_id: str, output: Any) -> bool:
     return bool(done)
 
 
-def fail_waiting(run_id: Any, step_id: str, error: dict[str, Any]) -> bool:
+def fail_waiting(
+    run_id: Any, step_id: str, error: dict[str, Any], *, child_run_id: str = ""
+) -> bool:
     now = clock.now()
-    failed = StepRecord.objects.filter(
-        run_id=run_id, step_id=step_id, status=StepStatus.WAITING
-    ).update(status=StepStatus.FAILED, error=error, finished_at=now, next_attempt_at=None)
+    failed = _still_waiting(run_id, step_id, child_run_id).update(
+        status=StepStatus.FAILED, error=error, finished_at=now, next_attempt_at=None
+    )
     if failed:
         lifecycle.announce_step(run_id, step_id, kind="", status=StepStatus.FAILED, finished_at=now)
     return bool(failed)
+
+
+def _still_waiting(run_id: Any, step_id: str, child_run_id: str) -> Any:
+    """The step's record if it still waits (for the child ``child_run_id``, if given). A retried
+    parent starts a new child under the same step, and the old one may end later: only the
+    child the record names may decide it. A record naming no child yet is the one starting
+    this child, in this same transaction (a child that ends at once reports while started)."""
+    records = StepRecord.objects.filter(run_id=run_id, step_id=step_id, status=StepStatus.WAITING)
+    if child_run_id:
+        records = records.filter(
+            Q(input__child_run_id=child_run_id) | ~Q(input__has_key="child_run_id")
+        )
+    return records
 
 
 def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, **extra: Any):

@@ -41,12 +41,13 @@ def waiting_parent(ctx, event):
     return ctx.child("kid", "cancel-slow-child")
 
 
-def cancel_while_child_waits(harness):
+def cancel_while_child_waits(harness, on_commit):
     parent = harness.start("cancel-waiting-parent")
     child = Run.objects.get(parent_run=parent)
     assert harness.refresh(parent).status == "waiting"
     assert harness.refresh(child).status == "waiting"
-    harness._committed(run_cancel, run=parent)
+    with on_commit(execute=True):  # as the commit of the request that cancels would
+        run_cancel(run=parent)
     return parent, child
 
 
@@ -60,18 +61,18 @@ def assert_both_cancelled_and_compensated_once(harness, parent, child):
 
 
 def test_cancelling_a_parent_ends_both_cancelled_when_the_child_is_advanced_first(
-    workflow_harness,
+    workflow_harness, django_capture_on_commit_callbacks
 ):
-    parent, child = cancel_while_child_waits(workflow_harness)
+    parent, child = cancel_while_child_waits(workflow_harness, django_capture_on_commit_callbacks)
     assert workflow_harness.deliver(child)
     workflow_harness.drain()
     assert_both_cancelled_and_compensated_once(workflow_harness, parent, child)
 
 
 def test_cancelling_a_parent_ends_both_cancelled_when_the_parent_is_advanced_first(
-    workflow_harness,
+    workflow_harness, django_capture_on_commit_callbacks
 ):
-    parent, child = cancel_while_child_waits(workflow_harness)
+    parent, child = cancel_while_child_waits(workflow_harness, django_capture_on_commit_callbacks)
     assert workflow_harness.deliver(parent)
     workflow_harness.drain()
     assert_both_cancelled_and_compensated_once(workflow_harness, parent, child)

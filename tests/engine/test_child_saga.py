@@ -93,10 +93,13 @@ def test_compensate_false_leaves_the_childs_effects(workflow_harness):
     assert "compensate:charge" not in workflow_harness.calls
 
 
-def test_cancelling_a_parent_after_its_child_succeeded_compensates_the_child(workflow_harness):
+def test_cancelling_a_parent_after_its_child_succeeded_compensates_the_child(
+    workflow_harness, django_capture_on_commit_callbacks
+):
     parent = workflow_harness.start("saga-order-waits")
     assert workflow_harness.refresh(parent).status == "waiting"
-    workflow_harness._committed(run_cancel, run=parent)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_cancel(run=parent)
     workflow_harness.drain()
     child = Run.objects.get(parent_run=parent)
     assert workflow_harness.refresh(parent).status == "cancelled"

@@ -46,9 +46,9 @@ def test_admin_lists_compensations_after_the_steps_they_undo(client, users, fail
 
 
 def test_run_workflow_prints_compensations_after_the_steps_they_undo(failed_trip):
-    command = BaseCommand(stdout=StringIO())
-    Follower(command, failed_trip, interval=0.01, timeout=5).follow()
-    lines = command.stdout._out.getvalue().splitlines()
+    out = StringIO()
+    Follower(BaseCommand(stdout=out), failed_trip, interval=0.01, timeout=5).follow()
+    lines = out.getvalue().splitlines()
     printed = [re.match(r"\[[^]]*\]\s+(\S+)", line).group(1) for line in lines]
     printed = [word for word in printed if word != "run"]
     assert printed == SAGA_ORDER
