@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from automation import NonRetryableError, RetryAfter, action
+from automation.models import StepRecord
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +85,6 @@ def flaky_sync(record: dict[str, Any], run_id: str, step_id: str = "sync") -> di
 def _call_number(run_id: str, step_id: str) -> int:
     """This call's number: the attempts the journal records before it, plus one (an operator's
     retry from the dead letter is recorded there too, and is not a call)."""
-    from automation.models import StepRecord
-
     earlier = StepRecord.objects.filter(run_id=run_id, step_id=step_id).values_list(
         "attempts", flat=True
     )
