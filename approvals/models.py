@@ -91,7 +91,13 @@ class Approval(models.Model):
         ordering = ["-created_at"]
         permissions = [("decide_any_approval", "Can decide approvals assigned to others")]
         constraints = [
-            models.UniqueConstraint(fields=["run", "step_id"], name="approval_unique_per_run_step"),
+            # One live approval per run step. A retried run asks again; the ask its end
+            # cancelled stays (who was asked, when, their votes) beside the new one.
+            models.UniqueConstraint(
+                fields=["run", "step_id"],
+                condition=~models.Q(status="cancelled"),
+                name="approval_unique_live_per_run_step",
+            ),
         ]
         indexes = [
             # The inbox: pending approvals, newest first.

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import socket
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -416,8 +416,7 @@ def run_cancel(*, run: Run) -> Run:
             status=Wait.Status.CANCELLED, resolved_at=clock.now()
         )
         approvals_cancel_for_run(run_id=run.id)
-        for child in Run.objects.filter(parent_run_id=run.id, status__in=ACTIVE_STATUSES):
-            run_cancel(run=child)
+        runs_cancel_children(run_id=run.id)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING
         ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
@@ -430,8 +429,10 @@ def run_cancel(*, run: Run) -> Run:
 
 
 def runs_cancel_children(*, run_id: Any) -> None:
-    """The run ended: its children still active are cancelled (nothing waits for them)."""
-    for child in Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES):
+    """The run ends or is being cancelled: its children still active are cancelled (nothing
+    will wait for them). Those already asked to cancel are left to finish doing so."""
+    active = Run.objects.filter(parent_run_id=run_id, status__in=ACTIVE_STATUSES)
+    for child in active.filter(cancel_requested=False):
         try:
             run_cancel(run=child)
         except WorkflowError:  # it finished meanwhile: nothing to cancel
@@ -500,28 +501,31 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             dispatch.branch(run.id, branch.step_id)
 
 
-_BEGUN_ANEW = (
-    StepRecord.Kind.SLEEP,
-    StepRecord.Kind.WAIT_EVENT,
-    StepRecord.Kind.APPROVAL,
-    StepRecord.Kind.CHILD,
-)
+_BEGUN_ANEW = (StepRecord.Kind.WAIT_EVENT, StepRecord.Kind.APPROVAL, StepRecord.Kind.CHILD)
 
 
 def _reopen_closed(run: Run) -> None:
     """Steps the run's end closed while they were open (a run timeout during a wait, a dead
     letter during a step) carry on when it is retried: a plain step runs again by itself; a
-    sleep, wait, approval or child is begun anew (its closed wait and approval make way); a
-    parallel step sends its unfinished branches again."""
-    from approvals.models import Approval
-
+    sleep waits again until the time it was due; a wait, approval or child is begun anew (its
+    closed wait makes way; its cancelled approval stays, the record of who was asked and
+    when); a parallel step sends its unfinished branches again."""
     closed = StepRecord.objects.filter(run=run, status=StepStatus.CANCELLED)
+    for sleep in closed.filter(kind=StepRecord.Kind.SLEEP):
+        _sleep_resume(run, sleep)
     anew = list(closed.filter(kind__in=_BEGUN_ANEW).values_list("step_id", flat=True))
     Wait.objects.filter(run=run, step_id__in=anew).delete()
-    Approval.objects.filter(run=run, step_id__in=anew, status=Approval.Status.CANCELLED).delete()
     closed.filter(step_id__in=anew).delete()
     for record in closed.filter(kind=StepRecord.Kind.PARALLEL):
         _reset_for_retry(run, record)
+
+
+def _sleep_resume(run: Run, record: StepRecord) -> None:
+    due = datetime.fromisoformat(record.input["until"])
+    StepRecord.objects.filter(pk=record.pk).update(
+        status=StepStatus.WAITING, finished_at=None, next_attempt_at=due
+    )
+    Timer.objects.create(run=run, step_id=record.step_id, due_at=due)
 
 
 def _rearm_deadline(run: Run) -> None:

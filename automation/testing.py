@@ -141,7 +141,7 @@ class WorkflowHarness:
         from approvals.models import Approval
         from approvals.services import approval_decide
 
-        approval = Approval.objects.get(run=run, step_id=step_id)
+        approval = Approval.objects.filter(run=run, step_id=step_id).first()  # the latest ask
         self._committed(
             approval_decide,
             approval=approval,

@@ -10,12 +10,13 @@ outputs, so every replay takes the same path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from automation.definitions import secrets as secret_store
-from automation.definitions.templates import TemplateError, render, skipped, uses_secrets
+from automation.definitions.celpaths import null_skipped
+from automation.definitions.templates import TemplateError, render, uses_secrets
+from automation.definitions.templates import skipped as is_skipped
 from automation.definitions.validation import all_step_ids, step_kind
 from automation.engine import matching, registry, steps
 from automation.engine.errors import NonRetryableError, StepFailed
@@ -95,36 +96,11 @@ def cel_scope(scope: Scope) -> dict[str, Any]:
     return {key: scope[key] for key in ("trigger", "steps", "input", "run")}
 
 
-# A path into a step: steps.id or steps["id"], then any number of .field and [index] segments
-# (a trailing method name such as .size() is not one).
-_STEP_PATH = (
-    r"""(?<![\w.])steps\s*(?:\.\s*(?P<{0}>[A-Za-z_]\w*)|\[\s*["'](?P<{0}_key>[^"']*)["']\s*\])"""
-    r"""(?:\s*\.\s*[A-Za-z_]\w*(?!\w|\s*\()|\s*\[[^\]]*\])*"""
-)
-# A string literal (left alone), has(a step path), or a step path.
-_CEL_STEP_PATH = re.compile(
-    r"""(?P<string>'{3}.*?'{3}|"{3}.*?"{3}|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
-    r"""|(?<![\w.])has\s*\(\s*""" + _STEP_PATH.format("has") + r"""\s*\)"""
-    r"""|""" + _STEP_PATH.format("path"),
-    re.DOTALL,
-)
-
-
 def condition_holds(expression: str, scope: Scope) -> bool:
     """Evaluate an ``if``. A path into a step skipped by its own ``if`` reads as null at any
-    depth, as in templates: CEL itself fails on a field of null, so such a path is replaced by
-    ``null`` (and ``has(path)`` by ``false``) before the expression is compiled."""
-
-    def as_null(match: re.Match[str]) -> str:
-        if match.group("string") is not None:
-            return match.group(0)
-        if skipped(scope, match.group("has") or match.group("has_key")):
-            return "false"
-        if skipped(scope, match.group("path") or match.group("path_key")):
-            return "null"
-        return match.group(0)
-
-    return matching.condition(_CEL_STEP_PATH.sub(as_null, expression), cel_scope(scope))
+    depth, as in templates (see celpaths for how CEL is made to read it so)."""
+    skipped = frozenset(step_id for step_id in scope["steps"] if is_skipped(scope, step_id))
+    return matching.condition(null_skipped(expression, skipped), cel_scope(scope))
 
 
 def _fail(ctx: Any, step_id: str, message: str) -> None:

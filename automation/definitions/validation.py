@@ -16,6 +16,7 @@ from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 
 from automation.definitions import secrets as secret_store
+from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
 from automation.engine import matching, registry
@@ -25,9 +26,7 @@ from automation.engine.retry import RetryPolicy
 STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
 RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
-_CEL_STEP_REF = re.compile(
-    r"(?<![\w.])steps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*[\"']([^\"']*)[\"']\s*\])"
-)
+_CEL_STEP_REF = STEP_REF  # the grammar the interpreter reads skipped steps with
 _CEL_SECRETS = re.compile(r"(?<![\w.])secrets(?!\w)")
 _CEL_ROOTS = re.compile(r"(?<![\w.\"'])(input|run)\s*[.\[]")
 _VALIDATOR = Draft7Validator(SCHEMA)

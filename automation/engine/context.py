@@ -12,16 +12,16 @@ from __future__ import annotations
 import uuid as uuid_module
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from automation.engine import branches as branch_ops
-from automation.engine import clock, specs, steps
+from automation.engine import clock, saga, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
     TIMED_OUT,
     Cancelled,
     DeterminismError,
-    NonRetryableError,
     RunTimedOut,
     StepFailed,
     Suspend,
@@ -30,7 +30,7 @@ from automation.engine.errors import (
 )
 from automation.engine.retry import RetryPolicy
 from automation.engine.specs import EventView
-from automation.models import Run, StepRecord, StepStatus
+from automation.models import Run, StepRecord
 
 __all__ = ["Context", "EventView"]
 
@@ -417,7 +417,8 @@ class Context:
         output = steps.child_result(self, record)
         if compensate:
             child_run = {"child_run_id": record.input["child_run_id"]}
-            self.compensations.append((step_id, _compensate_child, child_run))
+            undo = partial(saga.child_compensate, new_context=Context)
+            self.compensations.append((step_id, undo, child_run))
         return output
 
     def parallel(
@@ -456,35 +457,3 @@ class Context:
             record = steps.record_value(self, step_id=step_id, seq=seq, value=produce())
             self._remember(record)
         return record.output
-
-
-class ChildNotCompensated(Exception):
-    """Some compensations of a child run failed; the parent's compensation step retries them."""
-
-
-def _compensate_child(recorded: dict[str, Any]) -> dict[str, Any]:
-    """Undo a child run that succeeded, as one compensation step of its parent: replay the
-    child (all its steps are recorded, so nothing runs again) to learn its compensations, then
-    run them in reverse order, journaled in the child's own journal. On a retry of the parent's
-    step, those that succeeded are read back and those that failed run again."""
-    child = Run.objects.select_related("workflow", "version", "trigger_event").get(
-        id=recorded["child_run_id"]
-    )
-    StepRecord.objects.filter(
-        run=child, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.FAILED
-    ).update(status=StepStatus.WAITING, next_attempt_at=None)
-    spec = specs.spec_of(child)
-    ctx = Context(child, list(StepRecord.objects.filter(run=child)), spec)
-    ctx.cancelling = True  # a finished run: no cancel or deadline applies to its replay
-    try:
-        spec.fn(ctx, specs.trigger_of(child))
-    except (DeterminismError, Suspend, Cancelled, RunTimedOut, Exception) as exc:
-        raise NonRetryableError(
-            f"child run {child.id} could not be replayed to compensate it ({exc}); undo its "
-            "effects by hand"
-        ) from None
-    problems = ctx.run_compensations(RetryPolicy(max_attempts=1))
-    if problems:
-        failed = ", ".join(problem["step"] for problem in problems)
-        raise ChildNotCompensated(f"child run {child.id}: {failed} failed")
-    return {"child_run_id": str(child.id), "compensated": [c[0] for c in ctx.compensations]}

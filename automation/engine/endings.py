@@ -51,6 +51,7 @@ def run_end(
     # A plain sequence of steps ending writes nothing but its run: no BEGIN and COMMIT then.
     alone = not cleanup and not run_finished_writes(run)
     with nullcontext() if alone else transaction.atomic():
+        _lock_parent(run)
         updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
             status=status,
             output=output,
@@ -73,6 +74,16 @@ def run_end(
             "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
         )
     return status
+
+
+def _lock_parent(run: Run) -> None:
+    """Rows of a parent and its child are locked parent first, everywhere: a parent that ends
+    or is cancelled updates itself, then its child; a child that ends updates its parent's
+    step and wakes it. Without this lock the child would hold its own row while waiting for
+    its parent's, and the two would deadlock on PostgreSQL when both end at once."""
+    if run.parent_run_id:
+        parent = Run.objects.select_for_update().filter(id=run.parent_run_id).order_by()
+        list(parent.values_list("id"))
 
 
 def open_work_close(run_id: Any, now: Any) -> None:

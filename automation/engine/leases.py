@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 
 from automation import lifecycle
 from automation.engine import clock
 from automation.engine.errors import Cancelled, LeaseLost
-from automation.models import Run, RunStatus
+from automation.models import FINISHED_STATUSES, Run, RunStatus
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
@@ -65,6 +65,23 @@ def hold(run: Run, owner: str) -> None:
     now = clock.now()
     run.status, run.lease_owner = RunStatus.RUNNING, owner
     run.lease_expires_at, run.started_at = now + _duration(), now
+
+
+def take_finished(run_id: Any, owner: str) -> bool:
+    """Hold a finished run to write to its journal (its parent compensating it). False when
+    another worker holds it and its lease has not expired."""
+    now = clock.now()
+    free = Q(lease_owner="") | Q(lease_expires_at__lt=now)
+    return bool(
+        Run.objects.filter(free, id=run_id, status__in=FINISHED_STATUSES).update(
+            lease_owner=owner, lease_expires_at=now + _duration()
+        )
+    )
+
+
+def release(run_id: Any, owner: str) -> None:
+    """Let go of a run held by ``owner`` (if it still is)."""
+    Run.objects.filter(id=run_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
 
 
 def renew(ctx: Context, extra: float = 0) -> None:

@@ -4,6 +4,8 @@ steps compensated exactly once, whichever of the two "advance" messages a worker
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from automation import workflow
 from automation.models import Run
@@ -76,3 +78,27 @@ def test_cancelling_a_parent_ends_both_cancelled_when_the_parent_is_advanced_fir
     assert workflow_harness.deliver(parent)
     workflow_harness.drain()
     assert_both_cancelled_and_compensated_once(workflow_harness, parent, child)
+
+
+def test_a_child_that_ends_locks_its_parent_before_itself(workflow_harness):
+    """A parent ending (or cancelled) updates itself, then its child; a child ending updates
+    its parent's step and wakes it. Both must take the rows parent first, or a parent and a
+    child ending at once deadlock on PostgreSQL."""
+    if not connection.features.has_select_for_update:
+        pytest.skip("this database takes no row locks")
+    parent = workflow_harness.start("cancel-waiting-parent")
+    child = Run.objects.get(parent_run=parent)
+    with CaptureQueriesContext(connection) as captured:
+        workflow_harness.advance_time("1d")  # the child's sleep is over: it succeeds
+    assert workflow_harness.refresh(child).status == "succeeded"
+    queries = [query["sql"] for query in captured]
+    parent_locked = first(queries, "FOR UPDATE", parent.id.hex)
+    child_ended = first(
+        queries, 'UPDATE "automation_run" SET "status" = \'succeeded\'', child.id.hex
+    )
+    assert parent_locked is not None, "the child never locked its parent"
+    assert parent_locked < child_ended
+
+
+def first(queries: list[str], *parts: str) -> int | None:
+    return next((i for i, sql in enumerate(queries) if all(part in sql for part in parts)), None)

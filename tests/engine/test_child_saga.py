@@ -4,15 +4,18 @@ compensation of the parent's child step, unless the call says ``compensate=False
 
 from __future__ import annotations
 
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.db import OperationalError
 
 from automation import NonRetryableError, workflow
 from automation.definitions.validation import InvalidDefinition
+from automation.engine import clock
 from automation.models import Run, StepRecord
 from automation.services import run_cancel, workflow_definition_save
 
@@ -128,6 +131,64 @@ def test_a_child_compensation_that_fails_is_retried_without_repeating_the_others
     assert len(attempts) == 2
     assert workflow_harness.calls["compensate:receipt"] == 1
     assert child.steps.get(step_id="compensate:charge").status == "succeeded"
+
+
+OUTAGES: list[str] = []
+
+
+@workflow("saga-payment-on-a-flaky-database")
+def payment_on_a_flaky_database(ctx, event):
+    ctx.step("charge", charge, compensate=refund)
+    ctx.step("receipt", receipt, compensate=void)
+    if OUTAGES:  # the replay that learns the compensations meets a database restart
+        raise OperationalError(OUTAGES.pop())
+    return "paid"
+
+
+@workflow("saga-order-on-a-flaky-database")
+def order_on_a_flaky_database(ctx, event):
+    ctx.child("pay", "saga-payment-on-a-flaky-database")
+    ctx.step("ship", ship)
+
+
+def test_a_child_compensation_interrupted_by_a_database_error_is_retried(workflow_harness):
+    def ship_then_lose_the_database():
+        OUTAGES.append("server closed the connection unexpectedly")
+        ship()
+
+    workflow_harness.fake("ship", returns=ship_then_lose_the_database)
+    parent = workflow_harness.start("saga-order-on-a-flaky-database")
+    workflow_harness.run_until_idle()
+    parent = workflow_harness.refresh(parent)
+    child = Run.objects.get(parent_run=parent)
+    assert parent.status == "failed"
+    assert "compensation_errors" not in parent.error
+    assert compensations(child) == ["compensate:receipt", "compensate:charge"]
+    assert workflow_harness.calls["compensate:charge"] == 1
+
+
+def test_a_child_held_by_another_worker_is_compensated_once_it_is_free(workflow_harness):
+    """Another worker holds the child (a parent's compensation taken over from a worker that
+    seemed dead but still runs): the child's journal is not touched until its lease ends."""
+
+    def ship_while_another_worker_holds_the_child():
+        Run.objects.filter(workflow__name="saga-payment").update(
+            lease_owner="another-worker", lease_expires_at=clock.now() + timedelta(seconds=10)
+        )
+        ship()
+
+    workflow_harness.fake("ship", returns=ship_while_another_worker_holds_the_child)
+    parent = workflow_harness.refresh(workflow_harness.start("saga-order"))
+    child = Run.objects.get(parent_run=parent)
+    assert parent.status == "waiting"  # its compensation of the child retries later
+    assert compensations(child) == []
+    workflow_harness.run_until_idle()
+    parent = workflow_harness.refresh(parent)
+    assert parent.status == "failed"
+    assert "compensation_errors" not in parent.error
+    assert compensations(child) == ["compensate:receipt", "compensate:charge"]
+    assert workflow_harness.calls["compensate:charge"] == 1
+    assert workflow_harness.refresh(child).lease_owner == ""
 
 
 # --- declarative definitions: the `child` step kind ------------------------------------------

@@ -3,7 +3,7 @@ stays open: no step "waiting", no pending approval, no open wait, no timer that 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -84,11 +84,16 @@ def test_a_run_that_passes_its_deadline_closes_its_sleep_and_resumes_it_on_retry
     assert "deadline" in run.error["message"]
     assert_nothing_open(run)
     assert run.steps.get(step_id="long").status == "cancelled"
+    due = datetime.fromisoformat(run.steps.get(step_id="long").input["until"])
 
     workflow_harness._committed(run_retry, run=run)
     workflow_harness.drain()
-    assert workflow_harness.refresh(run).status == "waiting"  # the sleep is begun anew
-    assert run.steps.get(step_id="long").status == "waiting"
+    assert workflow_harness.refresh(run).status == "waiting"  # the sleep carries on
+    sleep = run.steps.get(step_id="long")
+    assert sleep.status == "waiting"
+    # Until the time it was due, not for its whole duration again from the retry.
+    assert sleep.next_attempt_at == due
+    assert Timer.objects.get(run=run, step_id="long", fired_at=None).due_at == sleep.next_attempt_at
 
 
 def test_a_run_that_passes_its_deadline_cancels_its_approval_and_asks_again_on_retry(
@@ -102,11 +107,19 @@ def test_a_run_that_passes_its_deadline_cancels_its_approval_and_asks_again_on_r
     assert_nothing_open(run)
     assert Approval.objects.get(run=run).status == "cancelled"
 
+    first_ask = Approval.objects.get(run=run)
+
     workflow_harness._committed(run_retry, run=run)
     workflow_harness.drain()
     assert workflow_harness.refresh(run).status == "waiting"
-    assert Approval.objects.get(run=run).status == "pending"
     assert run.steps.get(step_id="ok").status == "waiting"
+    # The first ask stays as it was (who was asked, when, how it ended); a new one is pending.
+    asks = Approval.objects.filter(run=run).order_by("created_at")
+    assert [(a.id, a.status) for a in asks] == [
+        (first_ask.id, "cancelled"),
+        (asks[1].id, "pending"),
+    ]
+    assert asks[0].created_at == first_ask.created_at
 
 
 def test_a_dead_lettered_run_closes_the_step_its_workers_died_in(workflow_harness, clock, settings):

@@ -98,6 +98,34 @@ def test_a_later_condition_reading_a_skipped_step_reads_null(workflow_harness):
     }
 
 
+def test_a_condition_asking_a_skipped_step_for_a_list_reads_an_empty_one(workflow_harness):
+    """size(), the list macros and ``in`` read a skipped step's path as an empty list; a path
+    indexed by a skipped step's value reads as null as a whole."""
+    workflow_harness.fake("log", returns={"logged": True, "items": [1], "i": 0})
+    conditions = {
+        "sized": "size(steps.maybe.output.items) == 0",
+        "method_sized": "steps.maybe.output.items.size() == 0",
+        "none_exist": "!steps.maybe.output.items.exists(i, i > 1)",
+        "all_hold": "steps.maybe.output.items.all(i, i > 1)",
+        "not_in": "!(1 in steps.maybe.output.items)",
+        "indexed": "steps.always.output.items[steps.maybe.output.i] == null",
+    }
+    save(
+        [
+            MAYBE,
+            {"id": "always", "action": "log", "input": {"message": "hi"}},
+            *(
+                {"id": step_id, "action": "log", "if": condition, "input": {"message": step_id}}
+                for step_id, condition in conditions.items()
+            ),
+        ]
+    )
+    run = workflow_harness.start("skips", {"loud": False})
+    workflow_harness.result(run)
+    ran = StepRecord.objects.filter(run=run, step_id__in=conditions, status="succeeded")
+    assert set(ran.values_list("step_id", flat=True)) == set(conditions)
+
+
 def test_a_parallel_branch_reading_a_skipped_step_reads_null(workflow_harness):
     workflow_harness.fake("log", returns=echo)
     save(

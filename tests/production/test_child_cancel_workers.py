@@ -66,3 +66,73 @@ def test_cancelled_parents_and_their_children_all_end_cancelled_on_real_workers(
         + [("compensate:charge", "succeeded", 1)] * PAIRS
     )
     assert not StepRecord.objects.filter(run__in=runs, status__in=["running", "waiting"]).exists()
+
+
+QUICK_CHILD = {
+    "name": "workers-quick-child",
+    "trigger": {},
+    "steps": [
+        {
+            "id": "charge",
+            "action": "log",
+            "input": {"message": "charge"},
+            "compensate": {"action": "log", "input": {"message": "refund"}},
+        },
+        {"id": "note", "action": "log", "input": {"message": "charged"}},
+    ],
+}
+PATIENT_PARENT = {
+    "name": "workers-patient-parent",
+    "trigger": {},
+    "steps": [
+        {
+            "id": "reserve",
+            "action": "log",
+            "input": {"message": "reserve"},
+            "compensate": {"action": "log", "input": {"message": "release"}},
+        },
+        {"id": "kid", "child": {"workflow": "workers-quick-child"}},
+        {"id": "settle", "sleep": "1d"},
+    ],
+}
+RACES = 30
+
+
+def test_cancelling_parents_while_their_children_finish_never_deadlocks(env, tmp_path):  # noqa: F811
+    """Each cancel is sent as soon as the child exists (30 times: 8 were not enough to meet
+    the deadlock on the old code, 30 met it), so the operator's transaction (parent
+    row, then child row) meets the child's end (child row, parent step, parent row) on real
+    workers. Rows are taken parent first on both sides: nothing deadlocks, every parent ends
+    cancelled and each side's completed step is compensated once, whichever finished first."""
+    workflow_definition_save(definition=QUICK_CHILD)
+    workflow_definition_save(definition=PATIENT_PARENT)
+    log = tmp_path / "w.log"
+    with celery_worker(env, log, concurrency=2, beat=True) as worker:
+        ready(worker, log)
+        parents = []
+        for _ in range(RACES):
+            with transaction.atomic():
+                parent = run_start(workflow="workers-patient-parent", input={})
+            parents.append(parent)
+            children = Run.objects.filter(parent_run=parent)
+            wait_for(children.exists, timeout=30, message="the child never started")
+            with transaction.atomic():
+                run_cancel(run=parent)
+        for parent in parents:
+            finished(parent)
+            finished(Run.objects.get(parent_run=parent))
+    assert "deadlock" not in log.read_text().lower()
+    parents_ = Run.objects.filter(workflow__name="workers-patient-parent")
+    children_ = Run.objects.filter(workflow__name="workers-quick-child")
+    assert set(parents_.values_list("status", flat=True)) == {"cancelled"}
+    assert set(children_.values_list("status", flat=True)) <= {"cancelled", "succeeded"}
+    for parent in parents_:
+        assert undone(parent, "reserve") == ["succeeded"]
+    for child in children_:  # a child cancelled before it charged has nothing to undo
+        charged = child.steps.filter(step_id="charge", status="succeeded").exists()
+        assert undone(child, "charge") == (["succeeded"] if charged else [])
+
+
+def undone(run: Run, step_id: str) -> list[str]:
+    compensation = run.steps.filter(step_id=f"compensate:{step_id}")
+    return list(compensation.values_list("status", flat=True))
