@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.contrib.auth.models import Group
 
 from approvals.models import Approval
 from automation.models import Run
@@ -211,3 +212,12 @@ def test_the_run_page_says_what_started_a_run_without_an_event_or_a_user(client,
     assert started_by.search(cli_page).group(1) == "Command line (run_workflow)"
     code_page = client.get(f"/app/runs/{from_code.id}/").content.decode()
     assert started_by.search(code_page).group(1) == "Application code"
+
+
+def test_the_run_page_says_what_a_run_waits_for_once(client, workflow_harness, manager):
+    Group.objects.create(name="sm-approvers")
+    client.force_login(manager)
+    run = workflow_harness.start("sm-approval", {"key": "k1"})
+    page = client.get(f"/app/runs/{run.id}/").content.decode()
+    assert "Waiting in &#x27;ok&#x27; for an approval" in page
+    assert "Waiting for waiting" not in page
