@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 
-.PHONY: install run test lint format worker beat clean
+.PHONY: install run test test-deep lint format worker beat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## The model-based test of run states, long: 500 new random sequences (STATE_MACHINE_EXAMPLES=N).
+STATE_MACHINE_EXAMPLES ?= 500
+test-deep: install
+	STATE_MACHINE_EXAMPLES=$(STATE_MACHINE_EXAMPLES) $(BIN)/pytest -p no:cacheprovider \
+		tests/engine/test_run_state_machine.py $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -176,6 +176,7 @@ def _outcome(approval: Approval) -> dict[str, Any]:
         "decided_at": _iso(approval.decided_at),
         "votes": votes,
         "values": approval.values,
+        "timed_out": False,
     }
 
 
@@ -261,7 +262,8 @@ def approval_expire(*, run_id: Any, step_id: str) -> bool:
         ):
             return False
         _log(approval, transitions.TRANSITIONS[name].audit, outcome=approval.status)
-        outcome = _outcome(approval) | {"decision": "expired", "timed_out": True}
+        # The decision is the one on_timeout made (approved or expired); timed_out says why.
+        outcome = _outcome(approval) | {"timed_out": True}
         return step_complete(run_id=run_id, step_id=step_id, output=outcome)
 
 

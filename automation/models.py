@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -97,6 +99,14 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class RunOrigin(models.TextChoices):
+    """What started a run, for the runs no event, parent run or user accounts for."""
+
+    CODE = "code", "Application code"
+    API = "api", "API"
+    COMMAND_LINE = "cli", "Command line (run_workflow)"
+
+
 ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
@@ -123,6 +133,9 @@ class Run(models.Model):
     parent_step_id = models.CharField(max_length=200, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_via = models.CharField(
+        max_length=20, choices=RunOrigin.choices, default=RunOrigin.CODE, blank=True
     )
     concurrency_key = models.CharField(max_length=200, blank=True)
     queued = models.BooleanField(
@@ -295,6 +308,18 @@ class StepRecord(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def earlier_attempts(self) -> list[dict[str, Any]]:
+        """The attempts before the one shown: ``attempts`` ends with the step's own last
+        attempt once it failed (its error is ``error``), which is not an earlier one."""
+        history = list(self.attempts or [])
+        last = history[-1] if history else {}
+        shown = {key: (self.error or {}).get(key) for key in ("type", "message")}
+        same = {key: last.get("error", {}).get(key) for key in shown} == shown
+        if self.error and last.get("attempt") == self.attempt and same:
+            history.pop()
+        return history
 
 
 class Timer(models.Model):

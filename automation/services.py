@@ -29,6 +29,7 @@ from automation.models import (
     FINISHED_STATUSES,
     Heartbeat,
     Run,
+    RunOrigin,
     RunStatus,
     StepRecord,
     StepStatus,
@@ -64,6 +65,7 @@ def run_start(
     parent_run: Run | None = None,
     parent_step_id: str = "",
     started_by: Any = None,
+    started_via: str = RunOrigin.CODE,
     version: WorkflowVersion | None = None,
     lease_to: str = "",
 ) -> Run:
@@ -74,6 +76,7 @@ def run_start(
     (``leases.new_owner()``); the run is created already held by it, and no "advance" message
     is sent: the caller advances it at once (if the caller dies first, the recovery sweep takes
     the run over when the lease expires). Not for a run its concurrency limit holds back.
+    ``started_via``: the RunOrigin the run page shows when no event, parent or user started it.
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
@@ -94,6 +97,7 @@ def run_start(
         parent_step_id=parent_step_id,
         correlation_id=correlation_id or (event.correlation_id if event is not None else ""),
         started_by=started_by,
+        started_via=started_via,
     )
     spec = _code_spec(wf, version)
     try:

@@ -16,15 +16,17 @@ and steps can be replaced by fakes. Enable the fixtures in a conftest.py::
 
 from __future__ import annotations
 
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.test import TestCase
 
-from automation.engine import branches, clock, dispatch, executor, steps, sweeps
+from automation.engine import branches, clock, dispatch, executor, leases, steps, sweeps
 from automation.engine.durations import parse_duration
 from automation.models import Run, RunStatus, Timer
 
@@ -95,26 +97,31 @@ class WorkflowHarness:
         self,
         workflow: str,
         input: dict[str, Any] | None = None,
+        *,
+        drain: bool = True,
         **options: Any,
     ) -> Run:
-        """Start a run (as ``run_start`` does) and drive it until it waits or ends."""
+        """Start a run (as ``run_start`` does) and drive it until it waits or ends (with
+        ``drain=False``, its first message stays queued: see ``deliver_next``)."""
         from automation.services import run_start
 
         run = self._committed(run_start, workflow=workflow, input=input, **options)
-        self.drain()
+        self._drain_if(drain)
         return run
 
     def emit(
         self,
         type: str,
         data: dict[str, Any] | None = None,
+        *,
+        drain: bool = True,
         **meta: Any,
     ) -> Any:
         """Store an event as application code would, route it, and drive what it started."""
         from events.services import emit
 
         event = self._committed(emit, type, data or {}, **meta)
-        self.drain()
+        self._drain_if(drain)
         return event
 
     def decide(
@@ -126,9 +133,11 @@ class WorkflowHarness:
         user: Any,
         comment: str = "",
         values: dict[str, Any] | None = None,
+        drain: bool = True,
     ) -> Any:
         """Decide the approval of ``step_id`` as ``user`` (filling in its fields with
-        ``values``), then drive the run on."""
+        ``values``), then drive the run on. Raises what ``approval_decide`` raises
+        (AlreadyDecided when it was decided first)."""
         from approvals.models import Approval
         from approvals.services import approval_decide
 
@@ -141,24 +150,72 @@ class WorkflowHarness:
             comment=comment,
             values=values,
         )
-        self.drain()
+        self._drain_if(drain)
         return approval
+
+    def cancel(self, run: Run, *, drain: bool = True) -> Run:
+        """Cancel the run as an operator does (``run_cancel``), then drive it to its end."""
+        from automation.services import run_cancel
+
+        run = self._committed(run_cancel, run=run)
+        self._drain_if(drain)
+        return run
+
+    def retry(self, run: Run, *, drain: bool = True) -> Run:
+        """Retry a failed run from its failed step as an operator does (``run_retry``)."""
+        from automation.services import run_retry
+
+        run = self._committed(run_retry, run=run)
+        self._drain_if(drain)
+        return run
 
     def drain(self) -> int:
         """Execute queued messages (and the ones they queue) until none is left."""
-        from events.services import event_route_and_advance
-
         handled = 0
         while self.backend.queue:
-            what, args = self.backend.queue.popleft()
-            if what == "advance":
-                self._committed(executor.run_advance, args[0])
-            elif what == "branch":
-                self._committed(branches.execute_branch, *args)
-            else:
-                self._committed(event_route_and_advance, event_id=args[0])
+            self.deliver_next()
             handled += 1
         return handled
+
+    def _drain_if(self, drain: bool) -> None:
+        if drain:
+            self.drain()
+
+    # --- the broker's and the workers' misbehaviour ---------------------------------------------
+
+    @property
+    def queued(self) -> list[tuple[str, tuple[str, ...]]]:
+        """The messages waiting for a worker, oldest first: ("advance", (run_id,)), ("branch",
+        (run_id, step_id)) or ("route", (event_id,))."""
+        return list(self.backend.queue)
+
+    def deliver_next(self, *, times: int = 1) -> tuple[str, tuple[str, ...]] | None:
+        """Execute the oldest queued message ``times`` times (a broker delivers a message again
+        when a worker's acknowledgement is lost). Returns it, or None when none is queued."""
+        if not self.backend.queue:
+            return None
+        message = self.backend.queue.popleft()
+        for _ in range(times):
+            self._execute(*message)
+        return message
+
+    def worker_dies(self) -> tuple[str, tuple[str, ...]] | None:
+        """A worker takes the oldest queued message and dies: an "advance" leaves its run
+        RUNNING under a lease nobody renews (the sweep takes it back once the lease expires,
+        see ``expire_leases``); other messages are lost (the sweeps send them again)."""
+        if not self.backend.queue:
+            return None
+        message = self.backend.queue.popleft()
+        what, args = message
+        if what == "advance":
+            self._committed(leases.claim, args[0], f"dead-worker:{uuid.uuid4().hex[:8]}")
+        return message
+
+    def expire_leases(self) -> None:
+        """Move the clock past every lease (as if the workers holding them were dead), sweep
+        and drain: runs and branches left by dead workers are taken back and run again."""
+        wait = max(settings.AUTOMATION_LEASE_SECONDS, settings.AUTOMATION_REDISPATCH_SECONDS)
+        self.advance_time(timedelta(seconds=wait + 1))
 
     def deliver(self, run: Run) -> bool:
         """Execute the queued "advance" message of ``run`` now, ahead of the messages queued
@@ -171,15 +228,27 @@ class WorkflowHarness:
         self._committed(executor.run_advance, str(run.id))
         return True
 
-    def advance_time(self, duration: str | float | timedelta) -> None:
+    def _execute(self, what: str, args: tuple[str, ...]) -> None:
+        from events.services import event_route_and_advance
+
+        if what == "advance":
+            self._committed(executor.run_advance, args[0])
+        elif what == "branch":
+            self._committed(branches.execute_branch, *args)
+        else:
+            self._committed(event_route_and_advance, event_id=args[0])
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def advance_time(self, duration: str | float | timedelta, *, drain: bool = True) -> None:
         """Move the clock forward, fire what fell due, and run what that woke."""
         clock.advance(parse_duration(duration))
-        self.tick()
+        self.tick(drain=drain)
 
-    def tick(self) -> None:
+    def tick(self, *, drain: bool = True) -> None:
         """One sweep (timers, recoveries) and a drain, without moving the clock."""
         self._committed(sweeps.sweep)
-        self.drain()
+        self._drain_if(drain)
 
     def run_until_idle(self, *, max_skip: str | float | timedelta = "365d") -> None:
         """Drain, then skip to each next timer and fire it, until nothing is due within

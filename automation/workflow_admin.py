@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_json_widget.widgets import JSONEditorWidget
 
-from automation.definitions.dryrun import dry_run
+from automation.definitions.dryrun import FakeError, dry_run
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition, validate
 from automation.models import ACTIVE_STATUSES, Workflow, WorkflowVersion
@@ -187,12 +187,15 @@ class WorkflowAdmin(admin.ModelAdmin):
         form = DryRunForm(request.POST or None)
         result = None
         if request.method == "POST" and form.is_valid() and version is not None:
-            result = dry_run(
-                version.definition,
-                form.cleaned_data["data"],
-                event_type=form.cleaned_data["event_type"],
-                fakes=form.cleaned_data["fakes"] or {},
-            )
+            try:
+                result = dry_run(
+                    version.definition,
+                    form.cleaned_data["data"],
+                    event_type=form.cleaned_data["event_type"],
+                    fakes=form.cleaned_data["fakes"] or {},
+                )
+            except FakeError as exc:
+                form.add_error("fakes", str(exc))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Dry run of {wf.name} v{version.number if version else '-'}",
@@ -217,7 +220,10 @@ class DryRunForm(forms.Form):
         initial=dict,
         widget=forms.Textarea(attrs={"rows": 6, "cols": 80}),
         help_text='Outputs by step id, e.g. {"createUser": {"userId": 7}, "managerOk": '
-        '{"approved": false}}. Actions without one return {}; approvals approve.',
+        '{"approved": false}, "reply": {"timed_out": true}}. An approval takes "approved" '
+        'and/or "decision" (approved, rejected, expired); a wait an event object or '
+        '{"timed_out": true}. Actions without one return {}; approvals approve; waits get an '
+        "event.",
     )
 
     def clean_data(self) -> Any:

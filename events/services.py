@@ -15,10 +15,13 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_celery_beat import validators as cron_validators
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from automation import logcontext
@@ -415,18 +418,21 @@ def schedule_create(
     data: dict[str, Any] | None = None,
     cron: str = "",
     every_seconds: int | None = None,
+    timezone: str = "",
 ) -> PeriodicTask:
     """A django-celery-beat PeriodicTask that emits ``event_type`` on a cron or an interval.
 
-    ``cron`` is five fields, ``minute hour day-of-month month day-of-week`` (e.g. ``0 9 * * 1``).
-    The same row is editable in admin under Periodic tasks.
+    ``cron`` is five fields, ``minute hour day-of-month month day-of-week`` (e.g. ``0 9 * * 1``),
+    read in ``timezone`` (an IANA name such as ``Europe/Oslo``; default: TIME_ZONE). A field
+    out of range (``61 * * * *``) is a ValueError naming it, and nothing is stored. The same
+    row is editable in admin under Periodic tasks.
     """
     validate_event_type(event_type)
     if not isinstance(data or {}, dict):
         raise InvalidEvent("data", "a JSON object is required")
     if bool(cron) == (every_seconds is not None):
         raise ValueError("give exactly one of cron (e.g. '0 9 * * 1') or every_seconds")
-    schedule = _cron_schedule(cron) if cron else _interval_schedule(every_seconds)
+    schedule = _cron_schedule(cron, timezone) if cron else _interval_schedule(every_seconds)
     return PeriodicTask.objects.create(
         name=name,
         task="events.emit_scheduled",
@@ -435,18 +441,34 @@ def schedule_create(
     )
 
 
-def _cron_schedule(cron: str) -> dict[str, CrontabSchedule]:
+#: The five cron fields, each with the django-celery-beat validator that beat's parser agrees
+#: with (a value it would refuse at the first tick is refused when the schedule is made).
+CRON_FIELDS = [
+    ("minute", "minute (0-59)", cron_validators.minute_validator),
+    ("hour", "hour (0-23)", cron_validators.hour_validator),
+    ("day_of_month", "day of month (1-31)", cron_validators.day_of_month_validator),
+    ("month_of_year", "month (1-12)", cron_validators.month_of_year_validator),
+    ("day_of_week", "day of week (0-6, sun-sat)", cron_validators.day_of_week_validator),
+]
+
+
+def _cron_schedule(cron: str, timezone: str) -> dict[str, CrontabSchedule]:
     fields = cron.split()
     if len(fields) != 5:
         raise ValueError(f"cron {cron!r} must have 5 fields: minute hour day month weekday")
-    minute, hour, day_of_month, month_of_year, day_of_week = fields
+    for value, (_, label, validate) in zip(fields, CRON_FIELDS, strict=True):
+        try:
+            validate(value)
+        except DjangoValidationError:
+            raise ValueError(f"cron {cron!r}: {value!r} is not a valid {label}") from None
+    zone = timezone or settings.TIME_ZONE
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {zone!r} is unknown; use an IANA name: Europe/Oslo") from None
     crontab, _ = CrontabSchedule.objects.get_or_create(
-        minute=minute,
-        hour=hour,
-        day_of_month=day_of_month,
-        month_of_year=month_of_year,
-        day_of_week=day_of_week,
-        timezone=settings.TIME_ZONE,
+        **{name: value for value, (name, _, _) in zip(fields, CRON_FIELDS, strict=True)},
+        timezone=zone,
     )
     return {"crontab": crontab}
 

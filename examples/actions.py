@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from automation import NonRetryableError, RetryAfter, action
+from automation.models import StepRecord
 
 logger = logging.getLogger(__name__)
 
@@ -70,17 +71,25 @@ def cancel_booking(output: dict[str, Any]) -> None:
     _did(f"cancel-{output['kind']}", output["booking"])
 
 
-_calls: dict[str, int] = defaultdict(int)
+def flaky_sync(record: dict[str, Any], run_id: str, step_id: str = "sync") -> dict[str, Any]:
+    """Fails the first ``record['failures']`` calls of this run's step (rate-limited), then
+    succeeds. The calls are counted in the run's journal, so every run of the demo retries
+    the same way, whichever worker runs it and however often it is restarted."""
+    call = _call_number(run_id, step_id)
+    if call <= record.get("failures", 0):
+        raise RetryAfter(1, f"rate limited on call {call}")
+    _did("sync", record["id"])
+    return {"synced": record["id"], "calls": call}
 
 
-def flaky_sync(record: dict[str, Any]) -> dict[str, Any]:
-    """Fails its first ``record['failures']`` calls (rate-limited), then succeeds."""
-    key = record["id"]
-    _calls[key] += 1
-    if _calls[key] <= record.get("failures", 0):
-        raise RetryAfter(1, f"rate limited on call {_calls[key]}")
-    _did("sync", key)
-    return {"synced": key, "calls": _calls[key]}
+def _call_number(run_id: str, step_id: str) -> int:
+    """This call's number: the attempts the journal records before it, plus one (an operator's
+    retry from the dead letter is recorded there too, and is not a call)."""
+    earlier = StepRecord.objects.filter(run_id=run_id, step_id=step_id).values_list(
+        "attempts", flat=True
+    )
+    history = next(iter(earlier), [])
+    return 1 + sum(1 for a in history if a.get("error", {}).get("type") != "Retried")
 
 
 def charge(order: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
@@ -144,4 +153,4 @@ def charge_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
 @action("example.sync", input_schema={"type": "object", "required": ["id"]})
 def sync_action(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    return flaky_sync(input)
+    return flaky_sync(input, ctx.run_id, ctx.current_step_id)

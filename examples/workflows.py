@@ -115,7 +115,7 @@ def expense_approval(ctx: Any, event: Any) -> dict[str, Any]:
 def crm_sync(ctx: Any, event: Any) -> dict[str, Any]:
     """Retry with dead letter: a rate-limited call is retried with backoff; when the attempts
     run out the run fails (the dead-letter list in admin) and can be retried from there."""
-    return ctx.step("sync", actions.flaky_sync, event.data)
+    return ctx.step("sync", actions.flaky_sync, event.data, ctx.run_id)
 
 
 @workflow("example-kyc", on="example.customer.registered")

@@ -242,3 +242,23 @@ def test_replay_events_takes_any_zone_offset_python_accepts():
     dry = run("replay_events", "--type", "order.*", "--since", since.isoformat(), "--dry-run")
     assert "Would replay 1 event(s)." in dry
     assert Event.objects.filter(id=recent.id).exists()
+
+
+# --- run_workflow --run: what a run waits for, and until when -------------------------------
+
+
+@pytest.mark.django_db
+def test_run_workflow_shows_a_waiting_approval_with_the_date_it_is_due(workflow_harness):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="sm-approvers")
+    waiting = workflow_harness.start("sm-approval", {"key": "k1"})
+    due = Approval.objects.get(run=waiting).due_at
+    out = run("run_workflow", "--run", str(waiting.id), "--no-follow")
+    lines = out.splitlines()
+    assert any(
+        "ok" in line and "waiting" in line and f"(due at {due:%Y-%m-%d %H:%M:%S} UTC)" in line
+        for line in lines
+    ), out
+    assert "retry at" not in out
+    assert lines[-1].endswith("run waiting in 'ok' for an approval"), out

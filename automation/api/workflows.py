@@ -21,7 +21,7 @@ from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition
 from automation.engine import registry
 from automation.engine.errors import WorkflowError
-from automation.models import ACTIVE_STATUSES, Workflow, WorkflowVersion
+from automation.models import ACTIVE_STATUSES, RunOrigin, Workflow, WorkflowVersion
 from automation.services import run_start, workflow_definition_save
 
 
@@ -247,6 +247,7 @@ def workflow_run_start(request: Request, name: str) -> Response:
             input=body.validated_data["input"],
             correlation_id=body.validated_data["correlation_id"],
             started_by=request.user,
+            started_via=RunOrigin.API,
         )
     except WorkflowError as exc:
         return error(409, "not_startable", str(exc))

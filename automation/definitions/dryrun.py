@@ -4,6 +4,7 @@ stand-in context that writes nothing, sends nothing and waits for nothing."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,7 +21,69 @@ DECIDED = {
     "decided_by": "dry-run",
     "decided_at": None,
     "votes": [],
+    "values": {},
+    "timed_out": False,
 }
+#: What ``approved`` is for each decision an approval can end with.
+APPROVED_BY_DECISION = {"approved": True, "rejected": False, "expired": False}
+APPROVAL_FAKE_HELP = (
+    'an object like {"approved": false} or {"decision": "approved", "rejected" or "expired"}'
+)
+
+
+class FakeError(ValueError):
+    """A fake output that the step it stands for could never return."""
+
+
+def approval_fake(step_id: str, fake: Any) -> dict[str, Any]:
+    """The full approval output for a fake that gives ``approved``, ``decision`` or both
+    (the rest as a decision by "dry-run" would have it). FakeError for any other shape."""
+    if not isinstance(fake, dict):
+        raise FakeError(f"the fake for approval {step_id!r} must be {APPROVAL_FAKE_HELP}")
+    approved, decision = fake.get("approved"), fake.get("decision")
+    if decision is None and isinstance(approved, bool):
+        decision = "approved" if approved else "rejected"
+    if decision not in APPROVED_BY_DECISION:
+        raise FakeError(f"the fake for approval {step_id!r} must be {APPROVAL_FAKE_HELP}")
+    if approved is None:
+        approved = APPROVED_BY_DECISION[decision]
+    if approved is not APPROVED_BY_DECISION[decision]:
+        raise FakeError(
+            f"the fake for approval {step_id!r} says approved: {json.dumps(approved)} with "
+            f"decision {decision!r}; give one of them, or values that agree"
+        )
+    return {**DECIDED, **fake, "approved": approved, "decision": decision}
+
+
+def check_fakes(definition: dict[str, Any], fakes: dict[str, Any]) -> None:
+    """FakeError naming each fake that its step could not return: approvals take
+    APPROVAL_FAKE_HELP, waits an event object or {"timed_out": true}; actions take any JSON."""
+    problems = []
+    for step in _all_steps(definition.get("steps", [])):
+        if step.get("id") not in fakes:
+            continue
+        fake = fakes[step["id"]]
+        if "approval" in step:
+            try:
+                approval_fake(step["id"], fake)
+            except FakeError as exc:
+                problems.append(str(exc))
+        elif "wait_for_event" in step and not isinstance(fake, dict):
+            problems.append(
+                f"the fake for wait_for_event {step['id']!r} must be an event object like "
+                '{"type": "...", "data": {...}} or {"timed_out": true}'
+            )
+    if problems:
+        raise FakeError("; ".join(problems))
+
+
+def _all_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for step in steps:
+        found.append(step)
+        for branch in step.get("parallel", []):
+            found.extend(_all_steps(branch))
+    return found
 
 
 @dataclass
@@ -83,7 +146,7 @@ class DryContext:
         return output
 
     def approval(self, step_id: str, *, title: str, assignees: list[str], **options: Any) -> Any:
-        output = self.fakes.get(step_id, DECIDED)
+        output = approval_fake(step_id, self.fakes[step_id]) if step_id in self.fakes else DECIDED
         shown = {"title": title, "assignees": assignees, "context": options.get("context")}
         self._add(step_id, "approval", "ran", shown, output, "decided by the fake")
         return output
@@ -146,7 +209,9 @@ def dry_run(
     fakes: dict[str, Any] | None = None,
 ) -> DryRun:
     """What a run started by an event with ``data`` would do, with actions faked (``fakes``:
-    outputs by step id; approvals approve and waits get an event unless faked otherwise)."""
+    outputs by step id; approvals approve and waits get an event unless faked otherwise).
+    FakeError when a fake is of a shape its step could never return (``check_fakes``)."""
+    check_fakes(definition, fakes or {})
     result = DryRun()
     trigger_spec = definition.get("trigger", {})
     trigger = {

@@ -141,9 +141,11 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
 
     now = clock.now()
     record = StepRecord.objects.filter(run_id=run_id, step_id=step_id).first()
-    run = Run.objects.filter(id=run_id).only("status").first()
+    run = Run.objects.filter(id=run_id).only("status", "cancel_requested").first()
     if record is None or run is None or run.finished or record.status in ("succeeded", "failed"):
         return "nothing to do"
+    if run.cancel_requested:  # like a step, a branch does not start once a cancel is asked
+        return "nothing to do: the run is being cancelled"
     if (
         record.status == StepStatus.WAITING
         and record.next_attempt_at

@@ -331,12 +331,14 @@ class Context:
         """Ask people ("user:alice", "group:managers") to approve; wait for the decision.
 
         Returns ``{"approved": bool, "decision": "approved"|"rejected"|"expired", "comment",
-        "decided_by", "decided_at", "votes", "values"}``. ``quorum``: approvals needed (one
-        rejection rejects). ``four_eyes``: whoever started the run cannot decide. After
-        ``timeout`` the step decides ``on_timeout``: reject, approve, or escalate (hand it to
-        ``escalate_to`` for ``escalation_timeout``, then reject). ``fields``: form fields the
-        approver fills in (approvals.forms), returned under ``values``. ``remind_before``: when
-        to remind the assignees before the timeout ("auto", a duration, or None/0 for never).
+        "decided_by", "decided_at", "votes", "values", "timed_out": bool}`` (a timeout decided
+        by ``on_timeout="approve"`` is ``decision: "approved", timed_out: True``). ``quorum``:
+        approvals needed (one rejection rejects). ``four_eyes``: whoever started the run cannot
+        decide. After ``timeout`` the step decides ``on_timeout``: reject, approve, or escalate
+        (hand it to ``escalate_to`` for ``escalation_timeout``, then reject). ``fields``: form
+        fields the approver fills in (approvals.forms), returned under ``values``.
+        ``remind_before``: when to remind the assignees before the timeout ("auto", a duration,
+        or None/0 for never).
         The assignees are emailed a personal link when asked, reminded and escalated to.
         """
         record, seq = self._enter(self._user_id(step_id), "approval")

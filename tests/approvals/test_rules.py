@@ -90,6 +90,34 @@ def test_an_unanswered_escalation_rejects_in_the_end(workflow_harness, managers,
     assert (outcome["approved"], outcome["decision"]) == (False, "expired")
 
 
+@pytest.mark.parametrize(
+    ("on_timeout", "approved", "decision"),
+    [("approve", True, "approved"), ("reject", False, "expired")],
+)
+def test_a_timed_out_approval_says_what_it_decided_and_that_it_timed_out(
+    workflow_harness, managers, on_timeout, approved, decision
+):
+    run = workflow_harness.start(
+        "test-approval-options", {"options": {"timeout": "1h", "on_timeout": on_timeout}}
+    )
+    workflow_harness.run_until_idle()
+    outcome = workflow_harness.result(run)
+    assert (outcome["approved"], outcome["decision"], outcome["timed_out"]) == (
+        approved,
+        decision,
+        True,
+    )
+    assert outcome["decision"] == Approval.objects.get(run=run).status
+
+
+def test_a_decision_by_a_person_did_not_time_out(workflow_harness, managers):
+    run = workflow_harness.start("test-quorum")
+    for person in managers[:2]:
+        workflow_harness.decide(run, "ok", "approve", user=person)
+    outcome = workflow_harness.result(run)
+    assert (outcome["decision"], outcome["timed_out"]) == ("approved", False)
+
+
 def test_the_audit_trail_records_every_change(workflow_harness, managers, django_user_model):
     director = django_user_model.objects.create_user("dora")
     director.groups.add(Group.objects.create(name="directors"))

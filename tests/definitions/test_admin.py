@@ -131,3 +131,58 @@ def test_code_workflows_show_no_editor(admin):
     page = admin.get(f"/admin/automation/workflow/{wf.pk}/change/").content.decode()
     assert "jsoneditor" not in page
     assert "Dry run" not in page
+
+
+APPROVAL_DEFINITION = {
+    "name": "expense",
+    "trigger": {"event": "expense.submitted"},
+    "steps": [
+        {
+            "id": "managerOk",
+            "approval": {
+                "title": "Pay {{ trigger.data.amount }}?",
+                "assignees": ["user:root"],
+                "on_reject": "fail",
+            },
+        },
+        {"id": "reply", "wait_for_event": {"event": "expense.paid", "timeout": "1h"}},
+        {"id": "pay", "action": "log", "input": {"message": "paid"}},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("fakes", "shown"),
+    [
+        ({"managerOk": {"approved": False}}, "approval &#x27;managerOk&#x27; ended rejected"),
+        ({"managerOk": {"approved": True}}, "paid"),
+        ({"managerOk": {"decision": "expired"}}, "ended expired"),
+        ({"managerOk": {"approved": True}, "reply": {"timed_out": True}}, "timed out"),
+        ({}, "paid"),
+    ],
+)
+def test_dry_run_accepts_every_fake_the_help_text_allows(admin, fakes, shown):
+    wf, _, _ = workflow_definition_save(definition=APPROVAL_DEFINITION)
+    url = f"/admin/automation/workflow/{wf.pk}/dry-run/"
+    response = admin.post(url, {"data": json.dumps({"amount": 12}), "fakes": json.dumps(fakes)})
+    assert response.status_code == 200
+    assert shown in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("fakes", "message"),
+    [
+        ({"managerOk": False}, "managerOk"),
+        ({"managerOk": {"approved": "no"}}, "managerOk"),
+        ({"managerOk": {"decision": "maybe"}}, "managerOk"),
+        ({"managerOk": {"approved": True, "decision": "rejected"}}, "managerOk"),
+        ({"reply": ["not", "an", "event"]}, "reply"),
+    ],
+)
+def test_dry_run_refuses_a_fake_of_the_wrong_shape_with_a_form_error(admin, fakes, message):
+    wf, _, _ = workflow_definition_save(definition=APPROVAL_DEFINITION)
+    url = f"/admin/automation/workflow/{wf.pk}/dry-run/"
+    response = admin.post(url, {"data": json.dumps({"amount": 12}), "fakes": json.dumps(fakes)})
+    assert response.status_code == 200
+    errors = response.context["form"].errors["fakes"]
+    assert any(message in error for error in errors), errors

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def clean_ledger():
     actions.LEDGER.clear()
-    actions._calls.clear()
 
 
 @pytest.fixture
@@ -154,6 +153,17 @@ def test_retry_with_backoff_until_it_succeeds(workflow_harness):
     step = run.steps.get(step_id="sync")
     assert step.attempt == 3
     assert [a["error"]["type"] for a in step.attempts] == ["RetryAfter", "RetryAfter"]
+
+
+def test_the_same_record_synced_again_is_retried_again(workflow_harness):
+    """The demo's failures are counted per run in its journal, not in a worker's memory: a
+    second run (or another worker, or a restart) fails as many times as the first."""
+    for _ in range(2):
+        workflow_harness.emit("example.record.changed", {"id": "r-3", "failures": 2})
+    workflow_harness.run_until_idle()
+    runs = Run.objects.filter(workflow__name="example-crm-sync")
+    assert [workflow_harness.result(run) for run in runs] == [{"synced": "r-3", "calls": 3}] * 2
+    assert [run.steps.get(step_id="sync").attempt for run in runs] == [3, 3]
 
 
 def test_exhausted_retries_dead_letter_the_run_and_it_can_be_retried(workflow_harness):

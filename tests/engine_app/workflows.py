@@ -216,3 +216,6 @@ def charge_card() -> str:
 @workflow("test-logging", on="test.logging")
 def logs_from_a_step(ctx: Any, event: Any) -> None:
     ctx.step("charge", charge_card)
+
+
+from tests.engine_app import state_workflows  # noqa: E402, F401  (registers the sm-* workflows)

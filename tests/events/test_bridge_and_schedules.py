@@ -184,8 +184,23 @@ def test_a_redelivered_schedule_message_emits_once():
         ({"cron": "* *"}, "5 fields"),
         ({"cron": "* * * * *", "every_seconds": 5}, "exactly one"),
         ({"every_seconds": 0}, "at least 1"),
+        ({"cron": "61 * * * *"}, "minute"),
+        ({"cron": "0 24 * * *"}, "hour"),
+        ({"cron": "0 9 32 * *"}, "day of month"),
+        ({"cron": "0 9 * 13 *"}, "month"),
+        ({"cron": "0 9 * * funday"}, "day of week"),
+        ({"cron": "0 9 * * 1", "timezone": "Mars/Olympus"}, "timezone"),
     ],
 )
 def test_schedule_needs_one_valid_timing(options, message):
     with pytest.raises(ValueError, match=message):
         schedule_create(name="x", event_type="a.b", **options)
+    assert not PeriodicTask.objects.filter(name="x").exists()
+
+
+def test_a_cron_schedule_runs_in_the_time_zone_it_is_given():
+    task = schedule_create(
+        name="oslo mornings", event_type="report.due", cron="0 9 * * 1-5", timezone="Europe/Oslo"
+    )
+    assert str(task.crontab.timezone) == "Europe/Oslo"
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("0", "9", "1-5")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.contrib.auth.models import Group
 
 from approvals.models import Approval
 from automation.models import Run
@@ -177,3 +180,44 @@ def test_a_new_installation_has_an_operators_group_for_the_ui(client, django_use
     assert client.get("/app/").status_code == 200
     assert client.get("/app/runs/").status_code == 200
     assert client.get("/app/events/").status_code == 200
+
+
+def test_earlier_attempts_list_only_the_attempts_before_the_last(client, workflow_harness, manager):
+    client.force_login(manager)
+    refused = workflow_harness.start("test-non-retryable")
+    retried = workflow_harness.start("test-retry")
+    workflow_harness.run_until_idle()
+    once = client.get(f"/app/runs/{refused.id}/").content.decode()
+    assert "Earlier attempts" not in once  # one attempt: its error is the step's error
+    thrice = client.get(f"/app/runs/{retried.id}/").content.decode()
+    assert "Earlier attempts (2)" in thrice
+    assert ">#1<" in thrice
+    assert ">#2<" in thrice
+    assert ">#3<" not in thrice
+
+
+def test_the_run_page_says_what_started_a_run_without_an_event_or_a_user(client, manager):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from automation.services import run_start
+
+    client.force_login(manager)
+    call_command("run_workflow", "test-noop", "--no-follow", stdout=StringIO())
+    from_cli = Run.objects.get(workflow__name="test-noop")
+    from_code = run_start(workflow="test-noop")
+    started_by = re.compile(r"<dt>Started by</dt><dd>([^<]*)</dd>")
+    cli_page = client.get(f"/app/runs/{from_cli.id}/").content.decode()
+    assert started_by.search(cli_page).group(1) == "Command line (run_workflow)"
+    code_page = client.get(f"/app/runs/{from_code.id}/").content.decode()
+    assert started_by.search(code_page).group(1) == "Application code"
+
+
+def test_the_run_page_says_what_a_run_waits_for_once(client, workflow_harness, manager):
+    Group.objects.create(name="sm-approvers")
+    client.force_login(manager)
+    run = workflow_harness.start("sm-approval", {"key": "k1"})
+    page = client.get(f"/app/runs/{run.id}/").content.decode()
+    assert "Waiting in &#x27;ok&#x27; for an approval" in page
+    assert "Waiting for waiting" not in page

@@ -7,10 +7,11 @@ import sys
 import time
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from automation.engine.errors import WorkflowError
-from automation.models import Run, RunStatus, StepRecord
+from automation.models import Run, RunOrigin, RunStatus, StepRecord
 from automation.services import run_start
 
 NOBODY_AFTER = 10.0  # seconds a run may stay pending before we say no worker seems to run
@@ -26,13 +27,20 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("workflow", help="The workflow's name.")
+        parser.add_argument("workflow", nargs="?", help="The workflow's name.")
+        parser.add_argument(
+            "--run",
+            metavar="RUN_ID",
+            help="Follow (with --no-follow: show once) an existing run instead of starting one.",
+        )
         parser.add_argument(
             "--input", default="{}", help="A JSON object, or - to read it from standard input."
         )
         parser.add_argument("--correlation-id", default="", help="Ties the run to other work.")
         parser.add_argument(
-            "--no-follow", action="store_true", help="Print the run's id and return at once."
+            "--no-follow",
+            action="store_true",
+            help="Print the run's id (with --run: its steps and status) and return at once.",
         )
         parser.add_argument(
             "--timeout",
@@ -45,6 +53,22 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        run = self._existing(options["run"]) if options["run"] else self._start(options)
+        follower = Follower(self, run, options["interval"], options["timeout"])
+        if options["no_follow"]:
+            if options["run"]:
+                follower.look()
+            return
+        try:
+            run = follower.follow()
+        except KeyboardInterrupt:
+            self.stdout.write(f"\nStopped following; run {run.id} goes on.")
+            return
+        self._conclude(run)
+
+    def _start(self, options: dict[str, Any]) -> Run:
+        if not options["workflow"]:
+            raise CommandError("name the workflow to start, or give --run RUN_ID to follow a run")
         raw = sys.stdin.read() if options["input"] == "-" else options["input"]
         try:
             data = json.loads(raw)
@@ -52,19 +76,21 @@ class Command(BaseCommand):
             raise CommandError(f"--input is not JSON: {exc}") from None
         try:
             run = run_start(
-                workflow=options["workflow"], input=data, correlation_id=options["correlation_id"]
+                workflow=options["workflow"],
+                input=data,
+                correlation_id=options["correlation_id"],
+                started_via=RunOrigin.COMMAND_LINE,
             )
         except WorkflowError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Started run {run.id} of {run.workflow.name} v{run.version.number}.")
-        if options["no_follow"]:
-            return
+        return run
+
+    def _existing(self, run_id: str) -> Run:
         try:
-            run = Follower(self, run, options["interval"], options["timeout"]).follow()
-        except KeyboardInterrupt:
-            self.stdout.write(f"\nStopped following; run {run.id} goes on.")
-            return
-        self._conclude(run)
+            return Run.objects.select_related("workflow", "version").get(id=run_id)
+        except (Run.DoesNotExist, ValidationError):
+            raise CommandError(f"no run {run_id!r}; give the id the run page shows") from None
 
     def _conclude(self, run: Run) -> None:
         if run.status == RunStatus.SUCCEEDED:
@@ -86,11 +112,16 @@ class Follower:
         self.status = ("", "")
         self.warned = False
 
+    def look(self) -> Run:
+        """Print the steps and the run's status that changed since the last look."""
+        run = Run.objects.select_related("workflow").get(id=self.run.id)
+        self._show_steps()
+        self._show_run(run)
+        return run
+
     def follow(self) -> Run:
         while True:
-            run = Run.objects.select_related("workflow").get(id=self.run.id)
-            self._show_steps()
-            self._show_run(run)
+            run = self.look()
             if run.finished:
                 return run
             elapsed = time.monotonic() - self.started
@@ -121,8 +152,7 @@ class Follower:
         status = (run.status, run.waiting_for)
         if status != self.status:
             self.status = status
-            waiting = f" for {run.waiting_for}" if run.waiting_for else ""
-            self._write(f"run {run.status}{waiting}")
+            self._write(_run_line(run))
 
     def _write(self, line: str) -> None:
         elapsed = time.monotonic() - self.started
@@ -136,5 +166,25 @@ def _step_line(step: StepRecord) -> str:
     if step.error and step.status in ("failed", "waiting"):
         line += f"  {step.error.get('type', '')}: {step.error.get('message', '')}"
     if step.next_attempt_at is not None and step.status == "waiting":
-        line += f"  (retry at {step.next_attempt_at:%H:%M:%S})"
+        when = f"{step.next_attempt_at:%Y-%m-%d %H:%M:%S %Z}".rstrip()
+        line += f"  ({DUE_LABELS.get(step.kind, 'retry at')} {when})"
     return line
+
+
+#: What the due time of a waiting step means, by its kind (other kinds wait for a retry).
+DUE_LABELS = {
+    StepRecord.Kind.APPROVAL: "due at",
+    StepRecord.Kind.WAIT_EVENT: "times out at",
+    StepRecord.Kind.SLEEP: "wakes at",
+}
+
+
+def _run_line(run: Run) -> str:
+    """ "run succeeded", "run waiting in 'ok' for an approval", "run waiting: retry 2 of ...":
+    the reason is not prefixed with the status when it starts with it already."""
+    reason = run.waiting_for
+    if not reason:
+        return f"run {run.status}"
+    if reason.startswith(f"{run.status} "):
+        return f"run {reason}"
+    return f"run {run.status}: {reason}"
