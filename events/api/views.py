@@ -23,6 +23,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.permissions import HasPerm, ReadWrite
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
 from events import cloudevents, selectors, services
@@ -43,13 +44,6 @@ from events.models import Event, WebhookEndpoint
 from events.payloads import BadPayload, parse_json_object
 
 logger = logging.getLogger(__name__)
-
-
-class CanReplay(permissions.BasePermission):
-    message = "Replaying an event needs the events.replay_event permission."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return request.user.has_perm("events.replay_event")
 
 
 class ManagesWebhooks(permissions.BasePermission):
@@ -88,7 +82,13 @@ class UnreadBody(BaseParser):
 
 
 class Events(ListView):
-    """GET: stored events, newest first, filtered and paginated. POST: ingest one event."""
+    """GET: stored events, newest first, filtered and paginated (events.view_event). POST:
+    ingest one event (events.add_event)."""
+
+    permission_classes = [
+        permissions.IsAuthenticated,
+        ReadWrite.of("events.view_event", "events.add_event"),
+    ]
 
     serializer_class = EventSerializer
     queryset = Event.objects.all()
@@ -162,6 +162,7 @@ def _unsupported(content_type: str) -> HttpError:
 
 @extend_schema(responses=EventWithRunsSerializer)
 @api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated, HasPerm.of("events.view_event")])
 def event_detail(request: Request, event_id: str) -> Response:
     event = get_object_or_404(Event, id=event_id)
     body = EventSerializer(event).data
@@ -172,7 +173,7 @@ def event_detail(request: Request, event_id: str) -> Response:
 @extend_schema(request=None, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
 @parser_classes([UnreadBody])
-@permission_classes([permissions.IsAuthenticated, CanReplay])
+@permission_classes([permissions.IsAuthenticated, HasPerm.of("events.replay_event")])
 def event_replay(request: Request, event_id: str) -> Response:
     original = get_object_or_404(Event, id=event_id)
     try:
