@@ -95,6 +95,10 @@ def run_start(
         correlation_id=correlation_id or (event.correlation_id if event is not None else ""),
         started_by=started_by,
     )
+    if started_by is None:
+        # Whoever caused the trigger requested the run (approvals' four-eyes refuses them); a
+        # child run has its parent's requester.
+        run.started_by_id = _requester_id(event, parent_run)
     spec = _code_spec(wf, version)
     try:
         with transaction.atomic():
@@ -118,6 +122,12 @@ def run_start(
             raise
         return Run.objects.get(workflow=wf, trigger_event=event)
     return run
+
+
+def _requester_id(event: Any, parent_run: Run | None) -> Any:
+    if event is not None:
+        return event.actor_id
+    return parent_run.started_by_id if parent_run is not None else None
 
 
 def _code_spec(wf: Workflow, version: WorkflowVersion) -> registry.WorkflowSpec | None:

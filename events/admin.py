@@ -82,6 +82,7 @@ class EventAdmin(admin.ModelAdmin):
         "correlation_id",
         "cause",
         "idempotency_key",
+        "actor",
         "occurred_at",
         "received_at",
         "routed_at",
@@ -143,7 +144,9 @@ class EventAdmin(admin.ModelAdmin):
         if not request.user.has_perm("events.replay_event"):
             self.message_user(request, "You need the replay permission.", messages.ERROR)
             return
-        replayed = [services.event_replay(event=event) for event in queryset[:100]]
+        replayed = [
+            services.event_replay(event=event, actor_id=request.user.pk) for event in queryset[:100]
+        ]
         self.message_user(request, f"Replayed {len(replayed)} event(s).", messages.SUCCESS)
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -36,6 +37,18 @@ class Event(models.Model):
     occurred_at = models.DateTimeField(default=timezone.now)
     received_at = models.DateTimeField(default=timezone.now)
     routed_at = models.DateTimeField(null=True, blank=True)
+    # The person who caused the event: the API user who posted it, the signed-in user whose
+    # save a signal bridge turned into it, the user who replayed it, the requester of the run
+    # that emitted it. Runs it starts are theirs (their requester, whom four-eyes refuses).
+    # None for webhooks and schedules: an external system or the clock.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index below: most events (webhooks) have none
+    )
 
     class Meta:
         ordering = ["-received_at"]
@@ -69,6 +82,13 @@ class Event(models.Model):
             ),
             # Event lists filtered by source (API, admin), newest first.
             models.Index(fields=["source", "-received_at"], name="event_source_received_idx"),
+            # Deleting a user sets the actor of their events to NULL. Partial: webhook and
+            # scheduled events have no actor, and cost no index entry.
+            models.Index(
+                fields=["actor"],
+                condition=models.Q(actor__isnull=False),
+                name="event_actor_idx",
+            ),
             # The routing sweep: events stored but not yet routed.
             models.Index(
                 fields=["received_at"],

@@ -24,6 +24,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from automation import logcontext
 from automation.db import insert_plain, update_returning
 from automation.engine import dispatch
+from automation.requestuser import request_user
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
@@ -66,9 +67,11 @@ def event_record(
     idempotency_key: str | None = None,
     headers: dict[str, str] | None = None,
     occurred_at: datetime | None = None,
+    actor_id: Any = None,
 ) -> tuple[Event, bool]:
     """Store an event, or return the one already stored under ``(source, idempotency_key)``.
 
+    ``actor_id``: the user who caused it (see ``Event.actor``); the runs it starts are theirs.
     Returns ``(event, created)``. The event is routed after the surrounding transaction commits;
     if that transaction rolls back, the event never existed. Raises ``InvalidEvent`` (naming the
     field, or the failing path in ``data``) for a bad type, non-object data or data that fails
@@ -93,6 +96,7 @@ def event_record(
         "idempotency_key": idempotency_key or None,
         "headers": headers or {},
         "occurred_at": occurred_at or timezone.now(),
+        "actor_id": actor_id,
     }
     # Insert first: new deliveries (the common case) cost one statement, and the unique
     # constraint, not a prior SELECT, decides between concurrent duplicates. Events are
@@ -126,6 +130,29 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
         raise InvalidEvent(exc.path, exc.message) from None
 
 
+# Sources the server writes (webhooks, signal bridges, schedules, runs, application code). An
+# API client claiming one would have its event routed as if it came from there, and would take
+# the idempotency key of a delivery still to come (the genuine one then answered "duplicate").
+# Refusing them keeps the sources, and so the (source, idempotency key) dedupe scopes, of API
+# clients and of the server apart.
+SERVER_SOURCE_PREFIXES = ("webhook:", "signal:", "schedule:", "run:")
+SERVER_SOURCES = ("app",)
+
+
+def event_ingest(*, actor_id: Any, source: str, **fields: Any) -> tuple[Event, bool]:
+    """Store an event an API client sent (``event_record``'s arguments) as user ``actor_id``.
+    Raises ``InvalidEvent`` naming ``source`` when it is one the server writes."""
+    claimed = source.strip().lower()
+    if claimed.startswith(SERVER_SOURCE_PREFIXES) or claimed in SERVER_SOURCES:
+        raise InvalidEvent(
+            "source",
+            f"{source!r} is written by the server only (sources starting with "
+            f"{', '.join(SERVER_SOURCE_PREFIXES)} or equal to {', '.join(SERVER_SOURCES)}); "
+            "use a source of your own, e.g. a URI naming your system",
+        )
+    return event_record(source=source, actor_id=actor_id, **fields)
+
+
 _MAX_LENGTHS = {
     "source": 200,
     "subject": 200,
@@ -140,9 +167,13 @@ def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
 
     Inside a transaction the event exists (and starts runs) only if that transaction commits.
     ``meta``: ``source`` (default ``app``), ``subject``, ``correlation_id``, ``causation_id``,
-    ``idempotency_key``, ``occurred_at``.
+    ``idempotency_key``, ``occurred_at``, ``actor_id`` (default: the signed-in user of the
+    request being served, if any: a save in the admin that a signal bridge turns into an event
+    is theirs).
     """
     meta.setdefault("source", "app")
+    if "actor_id" not in meta:
+        meta["actor_id"] = getattr(request_user(), "pk", None)
     event, _ = event_record(type=type, data=data if data is not None else {}, **meta)
     return event
 
@@ -219,8 +250,9 @@ def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -
 # --- Replay ---------------------------------------------------------------------------------
 
 
-def event_replay(*, event: Event) -> Event:
-    """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy."""
+def event_replay(*, event: Event, actor_id: Any = None) -> Event:
+    """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy.
+    ``actor_id``: who replayed it (the runs the copy starts are theirs)."""
     copy, _ = event_record(
         type=event.type,
         data=event.data,
@@ -230,6 +262,7 @@ def event_replay(*, event: Event) -> Event:
         causation_id=str(event.id),
         headers=event.headers,
         occurred_at=event.occurred_at,
+        actor_id=actor_id,
     )
     return copy
 

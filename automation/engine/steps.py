@@ -691,6 +691,7 @@ def emit_event(
             correlation_id=ctx.correlation_id,
             causation_id=ctx.run_id,
             idempotency_key=ctx.idempotency_key(step_id),
+            actor_id=ctx.run.started_by_id,  # runs the event starts keep this run's requester
         )
         record = StepRecord.objects.create(
             run=ctx.run,

@@ -116,7 +116,7 @@ events = Events.as_view()
 def _ingest(request: Request) -> Response:
     try:
         kwargs = _ingest_kwargs(request._request)
-        event, created = services.event_record(headers={}, **kwargs)
+        event, created = services.event_ingest(actor_id=request.user.pk, headers={}, **kwargs)
     except HttpError as exc:
         return error(exc.status, exc.code, exc.message)
     except BadPayload as exc:
@@ -177,7 +177,7 @@ def event_detail(request: Request, event_id: str) -> Response:
 def event_replay(request: Request, event_id: str) -> Response:
     original = get_object_or_404(Event, id=event_id)
     try:
-        replayed = services.event_replay(event=original)
+        replayed = services.event_replay(event=original, actor_id=request.user.pk)
     except services.InvalidEvent as exc:  # e.g. a schema added since the original was stored
         return error(400, "invalid_event", str(exc), field=exc.field)
     body = EventSerializer(replayed).data
