@@ -1,0 +1,136 @@
+"""Password and token guessing is slowed on every way in: failed sign-ins are counted per
+account and per address on /app/login/, /admin/login/ and POST /api/auth/token/ (then 429,
+even with the right password, until the lockout ends), wrong API tokens per address, and a
+client-written X-Forwarded-For never makes a new address unless proxies are configured."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.test import Client
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+pytestmark = pytest.mark.django_db
+
+LIMIT = 5  # LOGIN_FAILURE_LIMIT's default
+
+
+@pytest.fixture
+def people(django_user_model):
+    make = django_user_model.objects.create_user
+    return {
+        "olivia": make("olivia", password="olivia-pass"),
+        "root": django_user_model.objects.create_superuser("root", password="root-pass"),
+        "sam": make("sam", password="sam-pass"),
+        "sally": make("sally", password="sally-pass", is_staff=True),
+    }
+
+
+def sign_in(where: str, username: str, password: str, address: str = "127.0.0.1", **headers):
+    client = Client(REMOTE_ADDR=address, headers=headers)
+    if where == "api":
+        return client.post(
+            "/api/auth/token/", {"username": username, "password": password}, "application/json"
+        )
+    return client.post(f"/{where}/login/", {"username": username, "password": password})
+
+
+def signed_in(where: str, response) -> bool:
+    if where == "api":
+        return response.status_code == 200 and "token" in response.json()
+    return response.status_code == 302 and response.wsgi_request.user.is_authenticated
+
+
+def assert_locked_out(where: str, response) -> None:
+    assert response.status_code == 429, response.content
+    if where == "api":
+        body = response.json()["error"]
+        assert body["code"] == "too_many_failed_logins"
+        assert "try again in 15 minutes" in body["message"]
+        assert response["Retry-After"] == "900"
+    else:
+        assert "Too many failed sign-ins" in response.content.decode()
+        assert 'name="password"' in response.content.decode()  # the form, to try later
+
+
+WAYS_IN = ["app", "admin", "api"]
+
+
+@pytest.mark.parametrize("where", WAYS_IN)
+def test_an_account_is_locked_after_repeated_failures_from_any_addresses(where, people):
+    user = "root" if where == "admin" else "olivia"
+    for n in range(LIMIT - 1):
+        assert not signed_in(where, sign_in(where, user, f"guess-{n}", address=f"10.0.0.{n}"))
+    assert_locked_out(where, sign_in(where, user, "last-guess", address="10.0.1.1"))
+    right = sign_in(where, user, f"{user}-pass", address="10.0.2.2")
+    assert_locked_out(where, right)  # even the right password, from a new address
+    other = "sally" if where == "admin" else "sam"
+    assert signed_in(where, sign_in(where, other, f"{other}-pass", address="10.0.3.3"))
+
+
+@pytest.mark.parametrize("where", WAYS_IN)
+def test_an_address_is_locked_after_failures_for_many_accounts(where, people):
+    for n in range(LIMIT):
+        sign_in(where, f"user-{n}", "guess", address="192.0.2.7")
+    user = "root" if where == "admin" else "sam"
+    assert_locked_out(where, sign_in(where, user, f"{user}-pass", address="192.0.2.7"))
+    assert signed_in(where, sign_in(where, user, f"{user}-pass", address="192.0.2.8"))
+
+
+def test_the_lockout_ends_after_LOGIN_LOCKOUT_SECONDS(people):
+    for n in range(LIMIT):
+        sign_in("app", "olivia", f"guess-{n}")
+    assert_locked_out("app", sign_in("app", "olivia", "olivia-pass"))
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(seconds=901))
+    assert signed_in("app", sign_in("app", "olivia", "olivia-pass"))
+
+
+def test_a_client_written_x_forwarded_for_is_not_a_new_address(people):
+    for n in range(LIMIT):
+        sign_in("api", f"user-{n}", "guess", X_Forwarded_For=f"203.0.113.{n}")
+    spoofed = sign_in("api", "sam", "sam-pass", X_Forwarded_For="198.51.100.1")
+    assert_locked_out("api", spoofed)
+
+
+def test_behind_a_configured_proxy_the_address_it_saw_counts(people, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for n in range(LIMIT):  # the client writes the left part; the proxy appends the right one
+        sign_in("api", f"user-{n}", "guess", X_Forwarded_For=f"203.0.113.{n}, 198.51.100.9")
+    assert_locked_out("api", sign_in("api", "sam", "sam-pass", X_Forwarded_For="198.51.100.9"))
+    assert signed_in("api", sign_in("api", "sam", "sam-pass", X_Forwarded_For="198.51.100.10"))
+
+
+def test_the_api_rate_limit_ignores_a_client_written_x_forwarded_for(people, settings):
+    settings.API_RATE_LIMIT = (2, 3600)
+    statuses = [
+        sign_in("api", "olivia", "olivia-pass", X_Forwarded_For=f"203.0.113.{n}").status_code
+        for n in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+
+
+def test_lockout_can_be_turned_off(people, settings):
+    settings.AXES_ENABLED = False  # LOGIN_LOCKOUT=off
+    for n in range(LIMIT + 2):
+        sign_in("app", "olivia", f"guess-{n}")
+    assert signed_in("app", sign_in("app", "olivia", "olivia-pass"))
+
+
+def test_wrong_api_tokens_are_limited_per_address(people, settings):
+    settings.API_TOKEN_FAILURE_LIMIT = (3, 3600)
+    token = Token.objects.create(user=people["olivia"]).key
+
+    def me(key: str, address: str = "127.0.0.1", **headers):
+        client = Client(REMOTE_ADDR=address, headers=headers)
+        return client.get("/api/auth/me/", HTTP_AUTHORIZATION=f"Token {key}")
+
+    guesses = [me(f"guess-{n}", X_Forwarded_For=f"203.0.113.{n}").status_code for n in range(4)]
+    assert guesses == [401, 401, 401, 429]
+    refused = me(token)  # past the limit even the right token waits: guessing gains nothing
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert int(refused["Retry-After"]) > 0
+    assert me(token, address="127.0.0.2").status_code == 200
