@@ -186,3 +186,25 @@ def test_a_webhook_delivery_has_no_requester(act, approvers, client):
     approval = spend_approval()
     assert approval.requested_by is None  # an external system asked: any approver may decide
     assert decide(ann, approval).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_signed_in_user_is_known_to_signals_under_asgi(django_user_model):
+    """The embedded server is ASGI: the request's user reaches the signal through the thread
+    the sync view runs in."""
+    from asgiref.sync import sync_to_async
+    from django.test import AsyncClient
+
+    def setup() -> Any:
+        bridge.cache_clear()
+        SignalBridge.objects.create(model="auth.Group", action="created", event_type="g.made")
+        return django_user_model.objects.create_superuser("root", password="pw")
+
+    root = await sync_to_async(setup)()
+    client = AsyncClient()
+    await client.aforce_login(root)
+    response = await client.post("/admin/auth/group/add/", {"name": "buyers"})
+    assert response.status_code == 302
+    event = await Event.objects.aget(type="g.made")
+    assert event.actor_id == root.pk
+    await sync_to_async(bridge.cache_clear)()
