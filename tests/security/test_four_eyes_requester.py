@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.db import connections
 from django.test import Client
 
 from approvals.models import Approval
@@ -201,10 +202,14 @@ async def test_the_signed_in_user_is_known_to_signals_under_asgi(django_user_mod
         return django_user_model.objects.create_superuser("root", password="pw")
 
     root = await sync_to_async(setup)()
-    client = AsyncClient()
-    await client.aforce_login(root)
-    response = await client.post("/admin/auth/group/add/", {"name": "buyers"})
-    assert response.status_code == 302
-    event = await Event.objects.aget(type="g.made")
-    assert event.actor_id == root.pk
-    await sync_to_async(bridge.cache_clear)()
+    try:
+        client = AsyncClient()
+        await client.aforce_login(root)
+        response = await client.post("/admin/auth/group/add/", {"name": "buyers"})
+        assert response.status_code == 302
+        event = await Event.objects.aget(type="g.made")
+        assert event.actor_id == root.pk
+    finally:
+        bridge.cache_clear()
+        # The connection asgiref's thread opened would keep PostgreSQL's test database open.
+        await sync_to_async(connections.close_all)()
