@@ -134,3 +134,11 @@ def test_wrong_api_tokens_are_limited_per_address(people, settings):
     assert refused.json()["error"]["code"] == "rate_limited"
     assert int(refused["Retry-After"]) > 0
     assert me(token, address="127.0.0.2").status_code == 200
+
+
+def test_the_counts_never_store_the_guessed_password(people):
+    sign_in("app", "olivia", "guess-on-the-page")
+    sign_in("api", "olivia", "guess-on-the-api")
+    stored = [str(vars(attempt)) for attempt in AccessAttempt.objects.all()]
+    assert stored
+    assert not [row for row in stored if "guess-on-the" in row]
