@@ -12,6 +12,7 @@ class AutomationConfig(AppConfig):
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
             live,  # connects the live UI's receivers
+            logins,  # connects the sign-in receiver that clears an account's failures
             metrics,  # connects the metrics' receivers
             signals,  # connects the Celery signal handlers
         )

@@ -6,21 +6,26 @@ LOGIN_FAILURE_LIMIT, LOGIN_LOCKOUT_SECONDS) on every login that goes through Dja
 either count reaches the limit, sign-ins for that account, or from that address, are refused
 until the lockout ends, even with the right password. The API gets a 429 JSON error with
 Retry-After; the login pages are shown again with the reason above the form, status 429.
+A successful sign-in on a login page clears the failures typed for that account only; the
+address's count, and other accounts', run until the lockout time passes.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_logged_in
+from django.dispatch import receiver
 from django.forms.utils import ErrorDict, ErrorList
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
-__all__ = ["locked_out_json", "lockout_response"]
+__all__ = ["failures_forget_account", "locked_out_json", "lockout_response"]
 
 
 def _message() -> str:
@@ -58,3 +63,11 @@ def _is_admin(request: HttpRequest) -> bool:
         return resolve(request.path).namespace == "admin"
     except Resolver404:
         return False
+
+
+@receiver(user_logged_in, dispatch_uid="logins.failures_forget_account")
+def failures_forget_account(sender: Any, request: HttpRequest, user: Any, **_: Any) -> None:
+    """Forget the failed sign-ins of the account that just signed in, and nothing else: axes'
+    own reset would also delete the address's count (signing in as oneself would wipe a
+    victim's count from the same address)."""
+    AccessAttempt.objects.filter(username=user.get_username()).delete()

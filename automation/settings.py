@@ -518,7 +518,10 @@ AXES_ENABLED = env_bool("LOGIN_LOCKOUT", default=True)
 AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# Axes' own reset on success deletes every count matching the request, the address's too: a
+# guesser who signs in as their own account from the same address would wipe the victim's
+# count. automation.logins resets only the counts of the account that signed in.
+AXES_RESET_ON_SUCCESS = False
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not what it is for; the table would grow
 AXES_CLIENT_IP_CALLABLE = "automation.clientip.client_address"
 AXES_LOCKOUT_CALLABLE = "automation.logins.lockout_response"

@@ -142,3 +142,29 @@ def test_the_counts_never_store_the_guessed_password(people):
     stored = [str(vars(attempt)) for attempt in AccessAttempt.objects.all()]
     assert stored
     assert not [row for row in stored if "guess-on-the" in row]
+
+
+@pytest.mark.parametrize("where", ["app", "admin"])
+def test_signing_in_as_oneself_does_not_wipe_anothers_failures(where, people):
+    victim, own = ("root", "sally") if where == "admin" else ("olivia", "sam")
+    for n in range(LIMIT - 1):  # one guess short of the lockout, then a sign-in as oneself
+        sign_in(where, victim, f"guess-{n}")
+    assert signed_in(where, sign_in(where, own, f"{own}-pass"))
+    assert_locked_out(where, sign_in(where, victim, "one-more-guess", address="10.9.9.9"))
+
+
+def test_signing_in_as_oneself_does_not_wipe_the_address_count(people):
+    for n in range(LIMIT - 1):
+        sign_in("app", f"user-{n}", "guess", address="192.0.2.7")
+    assert signed_in("app", sign_in("app", "sam", "sam-pass", address="192.0.2.7"))
+    sign_in("app", "user-x", "guess", address="192.0.2.7")
+    assert_locked_out("app", sign_in("app", "olivia", "olivia-pass", address="192.0.2.7"))
+
+
+def test_signing_in_clears_ones_own_earlier_typos(people):
+    for n in range(LIMIT - 1):
+        sign_in("app", "olivia", f"typo-{n}")
+    assert signed_in("app", sign_in("app", "olivia", "olivia-pass"))
+    for n in range(LIMIT - 1):  # a fresh allowance, from another address too
+        assert not signed_in("app", sign_in("app", "olivia", f"typo-{n}", address="10.0.0.9"))
+    assert signed_in("app", sign_in("app", "olivia", "olivia-pass", address="10.0.0.9"))
