@@ -205,8 +205,10 @@ def runs_start_for_event(event: Any, *, lease_first_to: str = "") -> list[Run]:
         latest.setdefault(version.workflow_id, version)
     runs = []
     for version in latest.values():
-        pattern, condition = _trigger(version)
+        pattern, condition, source = _trigger(version)
         if not matching.type_matches(pattern, event.type):
+            continue
+        if not matching.source_matches(source, event.source):
             continue
         if not _filter_passes(version, condition, event):
             continue
@@ -226,14 +228,15 @@ def runs_start_for_event(event: Any, *, lease_first_to: str = "") -> list[Run]:
     return runs
 
 
-def _trigger(version: WorkflowVersion) -> tuple[str, str]:
-    """(event pattern, CEL filter). For code workflows the code is the source of truth."""
+def _trigger(version: WorkflowVersion) -> tuple[str, str, str]:
+    """(event pattern, CEL filter, source pattern). For code workflows the code is the source
+    of truth."""
     if version.workflow.kind == Workflow.Kind.CODE:
         name = version.workflow.name
         known = registry.known_versions(name)
         if not known:
             logger.warning("workflow %s is not in this process's code; events skip it", name)
-            return "", ""
+            return "", "", ""
         if version.number not in known:
             # A rolling deploy: the database knows a version this process does not. Route with
             # the newest trigger we know; the run is executed by a worker that knows it.
@@ -245,8 +248,9 @@ def _trigger(version: WorkflowVersion) -> tuple[str, str]:
                 known[-1],
             )
         spec = registry.get_workflow(name, version.number if version.number in known else None)
-        return spec.on, spec.filter
-    return version.trigger_event, version.trigger_filter
+        return spec.on, spec.filter, spec.source
+    source = (version.definition or {}).get("trigger", {}).get("source", "")
+    return version.trigger_event, version.trigger_filter, source
 
 
 def _filter_passes(version: WorkflowVersion, condition: str, event: Any) -> bool:
@@ -287,6 +291,8 @@ def run_wake(*, run_id: Any) -> bool:
 
 
 def wait_accepts(wait: Wait, event: Any) -> bool:
+    if not matching.source_matches(wait.source, event.source):
+        return False
     if not matching.data_matches(wait.match or {}, event.data):
         return False
     if not wait.expression:

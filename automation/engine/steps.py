@@ -521,6 +521,7 @@ def start_wait(
     timeout: timedelta | None,
     lookback: timedelta | None,
     condition: str | None = None,
+    source: str = "",
 ) -> StepRecord:
     from automation.engine import matching
 
@@ -545,6 +546,7 @@ def start_wait(
                 "event_type": event_type,
                 "match": match,
                 **({"condition": condition} if condition else {}),
+                **({"source": source} if source else {}),
                 "deadline": deadline.isoformat() if deadline else None,
             },
             next_attempt_at=deadline,
@@ -555,6 +557,7 @@ def start_wait(
             event_type=event_type,
             match=to_json(exact, "match"),
             expression=expression,
+            source=source,
             deadline=deadline,
         )
         if deadline:
