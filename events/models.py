@@ -54,11 +54,19 @@ class Event(models.Model):
         ordering = ["-received_at"]
         permissions = [("replay_event", "Can replay an event (starts its workflows again)")]
         constraints = [
-            # The same delivery retried by its sender is one event.
+            # The same delivery retried by its sender is one event. Senders without an actor
+            # (webhooks, schedules, commands) share a source's keys; ...
             models.UniqueConstraint(
                 fields=["source", "idempotency_key"],
-                condition=models.Q(idempotency_key__isnull=False),
+                condition=models.Q(idempotency_key__isnull=False, actor__isnull=True),
                 name="event_idempotency_key_unique_per_source",
+            ),
+            # ... a person's keys are theirs: another API client sending the same key stores an
+            # event of its own instead of turning a genuine event into a "duplicate" of theirs.
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key", "actor"],
+                condition=models.Q(idempotency_key__isnull=False, actor__isnull=False),
+                name="event_idempotency_key_unique_per_actor",
             ),
         ]
         indexes = [

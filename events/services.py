@@ -69,7 +69,8 @@ def event_record(
     occurred_at: datetime | None = None,
     actor_id: Any = None,
 ) -> tuple[Event, bool]:
-    """Store an event, or return the one already stored under ``(source, idempotency_key)``.
+    """Store an event, or return the one already stored under ``(source, idempotency_key)``
+    by the same actor (keys are scoped per actor; events without one share the source's).
 
     ``actor_id``: the user who caused it (see ``Event.actor``); the runs it starts are theirs.
     Returns ``(event, created)``. The event is routed after the surrounding transaction commits;
@@ -107,7 +108,8 @@ def event_record(
         if not idempotency_key:
             raise
         # The same delivery was stored before (or by a concurrent request that committed first).
-        return Event.objects.get(source=source, idempotency_key=idempotency_key), False
+        same = {"source": source, "idempotency_key": idempotency_key, "actor_id": actor_id}
+        return Event.objects.get(**same), False
     if logger.isEnabledFor(logging.DEBUG):  # the log context costs more than the line
         with logcontext.scope(event_id=event.id, correlation_id=event.correlation_id):
             logger.debug("stored %s event from %s", type, source)
@@ -135,13 +137,18 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
 # the idempotency key of a delivery still to come (the genuine one then answered "duplicate").
 # Refusing them keeps the sources, and so the (source, idempotency key) dedupe scopes, of API
 # clients and of the server apart.
+# "api" is what plain-JSON API events get, "cli" the emit command's default.
 SERVER_SOURCE_PREFIXES = ("webhook:", "signal:", "schedule:", "run:")
-SERVER_SOURCES = ("app",)
+SERVER_SOURCES = ("app", "api", "cli")
+API_SOURCE = "api"
 
 
-def event_ingest(*, actor_id: Any, source: str, **fields: Any) -> tuple[Event, bool]:
-    """Store an event an API client sent (``event_record``'s arguments) as user ``actor_id``.
-    Raises ``InvalidEvent`` naming ``source`` when it is one the server writes."""
+def event_ingest(*, actor_id: Any, source: str | None = None, **fields: Any) -> tuple[Event, bool]:
+    """Store an event an API client sent (``event_record``'s arguments) as user ``actor_id``:
+    with the source it claims (a CloudEvent's), or ``api`` (plain JSON) when None. Raises
+    ``InvalidEvent`` naming ``source`` when it claims one the server writes."""
+    if source is None:
+        return event_record(source=API_SOURCE, actor_id=actor_id, **fields)
     claimed = source.strip().lower()
     if claimed.startswith(SERVER_SOURCE_PREFIXES) or claimed in SERVER_SOURCES:
         raise InvalidEvent(

@@ -104,7 +104,9 @@ class Events(ListView):
             "application/cloudevents+json": OpenApiTypes.OBJECT,
         },
         responses={202: EventAcceptedSerializer, 413: ErrorSerializer},
-        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode.",
+        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode. "
+        "Idempotency keys are scoped to the sender; a repeated key answers with the first "
+        "event, or only {id, duplicate} without events.view_event.",
     )
     def post(self, request: Request) -> Response:
         return _ingest(request)
@@ -128,6 +130,9 @@ def _ingest(request: Request) -> Response:
     except DatabaseError:
         logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
         return error(503, "database_unavailable", "Nothing was stored; retry later.")
+    if not created and not request.user.has_perm("events.view_event"):
+        # The client's own earlier event, yet posting does not entitle one to read events.
+        return Response({"id": str(event.id), "duplicate": True}, status=202)
     body = EventSerializer(event).data
     body["duplicate"] = not created
     return Response(body, status=202)
@@ -148,7 +153,7 @@ def _ingest_kwargs(request: HttpRequest) -> dict[str, Any]:
     if not serializer.is_valid():
         field, problems = next(iter(serializer.errors.items()))
         raise HttpError(400, "invalid_event", f"{field}: {' '.join(map(str, problems))}")
-    return {"source": "api", **serializer.validated_data}
+    return dict(serializer.validated_data)  # source: "api", set by event_ingest
 
 
 def _unsupported(content_type: str) -> HttpError:
