@@ -11,6 +11,7 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
+            clientip,  # registers the deploy check on proxy settings
             live,  # connects the live UI's receivers
             logins,  # connects the sign-in receiver that clears an account's failures
             metrics,  # connects the metrics' receivers

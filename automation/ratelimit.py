@@ -44,22 +44,6 @@ def hit(key: str, rate: Rate | None) -> int | None:
     return _until_window_ends(seconds, now)
 
 
-def exceeded(key: str, rate: Rate | None) -> int | None:
-    """Whether ``key`` has used its allowance in this window, without counting: for limits on
-    failures, counted with ``hit`` only when one happens. None when it has not; otherwise the
-    seconds until the window ends."""
-    if rate is None:
-        return None
-    allowed, seconds = rate
-    now = time.time()
-    try:
-        count = caches[CACHE_ALIAS].get(_cache_key(key, seconds, now), 0)
-    except Exception:
-        logger.warning("rate limit cache unavailable; letting the request through", exc_info=True)
-        return None
-    return None if count < allowed else _until_window_ends(seconds, now)
-
-
 def _cache_key(key: str, seconds: int, now: float) -> str:
     return f"ratelimit:{key}:{seconds}:{int(now // seconds)}"
 

@@ -1,6 +1,8 @@
 """Token authentication that slows down guessing: wrong tokens are counted per address
-(API_TOKEN_FAILURE_LIMIT, e.g. 10/m); past the limit every token from that address is refused
-with 429 and Retry-After until the window ends, right or wrong, so guessing gains nothing."""
+(API_TOKEN_FAILURE_LIMIT, e.g. 10/m); past the limit a wrong token from that address gets 429
+with Retry-After until the window ends instead of 401. A valid token always passes: behind a
+proxy many clients may share one address, and one client's mistakes must not lock out the
+rest (nor does a valid request pay a cache round trip)."""
 
 from __future__ import annotations
 
@@ -16,18 +18,14 @@ from automation.clientip import client_address
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate(self, request: Request) -> Any:
-        if not authentication.get_authorization_header(request):
-            return None  # no token: nothing to count (the session or anonymous)
-        key = f"auth:bad-token:{client_address(request._request)}"
-        rate = settings.API_TOKEN_FAILURE_LIMIT
-        retry_after = ratelimit.exceeded(key, rate)
-        if retry_after is not None:
-            raise exceptions.Throttled(
-                wait=retry_after,
-                detail=f"Too many wrong API tokens from this address; retry in {retry_after}s.",
-            )
         try:
             return super().authenticate(request)
         except exceptions.AuthenticationFailed:
-            ratelimit.hit(key, rate)
+            key = f"auth:bad-token:{client_address(request._request)}"
+            retry_after = ratelimit.hit(key, settings.API_TOKEN_FAILURE_LIMIT)
+            if retry_after is not None:
+                raise exceptions.Throttled(
+                    wait=retry_after,
+                    detail=f"Too many wrong API tokens from this address; retry in {retry_after}s.",
+                ) from None
             raise

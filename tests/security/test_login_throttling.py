@@ -121,7 +121,6 @@ def test_lockout_can_be_turned_off(people, settings):
 
 def test_wrong_api_tokens_are_limited_per_address(people, settings):
     settings.API_TOKEN_FAILURE_LIMIT = (3, 3600)
-    token = Token.objects.create(user=people["olivia"]).key
 
     def me(key: str, address: str = "127.0.0.1", **headers):
         client = Client(REMOTE_ADDR=address, headers=headers)
@@ -129,11 +128,44 @@ def test_wrong_api_tokens_are_limited_per_address(people, settings):
 
     guesses = [me(f"guess-{n}", X_Forwarded_For=f"203.0.113.{n}").status_code for n in range(4)]
     assert guesses == [401, 401, 401, 429]
-    refused = me(token)  # past the limit even the right token waits: guessing gains nothing
-    assert refused.status_code == 429
+    refused = me("guess-5")
     assert refused.json()["error"]["code"] == "rate_limited"
     assert int(refused["Retry-After"]) > 0
-    assert me(token, address="127.0.0.2").status_code == 200
+    assert me("guess-6", address="127.0.0.2").status_code == 401  # another address: its own count
+
+
+def test_a_valid_token_always_passes_even_from_an_address_past_the_limit(people, settings):
+    """Behind a proxy without TRUSTED_PROXY_COUNT everyone shares one address: one client's
+    wrong tokens must not lock every other client out."""
+    settings.API_TOKEN_FAILURE_LIMIT = (3, 3600)
+    token = Token.objects.create(user=people["olivia"]).key
+    client = Client(REMOTE_ADDR="10.0.0.1")
+    for n in range(5):
+        client.get("/api/auth/me/", HTTP_AUTHORIZATION=f"Token guess-{n}")
+    assert client.get("/api/auth/me/", HTTP_AUTHORIZATION=f"Token {token}").status_code == 200
+
+
+@pytest.mark.parametrize("forwarded", ["1.2.3.4:5678", "not-an-address", "2001:db8::1%eth0x"])
+def test_a_malformed_forwarded_address_counts_as_the_connections(forwarded, people, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    for n in range(LIMIT - 1):
+        response = sign_in("api", f"user-{n}", "guess", X_Forwarded_For=forwarded)
+        assert response.status_code == 400, response.content  # not a 500 from the database
+    sign_in("api", "user-x", "guess", X_Forwarded_For=forwarded)
+    assert_locked_out("api", sign_in("api", "sam", "sam-pass", X_Forwarded_For=forwarded))
+    assert_locked_out("api", sign_in("api", "sam", "sam-pass"))  # the connection's address
+
+
+def test_deploy_check_warns_when_https_comes_through_a_proxy_with_no_proxy_count(settings):
+    from django.core import checks
+
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXY_COUNT = 0
+    ids = {m.id for m in checks.run_checks(include_deployment_checks=True)}
+    assert "automation.W010" in ids
+    settings.TRUSTED_PROXY_COUNT = 1
+    ids = {m.id for m in checks.run_checks(include_deployment_checks=True)}
+    assert "automation.W010" not in ids
 
 
 def test_the_counts_never_store_the_guessed_password(people):
