@@ -522,6 +522,9 @@ AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 # guesser who signs in as their own account from the same address would wipe the victim's
 # count. automation.logins resets only the counts of the account that signed in.
 AXES_RESET_ON_SUCCESS = False
+# A failure during a lockout does not restart it: otherwise one guess every
+# LOGIN_LOCKOUT_SECONDS would keep a named account locked forever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not what it is for; the table would grow
 AXES_CLIENT_IP_CALLABLE = "automation.clientip.client_address"
 AXES_LOCKOUT_CALLABLE = "automation.logins.lockout_response"

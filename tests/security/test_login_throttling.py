@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from axes.models import AccessAttempt
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -200,3 +201,14 @@ def test_signing_in_clears_ones_own_earlier_typos(people):
     for n in range(LIMIT - 1):  # a fresh allowance, from another address too
         assert not signed_in("app", sign_in("app", "olivia", f"typo-{n}", address="10.0.0.9"))
     assert signed_in("app", sign_in("app", "olivia", "olivia-pass", address="10.0.0.9"))
+
+
+@pytest.mark.parametrize("where", ["app", "api"])
+def test_failures_during_a_lockout_do_not_extend_it(where, people):
+    """Otherwise anyone could keep a named account locked forever, one guess per 15 minutes."""
+    for n in range(LIMIT):
+        sign_in(where, "olivia", f"guess-{n}", address="10.0.0.1")
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(seconds=800))
+    assert_locked_out(where, sign_in(where, "olivia", "guess-during", address="10.0.0.1"))
+    AccessAttempt.objects.update(attempt_time=F("attempt_time") - timedelta(seconds=101))
+    assert signed_in(where, sign_in(where, "olivia", "olivia-pass", address="10.0.0.3"))
