@@ -213,3 +213,76 @@ async def test_the_signed_in_user_is_known_to_signals_under_asgi(django_user_mod
         bridge.cache_clear()
         # The connection asgiref's thread opened would keep PostgreSQL's test database open.
         await sync_to_async(connections.close_all)()
+
+
+def _schedule_form(kwargs: dict[str, Any], task: str = "events.emit_scheduled") -> dict[str, Any]:
+    from django_celery_beat.models import IntervalSchedule
+
+    every = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    return {
+        "name": "nightly-spend", "regtask": task, "task": "", "enabled": "on",
+        "interval": every.pk, "crontab": "", "solar": "", "clocked": "", "args": "[]",
+        "kwargs": json.dumps(kwargs), "priority": "", "headers": "{}",
+    }  # fmt: skip
+
+
+@pytest.fixture
+def scheduler(approvers):
+    """ann may also manage schedules in the admin (staff, not a superuser)."""
+    ann, bob = approvers
+    ann.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="django_celery_beat")
+    )
+    return ann, bob
+
+
+def test_a_schedule_saved_in_the_admin_is_its_savers_whatever_the_kwargs_say(act, scheduler):
+    from django_celery_beat.models import PeriodicTask
+
+    from events.tasks import emit_scheduled
+
+    ann, bob = scheduler
+    form = _schedule_form({"type": "spend.requested", "actor_id": bob.pk})
+    saved = client_for(ann).post("/admin/django_celery_beat/periodictask/add/", form)
+    assert saved.status_code == 302, saved.content.decode()[:3000]
+    kwargs = json.loads(PeriodicTask.objects.get(name="nightly-spend").kwargs)
+    assert kwargs == {"type": "spend.requested", "actor_id": ann.pk}  # bob's id dropped
+
+    act(lambda: emit_scheduled.apply(kwargs=kwargs, headers={"periodic_task_name": "n"}))
+    assert Event.objects.get(type="spend.requested").actor == ann
+    assert_four_eyes_refuses(ann, bob)
+
+
+def test_running_a_schedule_from_the_admin_makes_the_clicker_the_requester(act, scheduler):
+    from django_celery_beat.models import PeriodicTask
+
+    from automation.celery import app
+    from events.services import schedule_create
+
+    ann, bob = scheduler
+    schedule_create(name="nightly-spend", event_type="spend.requested", every_seconds=3600)
+    task = PeriodicTask.objects.get(name="nightly-spend")
+    app.conf.task_always_eager = True
+    try:
+        ran = act(
+            lambda: client_for(ann).post(
+                "/admin/django_celery_beat/periodictask/",
+                {"action": "run_tasks", "_selected_action": [task.pk]},
+            )
+        )
+    finally:
+        app.conf.task_always_eager = False
+    assert ran.status_code == 302
+    assert Event.objects.get(type="spend.requested").actor == ann
+    assert_four_eyes_refuses(ann, bob)
+
+
+def test_staff_may_schedule_only_event_emission(scheduler):
+    from django_celery_beat.models import PeriodicTask
+
+    ann, _bob = scheduler
+    form = _schedule_form({}, task="automation.purge")
+    refused = client_for(ann).post("/admin/django_celery_beat/periodictask/add/", form)
+    assert refused.status_code == 200  # the form again, with the reason
+    assert "events.emit_scheduled" in refused.content.decode()
+    assert not PeriodicTask.objects.filter(name="nightly-spend").exists()
