@@ -146,7 +146,16 @@ API_SOURCE = "api"
 def event_ingest(*, actor_id: Any, source: str | None = None, **fields: Any) -> tuple[Event, bool]:
     """Store an event an API client sent (``event_record``'s arguments) as user ``actor_id``:
     with the source it claims (a CloudEvent's), or ``api`` (plain JSON) when None. Raises
-    ``InvalidEvent`` naming ``source`` when it claims one the server writes."""
+    ``InvalidEvent`` naming ``source`` when it claims one the server writes, or naming
+    ``causationid`` when it claims a cause."""
+    if fields.get("causation_id"):
+        # The causation id names the run or event that caused this one ("emitted by" a run on
+        # its page); the server writes it, a client's claim would be believed.
+        raise InvalidEvent(
+            "causationid",
+            "the causation id is written by the server only (the run or event that caused an "
+            "event); put your own reference in correlationid or in the data",
+        )
     if source is None:
         return event_record(source=API_SOURCE, actor_id=actor_id, **fields)
     claimed = source.strip().lower()

@@ -80,3 +80,20 @@ def test_an_api_event_never_takes_a_webhook_deliverys_idempotency_key(poster, cl
     genuine = client.post("/hooks/shop/", body, "application/json", headers=headers)
     assert (genuine.status_code, genuine.json()["duplicate"]) == (202, False)
     assert Event.objects.filter(idempotency_key="msg_1").count() == 2
+
+
+def test_a_cloudevent_cannot_claim_to_be_caused_by_a_run(poster):
+    """The causation id says which run or event caused this one ("emitted by" on its page);
+    only the server writes it."""
+    run_id = "0190a0a0-0000-7000-8000-000000000000"
+    document = {"specversion": "1.0", "id": "c-1", "source": "erp", "type": "a.b",
+                "causationid": run_id}  # fmt: skip
+    structured = poster.post("/api/events/", json.dumps(document), "application/cloudevents+json")
+    headers = {"ce-specversion": "1.0", "ce-id": "c-2", "ce-source": "erp", "ce-type": "a.b"}
+    binary = poster.post(
+        "/api/events/", "{}", "application/json", headers={**headers, "ce-causationid": run_id}
+    )
+    for refused in (structured, binary):
+        assert refused.status_code == 400, refused.content
+        assert refused.json()["error"]["field"] == "causationid"
+    assert not Event.objects.exists()
