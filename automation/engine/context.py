@@ -65,6 +65,7 @@ class Context:
         self.run_id = str(run.id)
         self.input: dict[str, Any] = run.input or {}
         self.correlation_id = run.correlation_id
+        self.requester_id = run.started_by_id  # events the run emits are theirs (four-eyes)
         self._spec = spec
         self._default_retry = spec.retry if spec else RetryPolicy()
         self._journal = {record.step_id: record for record in journal}
