@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from automation import logcontext
+from automation import logcontext, requestuser
 from automation.db import insert_plain, update_returning
 from automation.engine import dispatch
 from automation.requestuser import request_user
@@ -220,7 +220,9 @@ def event_route_and_advance(*, event_id: Any) -> int:
 
 
 def _route(event_id: Any, *, lease_first_to: str = "") -> list:
-    with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
+    # Every log line of the routing names the event; the runs are the event actor's, never the
+    # user of a request whose thread a backend routes in.
+    with logcontext.scope(event_id=event_id), requestuser.detached():
         return _route_claimed(event_id, lease_first_to=lease_first_to)
 
 

@@ -286,3 +286,42 @@ def test_staff_may_schedule_only_event_emission(scheduler):
     assert refused.status_code == 200  # the form again, with the reason
     assert "events.emit_scheduled" in refused.content.decode()
     assert not PeriodicTask.objects.filter(name="nightly-spend").exists()
+
+
+MAKER = {
+    "name": "sec-maker",
+    "trigger": {"event": "team.requested"},
+    "steps": [
+        {"id": "make", "action": "record.create",
+         "input": {"model": "auth.Group", "fields": {"name": "buyers"}}},
+    ],
+}  # fmt: skip
+
+
+def test_engine_work_done_in_a_request_is_not_credited_to_its_user(
+    rf, approvers, workflow_harness, settings, django_capture_on_commit_callbacks
+):
+    """A backend that routes and advances inline runs engine work in the request's thread:
+    a save a run makes there (a signal turns it into an event) is the run's, not the signed-in
+    user's. Otherwise bob, resuming ann's run, would become the requester of what it starts."""
+    from automation.requestuser import RequestUserMiddleware
+    from events.services import event_route
+
+    ann, bob = approvers
+    settings.AUTOMATION_RECORD_MODELS = ["auth.Group"]
+    workflow_definition_save(definition=MAKER)
+    SignalBridge.objects.create(model="auth.Group", action="created", event_type="spend.requested")
+    event = emit("team.requested", {}, actor_id=ann.pk)
+
+    def view(request: Any) -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            event_route(event_id=event.id)
+        workflow_harness.drain()
+        return None
+
+    request = rf.post("/somewhere/")
+    request.user = bob
+    RequestUserMiddleware(view)(request)
+    made = Event.objects.get(type="spend.requested")
+    assert made.source == "signal:auth.Group"
+    assert made.actor_id != bob.pk
