@@ -120,7 +120,7 @@ def events_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("events.view_event", raise_exception=True)
 def event_page(request: HttpRequest, event_id: Any) -> HttpResponse:
-    event = get_object_or_404(Event, id=event_id)
+    event = get_object_or_404(Event.objects.select_related("actor"), id=event_id)
     context = {
         "event": event,
         "runs": selectors.event_runs(event),

@@ -91,7 +91,7 @@ class Events(ListView):
     ]
 
     serializer_class = EventSerializer
-    queryset = Event.objects.all()
+    queryset = Event.objects.select_related("actor")  # the serializer shows who caused each
     filterset_class = EventFilter
     ordering_fields = ["received_at", "occurred_at"]
     ordering = ["-received_at", "-id"]
@@ -169,7 +169,7 @@ def _unsupported(content_type: str) -> HttpError:
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("events.view_event")])
 def event_detail(request: Request, event_id: str) -> Response:
-    event = get_object_or_404(Event, id=event_id)
+    event = get_object_or_404(Event.objects.select_related("actor"), id=event_id)
     body = EventSerializer(event).data
     body["runs"] = RunSummarySerializer(selectors.event_runs(event), many=True).data
     return Response(body)

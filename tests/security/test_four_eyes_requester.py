@@ -325,3 +325,15 @@ def test_engine_work_done_in_a_request_is_not_credited_to_its_user(
     made = Event.objects.get(type="spend.requested")
     assert made.source == "signal:auth.Group"
     assert made.actor_id != bob.pk
+
+
+def test_who_caused_an_event_is_shown_in_the_api_and_on_its_page(act, approvers):
+    ann, _bob = approvers
+    posted = act(lambda: post_event(ann, "spend.requested")).json()
+    assert posted["actor"] == "ann"
+    listed = client_for(ann).get("/api/events/").json()["results"]
+    assert [e["actor"] for e in listed] == ["ann"]
+    assert client_for(ann).get(f"/api/events/{posted['id']}/").json()["actor"] == "ann"
+    page = client_for(ann).get(f"/app/events/{posted['id']}/").content.decode()
+    assert "Caused by user" in page
+    assert ">ann<" in page
