@@ -266,7 +266,7 @@ def _request(rule: Rule, route: str, world: World, user: Any) -> Any:
     return client.generic(rule.method, path, json.dumps(rule.body or {}), "application/json")
 
 
-def _expected(rule: Rule, person: str, response_to_anonymous: int) -> set[int]:
+def _expected(rule: Rule, person: str) -> set[int]:
     if rule.who == Who.PUBLIC:
         return set()  # checked below: nobody is refused
     if person == "anonymous":
@@ -297,7 +297,7 @@ def test_route_answers_each_person_as_declared(route, index, rule, people, world
         refusals = {person: s for person, s in got.items() if s in (401, 403)}
         assert not refusals, f"{rule.method} /{route} is public, yet refused {refusals}"
         return
-    expected = {person: _expected(rule, person, got["anonymous"]) for person in got}
+    expected = {person: _expected(rule, person) for person in got}
     wrong = {p: (got[p], sorted(expected[p])) for p in got if got[p] not in expected[p]}
     assert not wrong, f"{rule.method} /{route} ({rule.who}, {rule.perm}): got vs expected {wrong}"
 
