@@ -49,6 +49,7 @@ class Rule:
     refused: int = 403  # what a signed-in user without the right gets
     page: bool = False  # an HTML page: anonymous users are redirected to the login page
     path: Callable[[World], str] | None = None
+    also: tuple[str, ...] = ()  # more methods the same rule covers (a form's page: GET, POST)
 
 
 @dataclass
@@ -91,7 +92,7 @@ ROUTES: dict[str, list[Rule]] = {
     "admin/": [Rule(Who.ADMIN)],
     # Operator UI
     "app/": [Rule(PERM, perm="automation.view_run", refused=302, page=True)],
-    "app/login/": [Rule(P)],
+    "app/login/": [Rule(P, also=("POST",))],  # the form posts to its page
     "app/logout/": [Rule(P, "POST")],
     "app/approvals/": [Rule(S, page=True)],
     "app/approvals/<uuid:approval_id>/": [
@@ -183,7 +184,13 @@ def _walk(patterns: list[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _routes() -> dict[str, Any]:
-    return dict(_walk(get_resolver().url_patterns))
+    """Each route and its view. A route string that two patterns share would hide the second
+    view from the declarations (Django serves the first): that fails here."""
+    routes: dict[str, Any] = {}
+    for route, pattern in _walk(get_resolver().url_patterns):
+        assert route not in routes, f"two views share the route {route!r}: declare one"
+        routes[route] = pattern
+    return routes
 
 
 def _drf_methods(callback: Any) -> set[str] | None:
@@ -213,10 +220,10 @@ def test_every_api_view_names_a_permission_class():
         cls = getattr(getattr(pattern, "callback", None), "cls", None)
         if cls is None or not route.startswith("api/") or route in {"api/schema/", "api/docs/"}:
             continue
-        if all(rule.who in (Who.SIGNED_IN, Who.ASSIGNEE) for rule in ROUTES[route]):
+        if all(rule.who in (Who.PUBLIC, Who.SIGNED_IN, Who.ASSIGNEE) for rule in ROUTES[route]):
             continue
-        names = [p.__name__ for p in cls.permission_classes]
-        assert names != ["IsAuthenticated"], f"{route} checks only for a login"
+        names = {p.__name__ for p in cls.permission_classes}
+        assert names - {"IsAuthenticated", "AllowAny"}, f"{route} checks only for a login"
 
 
 # --- The matrix ---------------------------------------------------------------------------
@@ -230,6 +237,7 @@ def people(django_user_model):
         "nobody": make("nobody", password="pw"),
         "exact": make("exact", password="pw"),
         "staff": make("staff", password="pw", is_staff=True),
+        "perm_only": make("perm_only", password="pw"),  # the permission, but not staff
     }
 
 
@@ -289,8 +297,12 @@ MATRIX = [
 )
 def test_route_answers_each_person_as_declared(route, index, rule, people, world):
     _grant(rule, people["exact"], world)
+    persons = ["anonymous", "nobody", "staff", "exact"]
+    if rule.who == Who.STAFF_PERM:  # the permission without staff is refused too
+        _grant(Rule(Who.PERM, perm=rule.perm), people["perm_only"], world)
+        persons.insert(3, "perm_only")
     got = {}
-    for person in ("anonymous", "nobody", "staff", "exact"):  # the allowed one acts last
+    for person in persons:  # the allowed one acts last
         user = people.get(person)
         got[person] = _request(rule, route, world, user).status_code
     if rule.who == Who.PUBLIC:
@@ -323,3 +335,28 @@ def test_admin_model_pages_need_staff_and_the_model_permission(app_label, model,
             client.force_login(people[person])
         got[person] = client.get(path).status_code
     assert got == {"anonymous": 302, "nobody": 302, "staff": 403, "exact": 200}, path
+
+
+PLAIN_ROUTES = sorted(
+    route
+    for route, pattern in _routes().items()
+    if route in ROUTES
+    and getattr(pattern, "callback", None) is not None
+    and _drf_methods(pattern.callback) is None
+    and all(rule.who != Who.ADMIN for rule in ROUTES[route])
+)
+
+
+@pytest.mark.parametrize("route", PLAIN_ROUTES)
+def test_plain_views_refuse_undeclared_methods_with_405(route, world, django_user_model):
+    """A Django view answers only the methods declared for it: one that answered a POST
+    where only GET was declared would be an unchecked way in."""
+    rules = ROUTES[route]
+    # Public pages as a visitor (a signed-in one is sent on from the login page); the rest as
+    # a superuser, who gets past every permission check.
+    public = rules[0].who == Who.PUBLIC
+    user = None if public else django_user_model.objects.create_superuser("root", password="pw")
+    declared = {rule.method for rule in rules} | {m for rule in rules for m in rule.also}
+    for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - declared):
+        response = _request(Rule(rules[0].who, method, path=rules[0].path), route, world, user)
+        assert response.status_code == 405, f"{method} /{route}: {response.status_code}"
