@@ -360,3 +360,92 @@ def test_plain_views_refuse_undeclared_methods_with_405(route, world, django_use
     for method in sorted({"GET", "POST", "PUT", "PATCH", "DELETE"} - declared):
         response = _request(Rule(rules[0].who, method, path=rules[0].path), route, world, user)
         assert response.status_code == 405, f"{method} /{route}: {response.status_code}"
+
+
+# --- The admin's own URLs and actions: each checks its permission -------------------------
+
+
+def _staff(django_user_model, name: str, *perms: str) -> Client:
+    user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_workflow_dry_run_needs_the_view_permission(world, django_user_model):
+    from automation.models import Workflow
+
+    path = f"/admin/automation/workflow/{Workflow.objects.get(name='matrix').pk}/dry-run/"
+    assert _staff(django_user_model, "s1").get(path).status_code == 403
+    viewer = _staff(django_user_model, "s2", "automation.view_workflow")
+    assert viewer.get(path).status_code == 200
+
+
+def _act(client: Client, changelist: str, action: str, pk: Any) -> Any:
+    return client.post(changelist, {"action": action, "_selected_action": [pk]})
+
+
+ACTIONS = [
+    # changelist, action, what viewing it needs, what the action needs
+    ("/admin/events/event/", "replay", "events.view_event", "events.replay_event"),
+    ("/admin/automation/run/", "cancel", "automation.view_run", "automation.change_run"),
+    ("/admin/automation/workflow/", "deactivate", "automation.view_workflow",
+     "automation.change_workflow"),
+    ("/admin/events/webhookendpoint/", "rotate_secret", "events.view_webhookendpoint",
+     "events.change_webhookendpoint"),
+    ("/admin/django_celery_beat/periodictask/", "run_tasks",
+     "django_celery_beat.view_periodictask", "django_celery_beat.change_periodictask"),
+]  # fmt: skip
+
+
+def _state(world: World) -> Any:
+    from django_celery_beat.models import PeriodicTask
+
+    from automation.models import Workflow
+    from events.models import WebhookEndpoint
+
+    world.run.refresh_from_db()
+    return (
+        Event.objects.count(),
+        world.run.cancel_requested,
+        Workflow.objects.get(name="matrix").active,
+        WebhookEndpoint.objects.get(slug="signed").secret,
+        PeriodicTask.objects.get(name="tick").last_run_at,
+        Event.objects.filter(type="tick.due").count(),
+    )
+
+
+@pytest.mark.parametrize(("changelist", "action", "view", "needed"), ACTIONS)
+def test_admin_actions_need_their_permission(
+    changelist, action, view, needed, world, django_user_model
+):
+    from django_celery_beat.models import PeriodicTask
+
+    from automation.celery import app
+    from automation.models import Workflow
+    from events.models import WebhookEndpoint
+    from events.services import schedule_create
+
+    webhook_endpoint_create(slug="signed", scheme="standard_webhooks")
+    schedule_create(name="tick", event_type="tick.due", every_seconds=3600)
+    targets = {
+        "replay": world.event.pk,
+        "cancel": world.run.pk,
+        "deactivate": Workflow.objects.get(name="matrix").pk,
+        "rotate_secret": WebhookEndpoint.objects.get(slug="signed").pk,
+        "run_tasks": PeriodicTask.objects.get(name="tick").pk,
+    }
+    before = _state(world)
+    app.conf.task_always_eager = True  # Run selected tasks: the task runs here, at once
+    try:
+        _act(_staff(django_user_model, "viewer", view), changelist, action, targets[action])
+        assert _state(world) == before, f"{action} ran with only {view}"
+        _act(_staff(django_user_model, "doer", view, needed), changelist, action, targets[action])
+    finally:
+        app.conf.task_always_eager = False
+    assert _state(world) != before, f"{action} did nothing with {needed}"
