@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +142,10 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
 SERVER_SOURCE_PREFIXES = ("webhook:", "signal:", "schedule:", "run:")
 SERVER_SOURCES = ("app", "api", "cli")
 API_SOURCE = "api"
+# What an API client's source may be: a URI reference (CloudEvents' rule) in printable ASCII,
+# the characters RFC 3986 allows. Look-alikes of a server source (full-width letters, invisible
+# or soft-hyphen characters) and spaces are refused rather than compared.
+_URI_REFERENCE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
 def event_ingest(*, actor_id: Any, source: str | None = None, **fields: Any) -> tuple[Event, bool]:
@@ -158,7 +163,13 @@ def event_ingest(*, actor_id: Any, source: str | None = None, **fields: Any) -> 
         )
     if source is None:
         return event_record(source=API_SOURCE, actor_id=actor_id, **fields)
-    claimed = source.strip().lower()
+    if not _URI_REFERENCE.fullmatch(source):
+        raise InvalidEvent(
+            "source",
+            f"{source!r} is not a URI reference in printable ASCII (letters, digits and "
+            "-._~:/?#[]@!$&'()*+,;=%, no spaces); use e.g. https://erp.example.com or /billing",
+        )
+    claimed = unicodedata.normalize("NFKC", source).casefold()
     if claimed.startswith(SERVER_SOURCE_PREFIXES) or claimed in SERVER_SOURCES:
         raise InvalidEvent(
             "source",

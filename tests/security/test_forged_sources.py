@@ -97,3 +97,25 @@ def test_a_cloudevent_cannot_claim_to_be_caused_by_a_run(poster):
         assert refused.status_code == 400, refused.content
         assert refused.json()["error"]["field"] == "causationid"
     assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["\uff57\uff45\uff42\uff48\uff4f\uff4f\uff4b:shop",  # full-width "webhook"
+     "webhook\u200b:shop", "web\u00adhook:shop", "WEBHOOK:SHOP",
+     "webhook:shop\x00", "caf\u00e9 system", "two words"],
+)  # fmt: skip
+def test_a_source_must_be_a_printable_ascii_uri_reference(poster, source):
+    """Look-alikes of a server source (full-width letters, invisible characters) and anything
+    that is not a URI reference, as CloudEvents requires, are refused."""
+    refused = cloudevent(poster, source, "id-1")
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["error"]["field"] == "source"
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "source", ["https://erp.example.com/orders", "/billing", "urn:uuid:6e8bc430", "erp-7"]
+)
+def test_uri_reference_sources_are_accepted(poster, source):
+    assert cloudevent(poster, source, "id-1").status_code == 202
