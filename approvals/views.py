@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from approvals import selectors, services
 from approvals.forms import decision_form
@@ -21,6 +21,7 @@ STATUS_TABS = [("pending", "Waiting"), ("decided", "Decided"), ("", "All")]
 
 
 @login_required
+@require_safe
 def inbox(request: HttpRequest) -> HttpResponse:
     see_all = selectors.can_see_all(request.user)
     scope = "all" if request.GET.get("scope") == "all" and see_all else "mine"
@@ -43,6 +44,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 def approval_page(request: HttpRequest, approval_id: Any) -> HttpResponse:
     approval = selectors.approval_visible(request.user, approval_id)
     return _render_approval(request, approval, decision_form(approval))

@@ -18,7 +18,10 @@ urlpatterns = [
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="app/login.html", redirect_authenticated_user=True
+            template_name="app/login.html",
+            redirect_authenticated_user=True,
+            # FormView also takes PUT as a POST: a way in no form uses.
+            http_method_names=["get", "head", "post", "options"],
         ),
         name="login",
     ),

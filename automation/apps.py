@@ -11,8 +11,10 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
+            clientip,  # registers the deploy check on proxy settings
             live,  # connects the live UI's receivers
             live_access,
+            logins,  # connects the sign-in receiver that clears an account's failures
             metrics,  # connects the metrics' receivers
             signals,  # connects the Celery signal handlers
         )

@@ -363,6 +363,9 @@ class Wait(models.Model):
     event_type = models.CharField(max_length=200)
     match = models.JSONField(default=dict, blank=True, help_text="Exact values by path in data.")
     expression = models.TextField(blank=True, help_text="CEL condition on `event`.")
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Pattern the event's source must match; blank: any."
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     deadline = models.DateTimeField(null=True, blank=True)
     event = models.ForeignKey(

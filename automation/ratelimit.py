@@ -29,8 +29,7 @@ def hit(key: str, rate: Rate | None) -> int | None:
         return None
     allowed, seconds = rate
     now = time.time()
-    window = int(now // seconds)
-    cache_key = f"ratelimit:{key}:{seconds}:{window}"
+    cache_key = _cache_key(key, seconds, now)
     cache = caches[CACHE_ALIAS]
     try:
         cache.add(cache_key, 0, timeout=seconds + 1)
@@ -42,7 +41,15 @@ def hit(key: str, rate: Rate | None) -> int | None:
         return None
     if count <= allowed:
         return None
-    return max(1, math.ceil((window + 1) * seconds - now))
+    return _until_window_ends(seconds, now)
+
+
+def _cache_key(key: str, seconds: int, now: float) -> str:
+    return f"ratelimit:{key}:{seconds}:{int(now // seconds)}"
+
+
+def _until_window_ends(seconds: int, now: float) -> int:
+    return max(1, math.ceil((int(now // seconds) + 1) * seconds - now))
 
 
 def fingerprint(secret: str) -> str:

@@ -99,6 +99,10 @@ def run_start(
         started_by=started_by,
         started_via=started_via,
     )
+    if started_by is None:
+        # Whoever caused the trigger requested the run (approvals' four-eyes refuses them); a
+        # child run has its parent's requester.
+        run.started_by_id = _requester_id(event, parent_run)
     spec = _code_spec(wf, version)
     try:
         with transaction.atomic():
@@ -122,6 +126,12 @@ def run_start(
             raise
         return Run.objects.get(workflow=wf, trigger_event=event)
     return run
+
+
+def _requester_id(event: Any, parent_run: Run | None) -> Any:
+    if event is not None:
+        return event.actor_id
+    return parent_run.started_by_id if parent_run is not None else None
 
 
 def _code_spec(wf: Workflow, version: WorkflowVersion) -> registry.WorkflowSpec | None:
@@ -202,8 +212,10 @@ def runs_start_for_event(
         latest.setdefault(version.workflow_id, version)
     runs = []
     for version in latest.values():
-        pattern, condition = _trigger(version)
+        pattern, condition, source = _trigger(version)
         if not matching.type_matches(pattern, event.type):
+            continue
+        if not matching.source_matches(source, event.source):
             continue
         if not _filter_passes(version, condition, event, problems):
             continue
@@ -223,14 +235,15 @@ def runs_start_for_event(
     return runs
 
 
-def _trigger(version: WorkflowVersion) -> tuple[str, str]:
-    """(event pattern, CEL filter). For code workflows the code is the source of truth."""
+def _trigger(version: WorkflowVersion) -> tuple[str, str, str]:
+    """(event pattern, CEL filter, source pattern). For code workflows the code is the source
+    of truth."""
     if version.workflow.kind == Workflow.Kind.CODE:
         name = version.workflow.name
         known = registry.known_versions(name)
         if not known:
             logger.warning("workflow %s is not in this process's code; events skip it", name)
-            return "", ""
+            return "", "", ""
         if version.number not in known:
             # A rolling deploy: the database knows a version this process does not. Route with
             # the newest trigger we know; the run is executed by a worker that knows it.
@@ -242,8 +255,9 @@ def _trigger(version: WorkflowVersion) -> tuple[str, str]:
                 known[-1],
             )
         spec = registry.get_workflow(name, version.number if version.number in known else None)
-        return spec.on, spec.filter
-    return version.trigger_event, version.trigger_filter
+        return spec.on, spec.filter, spec.source
+    source = (version.definition or {}).get("trigger", {}).get("source", "")
+    return version.trigger_event, version.trigger_filter, source
 
 
 def _filter_passes(
@@ -290,6 +304,8 @@ def run_wake(*, run_id: Any) -> bool:
 
 
 def wait_accepts(wait: Wait, event: Any, problems: list[str] | None = None) -> bool:
+    if not matching.source_matches(wait.source, event.source):
+        return False
     if not matching.data_matches(wait.match or {}, event.data):
         return False
     if not wait.expression:

@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who caused an event a signal emits during the request (events.bridge).
+    "automation.requestuser.RequestUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -507,3 +509,42 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Automation <automation@local
 # health checks honoured): with DATABASE_CONN_MAX_AGE=60 (the default on PostgreSQL) a worker
 # keeps its connection for a minute; with 0 each task gets a new one.
 CELERY_DB_REUSE_MAX = 1_000_000_000
+
+
+# --- Sign-in protection (issue 14) ----------------------------------------------------------
+
+# How many proxies in front of the server append to X-Forwarded-For. 0: the header is ignored
+# and the client's address is the connection's (a client could write any address there).
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+# Failed sign-ins (/app/login/, /admin/login/, POST /api/auth/token/) counted per account and
+# per address by django-axes, in the database (every process shares the counts); reaching the
+# limit locks that account, and that address, out for LOGIN_LOCKOUT_SECONDS. Admins unlock
+# early in the admin (Axes → Access attempts) or with `manage.py axes_reset`.
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+AXES_ENABLED = env_bool("LOGIN_LOCKOUT", default=True)
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Axes' own reset on success deletes every count matching the request, the address's too: a
+# guesser who signs in as their own account from the same address would wipe the victim's
+# count. automation.logins resets only the counts of the account that signed in.
+AXES_RESET_ON_SUCCESS = False
+# A failure during a lockout does not restart it: otherwise one guess every
+# LOGIN_LOCKOUT_SECONDS would keep a named account locked forever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not what it is for; the table would grow
+AXES_CLIENT_IP_CALLABLE = "automation.clientip.client_address"
+AXES_LOCKOUT_CALLABLE = "automation.logins.lockout_response"
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per failed sign-in; lockouts warn
+# Wrong API tokens allowed per address; past it every token from there gets 429 for the window.
+API_TOKEN_FAILURE_LIMIT = env_rate("API_TOKEN_FAILURE_LIMIT", "10/m")
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
+    "automation.api.authentication.TokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
+]

@@ -11,7 +11,7 @@ handler404 = "automation.api.errors.json_404"
 handler500 = "automation.api.errors.json_500"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/app/", permanent=False)),
+    path("", RedirectView.as_view(url="/app/", permanent=False, http_method_names=["get", "head"])),
     path("app/", include("automation.app_urls")),
     re_path(r"^healthz/?$", views.healthz, name="healthz"),
     re_path(r"^metrics/?$", views.metrics, name="metrics"),

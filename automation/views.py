@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import metrics as prometheus
 from automation import selectors
@@ -43,6 +43,7 @@ OPERATE_RUNS = "automation.change_run"
 
 
 @login_required
+@require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not request.user.has_perm(VIEW_RUNS):
         return redirect("app:inbox")  # people who only approve start at their inbox
@@ -51,6 +52,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 @permission_required(VIEW_RUNS, raise_exception=True)
 def runs(request: HttpRequest) -> HttpResponse:
     filters = {
@@ -71,6 +73,7 @@ def runs(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 @permission_required(VIEW_RUNS, raise_exception=True)
 def run_page(request: HttpRequest, run_id: Any) -> HttpResponse:
     run = get_object_or_404(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
@@ -39,16 +40,36 @@ class Event(models.Model):
     # Why routing skipped a workflow or a waiting step for this event (a trigger filter over
     # its limits, a condition that failed on this data): shown on the event's page.
     route_errors = models.JSONField(default=list, blank=True, editable=False)
+    # The person who caused the event: the API user who posted it, the signed-in user whose
+    # save a signal bridge turned into it, the user who replayed it, the requester of the run
+    # that emitted it. Runs it starts are theirs (their requester, whom four-eyes refuses).
+    # None for webhooks and schedules: an external system or the clock.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # partial index below: most events (webhooks) have none
+    )
 
     class Meta:
         ordering = ["-received_at"]
         permissions = [("replay_event", "Can replay an event (starts its workflows again)")]
         constraints = [
-            # The same delivery retried by its sender is one event.
+            # The same delivery retried by its sender is one event. Senders without an actor
+            # (webhooks, schedules, commands) share a source's keys; ...
             models.UniqueConstraint(
                 fields=["source", "idempotency_key"],
-                condition=models.Q(idempotency_key__isnull=False),
+                condition=models.Q(idempotency_key__isnull=False, actor__isnull=True),
                 name="event_idempotency_key_unique_per_source",
+            ),
+            # ... a person's keys are theirs: another API client sending the same key stores an
+            # event of its own instead of turning a genuine event into a "duplicate" of theirs.
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key", "actor"],
+                condition=models.Q(idempotency_key__isnull=False, actor__isnull=False),
+                name="event_idempotency_key_unique_per_actor",
             ),
         ]
         indexes = [
@@ -72,6 +93,13 @@ class Event(models.Model):
             ),
             # Event lists filtered by source (API, admin), newest first.
             models.Index(fields=["source", "-received_at"], name="event_source_received_idx"),
+            # Deleting a user sets the actor of their events to NULL. Partial: webhook and
+            # scheduled events have no actor, and cost no index entry.
+            models.Index(
+                fields=["actor"],
+                condition=models.Q(actor__isnull=False),
+                name="event_actor_idx",
+            ),
             # The routing sweep: events stored but not yet routed.
             models.Index(
                 fields=["received_at"],

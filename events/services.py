@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import secrets
+import unicodedata
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,9 +25,10 @@ from django.utils import timezone
 from django_celery_beat import validators as cron_validators
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from automation import logcontext
+from automation import logcontext, requestuser
 from automation.db import insert_plain, update_returning
 from automation.engine import dispatch
+from automation.requestuser import request_user
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
@@ -69,9 +71,12 @@ def event_record(
     idempotency_key: str | None = None,
     headers: dict[str, str] | None = None,
     occurred_at: datetime | None = None,
+    actor_id: Any = None,
 ) -> tuple[Event, bool]:
-    """Store an event, or return the one already stored under ``(source, idempotency_key)``.
+    """Store an event, or return the one already stored under ``(source, idempotency_key)``
+    by the same actor (keys are scoped per actor; events without one share the source's).
 
+    ``actor_id``: the user who caused it (see ``Event.actor``); the runs it starts are theirs.
     Returns ``(event, created)``. The event is routed after the surrounding transaction commits;
     if that transaction rolls back, the event never existed. Raises ``InvalidEvent`` (naming the
     field, or the failing path in ``data``) for a bad type, non-object data or data that fails
@@ -96,6 +101,7 @@ def event_record(
         "idempotency_key": idempotency_key or None,
         "headers": headers or {},
         "occurred_at": occurred_at or timezone.now(),
+        "actor_id": actor_id,
     }
     # Insert first: new deliveries (the common case) cost one statement, and the unique
     # constraint, not a prior SELECT, decides between concurrent duplicates. Events are
@@ -107,7 +113,8 @@ def event_record(
             raise
         # The same delivery was stored before (or by a concurrent request that committed first),
         # unless another constraint (the JSON check) refused the row: that is no duplicate.
-        stored = Event.objects.filter(source=source, idempotency_key=idempotency_key).first()
+        same = {"source": source, "idempotency_key": idempotency_key, "actor_id": actor_id}
+        stored = Event.objects.filter(**same).first()
         if stored is None:
             raise
         return stored, False
@@ -133,6 +140,53 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
         raise InvalidEvent(exc.path, exc.message) from None
 
 
+# Sources the server writes (webhooks, signal bridges, schedules, runs, application code). An
+# API client claiming one would have its event routed as if it came from there, and would take
+# the idempotency key of a delivery still to come (the genuine one then answered "duplicate").
+# Refusing them keeps the sources, and so the (source, idempotency key) dedupe scopes, of API
+# clients and of the server apart.
+# "api" is what plain-JSON API events get, "cli" the emit command's default.
+SERVER_SOURCE_PREFIXES = ("webhook:", "signal:", "schedule:", "run:")
+SERVER_SOURCES = ("app", "api", "cli")
+API_SOURCE = "api"
+# What an API client's source may be: a URI reference (CloudEvents' rule) in printable ASCII,
+# the characters RFC 3986 allows. Look-alikes of a server source (full-width letters, invisible
+# or soft-hyphen characters) and spaces are refused rather than compared.
+_URI_REFERENCE = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+
+
+def event_ingest(*, actor_id: Any, source: str | None = None, **fields: Any) -> tuple[Event, bool]:
+    """Store an event an API client sent (``event_record``'s arguments) as user ``actor_id``:
+    with the source it claims (a CloudEvent's), or ``api`` (plain JSON) when None. Raises
+    ``InvalidEvent`` naming ``source`` when it claims one the server writes, or naming
+    ``causationid`` when it claims a cause."""
+    if fields.get("causation_id"):
+        # The causation id names the run or event that caused this one ("emitted by" a run on
+        # its page); the server writes it, a client's claim would be believed.
+        raise InvalidEvent(
+            "causationid",
+            "the causation id is written by the server only (the run or event that caused an "
+            "event); put your own reference in correlationid or in the data",
+        )
+    if source is None:
+        return event_record(source=API_SOURCE, actor_id=actor_id, **fields)
+    if not _URI_REFERENCE.fullmatch(source):
+        raise InvalidEvent(
+            "source",
+            f"{source!r} is not a URI reference in printable ASCII (letters, digits and "
+            "-._~:/?#[]@!$&'()*+,;=%, no spaces); use e.g. https://erp.example.com or /billing",
+        )
+    claimed = unicodedata.normalize("NFKC", source).casefold()
+    if claimed.startswith(SERVER_SOURCE_PREFIXES) or claimed in SERVER_SOURCES:
+        raise InvalidEvent(
+            "source",
+            f"{source!r} is written by the server only (sources starting with "
+            f"{', '.join(SERVER_SOURCE_PREFIXES)} or equal to {', '.join(SERVER_SOURCES)}); "
+            "use a source of your own, e.g. a URI naming your system",
+        )
+    return event_record(source=source, actor_id=actor_id, **fields)
+
+
 _MAX_LENGTHS = {
     "source": 200,
     "subject": 200,
@@ -147,9 +201,13 @@ def emit(type: str, data: dict[str, Any] | None = None, **meta: Any) -> Event:
 
     Inside a transaction the event exists (and starts runs) only if that transaction commits.
     ``meta``: ``source`` (default ``app``), ``subject``, ``correlation_id``, ``causation_id``,
-    ``idempotency_key``, ``occurred_at``.
+    ``idempotency_key``, ``occurred_at``, ``actor_id`` (default: the signed-in user of the
+    request being served, if any: a save in the admin that a signal bridge turns into an event
+    is theirs).
     """
     meta.setdefault("source", "app")
+    if "actor_id" not in meta:
+        meta["actor_id"] = getattr(request_user(), "pk", None)
     event, _ = event_record(type=type, data=data if data is not None else {}, **meta)
     return event
 
@@ -180,7 +238,9 @@ def event_route_and_advance(*, event_id: Any) -> int:
 
 
 def _route(event_id: Any, *, lease_first_to: str = "") -> list:
-    with logcontext.scope(event_id=event_id):  # every log line of the routing names the event
+    # Every log line of the routing names the event; the runs are the event actor's, never the
+    # user of a request whose thread a backend routes in.
+    with logcontext.scope(event_id=event_id), requestuser.detached():
         return _route_claimed(event_id, lease_first_to=lease_first_to)
 
 
@@ -229,8 +289,9 @@ def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -
 # --- Replay ---------------------------------------------------------------------------------
 
 
-def event_replay(*, event: Event) -> Event:
-    """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy."""
+def event_replay(*, event: Event, actor_id: Any = None) -> Event:
+    """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy.
+    ``actor_id``: who replayed it (the runs the copy starts are theirs)."""
     copy, _ = event_record(
         type=event.type,
         data=event.data,
@@ -240,6 +301,7 @@ def event_replay(*, event: Event) -> Event:
         causation_id=str(event.id),
         headers=event.headers,
         occurred_at=event.occurred_at,
+        actor_id=actor_id,
     )
     return copy
 

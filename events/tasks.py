@@ -44,10 +44,14 @@ def emit_scheduled(
     data: dict[str, Any] | None = None,
     subject: str = "",
     correlation_id: str = "",
+    actor_id: int | None = None,
 ) -> str:
     """Emit an event on a schedule: a django-celery-beat PeriodicTask with these kwargs.
 
     The task id is the idempotency key, so a redelivered message emits nothing twice.
+    ``actor_id``: the user who saved the schedule in the admin, or ran it from there (written
+    by the admin, never by the form); the runs it starts are theirs. None for schedules made in
+    code, and when that user was deleted since.
     """
     # Beat sends the PeriodicTask's name as a message header; workers expose custom headers as
     # request attributes, eager calls keep them under `headers`.
@@ -64,5 +68,14 @@ def emit_scheduled(
         subject=subject,
         correlation_id=correlation_id,
         idempotency_key=self.request.id,
+        actor_id=_existing_user(actor_id),
     )
     return str(event.id)
+
+
+def _existing_user(user_id: int | None) -> int | None:
+    from django.contrib.auth import get_user_model
+
+    if user_id is None or not get_user_model().objects.filter(pk=user_id).exists():
+        return None
+    return user_id

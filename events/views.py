@@ -15,6 +15,7 @@ from django.db import DatabaseError, DataError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_safe
 
 from automation import metrics, ratelimit
 from automation.db import refused_value
@@ -102,6 +103,7 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
 
 
 @login_required
+@require_safe
 @permission_required("events.view_event", raise_exception=True)
 def events_page(request: HttpRequest) -> HttpResponse:
     filters = {k: request.GET.get(k, "").strip() for k in ("type", "source", "correlation_id")}
@@ -119,9 +121,10 @@ def events_page(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_safe
 @permission_required("events.view_event", raise_exception=True)
 def event_page(request: HttpRequest, event_id: Any) -> HttpResponse:
-    event = get_object_or_404(Event, id=event_id)
+    event = get_object_or_404(Event.objects.select_related("actor"), id=event_id)
     context = {
         "event": event,
         "runs": selectors.event_runs(event),

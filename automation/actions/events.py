@@ -24,8 +24,16 @@ from automation import NonRetryableError, action
 def emit_event(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Emit an event caused by this run. A step that runs again re-uses its idempotency key,
     so the event is stored once."""
+    from automation.models import Run
     from events.services import InvalidEvent, event_record
 
+    # Runs the event starts keep this run's requester (four-eyes holds along the chain). A
+    # workflow's ctx knows it; a parallel branch's ctx does not, and asks the database.
+    if hasattr(ctx, "requester_id"):
+        requester_id = ctx.requester_id
+    else:
+        requester_id = Run.objects.filter(pk=ctx.run_id).values_list("started_by_id", flat=True)
+        requester_id = requester_id.first()
     try:
         event, created = event_record(
             type=input["type"],
@@ -35,6 +43,7 @@ def emit_event(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
             correlation_id=ctx.correlation_id,
             causation_id=ctx.run_id,
             idempotency_key=ctx.idempotency_key(ctx.current_step_id),
+            actor_id=requester_id,
         )
     except InvalidEvent as exc:
         raise NonRetryableError(f"event.emit: {exc}") from None

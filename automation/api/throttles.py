@@ -1,6 +1,7 @@
 """API_RATE_LIMIT: requests allowed per API token (per user for sessions, per address for
-anonymous requests), in every process that shares the rate-limit cache. Over it: 429
-``rate_limited`` with Retry-After (DRF's Throttled, shaped by automation.api.errors)."""
+anonymous requests: the address as automation.clientip reads it), in every process that
+shares the rate-limit cache. Over it: 429 ``rate_limited`` with Retry-After (DRF's Throttled,
+shaped by automation.api.errors)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from automation import ratelimit
+from automation.clientip import client_address
 
 
 class ApiRateThrottle(BaseThrottle):
@@ -28,3 +30,8 @@ class ApiRateThrottle(BaseThrottle):
         if request.user.is_authenticated:
             return f"api:user:{request.user.pk}"
         return f"api:ip:{self.get_ident(request)}"
+
+    def get_ident(self, request: Request) -> str:
+        # DRF's own reads X-Forwarded-For as the client wrote it (NUM_PROXIES unset): every
+        # request could claim a new address and escape the limit.
+        return client_address(request._request)

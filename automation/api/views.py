@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import permissions, serializers
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -18,6 +19,7 @@ from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunDetailSerializer, RunSerializer
 from automation.api.throttles import ApiRateThrottle
 from automation.engine.errors import WorkflowError
+from automation.logins import locked_out_json
 from automation.models import Run
 from automation.services import run_cancel, run_retry
 
@@ -49,9 +51,20 @@ def me(request: Request) -> Response:
 
 class ObtainToken(ObtainAuthToken):
     """POST {"username", "password"} → {"token"}: DRF's view, rate limited like the rest of the
-    API (per address, API_RATE_LIMIT), which slows password guessing."""
+    API (per address, API_RATE_LIMIT), and its failed sign-ins counted per account and per
+    address like the login pages' (automation.logins): past the limit, 429."""
 
     throttle_classes = [ApiRateThrottle]
+
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().post(request, *args, **kwargs)
+        except ValidationError:
+            # django-axes refused the sign-in, or this failure reached the limit: it flags the
+            # request it was given (DRF's, so its middleware never sees the flag).
+            if getattr(request, "axes_locked_out", False):
+                return locked_out_json()
+            raise
 
 
 obtain_token = ObtainToken.as_view()

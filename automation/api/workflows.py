@@ -14,6 +14,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.permissions import HasPerm, ReadWrite
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunSerializer
@@ -23,21 +24,6 @@ from automation.engine import registry
 from automation.engine.errors import WorkflowError
 from automation.models import ACTIVE_STATUSES, RunOrigin, Workflow, WorkflowVersion
 from automation.services import run_start, workflow_definition_save
-
-
-class HasPerm(permissions.BasePermission):
-    """``HasPerm.of("automation.add_workflow")``: the user needs that Django permission."""
-
-    perm = ""
-
-    @classmethod
-    def of(cls, perm: str) -> type[HasPerm]:
-        return type(
-            "HasPerm", (cls,), {"perm": perm, "message": f"This needs the {perm} permission."}
-        )
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return request.user.has_perm(self.perm)
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -205,17 +191,18 @@ def _detail(name: str) -> dict[str, Any]:
     responses={200: WorkflowUpdatedSerializer, 409: ErrorSerializer},
 )
 @api_view(["GET", "PUT"])
-@permission_classes([permissions.IsAuthenticated])
+@permission_classes(
+    [
+        permissions.IsAuthenticated,
+        ReadWrite.of("automation.view_workflow", "automation.change_workflow"),
+    ]
+)
 def workflow_detail(request: Request, name: str) -> Response:
     """GET: the workflow, its latest definition and its versions (with in-flight runs).
     PUT ``{"definition", "active"?}``: a changed definition makes a new version."""
     wf = get_object_or_404(Workflow, name=name)
     if request.method == "GET":
-        if not request.user.has_perm("automation.view_workflow"):
-            return error(403, "permission_denied", "This needs automation.view_workflow.")
         return Response(_detail(name))
-    if not request.user.has_perm("automation.change_workflow"):
-        return error(403, "permission_denied", "This needs automation.change_workflow.")
     if wf.kind != Workflow.Kind.DECLARATIVE:
         return error(409, "code_workflow", f"{name!r} is written in code; change it there")
     body = DefinitionInput(data=request.data)

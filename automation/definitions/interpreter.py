@@ -199,6 +199,7 @@ def _wait(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
         spec["event"],
         match=match or None,
         condition=spec.get("condition"),
+        source=spec.get("source", ""),
         timeout=spec.get("timeout", step.get("timeout")),
         lookback=spec.get("lookback"),
     )

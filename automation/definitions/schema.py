@@ -109,6 +109,7 @@ SCHEMA: dict[str, Any] = {
                     "Empty: started only by hand (API, admin, a child step).",
                 },
                 "filter": {"$ref": "#/definitions/cel"},
+                "source": {"$ref": "#/definitions/source"},
             },
         },
         "steps": {"$ref": "#/definitions/steps"},
@@ -120,6 +121,13 @@ SCHEMA: dict[str, Any] = {
     "definitions": {
         "duration": _DURATION,
         "cel": _CEL,
+        "source": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "Only events whose source matches: exact, or a wildcard "
+            "(webhook:stripe, webhook:*). Default: any source, API clients' included.",
+        },
         "retry": _RETRY,
         "action_call": _ACTION_CALL,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
@@ -165,6 +173,7 @@ SCHEMA: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     "event": {"type": "string", "minLength": 1},
+                    "source": {"$ref": "#/definitions/source"},
                     "match": {
                         "type": "object",
                         "description": "Exact values by dotted path into the event's data.",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import transaction
 
+from automation import requestuser
 from automation.engine import clock, dispatch, leases
 from automation.engine.errors import LeaseLost, StepFailed, Suspend, WorkflowError
 from automation.engine.retry import RetryPolicy
@@ -130,7 +131,8 @@ def _resolve_function(ref: str) -> Callable[..., Any]:
 def execute_branch(run_id: Any, step_id: str) -> str:
     """Run one parallel branch (a task of its own, on any worker). Safe to redeliver."""
     try:
-        return _execute_branch(run_id, step_id)
+        with requestuser.detached():  # the branch's work is the run's, not a request user's
+            return _execute_branch(run_id, step_id)
     except LeaseLost:
         return "abandoned: the run ended or another worker recorded the branch"
 

@@ -50,6 +50,7 @@ class Context:
         self.run_id = str(run.id)
         self.input: dict[str, Any] = run.input or {}
         self.correlation_id = run.correlation_id
+        self.requester_id = run.started_by_id  # events the run emits are theirs (four-eyes)
         self._spec = spec
         self._default_retry = spec.retry if spec else RetryPolicy()
         self._journal = {record.step_id: record for record in journal}
@@ -287,14 +288,17 @@ class Context:
         *,
         match: dict[str, Any] | str | None = None,
         condition: str | None = None,
+        source: str = "",
         timeout: str | float | timedelta | None = None,
         lookback: str | float | timedelta | None = None,
     ) -> dict[str, Any] | TimedOut:
         """Wait for an event of ``event_type`` whose data matches ``match`` (a dict of exact
         values by dotted path, or a CEL condition on ``event``). Returns the event as a dict, or
         a falsy TimedOut after ``timeout``. ``condition``: a CEL condition on ``event`` that must
-        hold as well as a dict ``match``. An event that arrived within ``lookback`` (default:
-        the AUTOMATION_WAIT_LOOKBACK setting) before the wait began also counts."""
+        hold as well as a dict ``match``. ``source``: a pattern the event's source must match
+        (``webhook:stripe``, ``webhook:*``; default any source). An event that arrived within
+        ``lookback`` (default: the AUTOMATION_WAIT_LOOKBACK setting) before the wait began also
+        counts."""
         record, seq = self._enter(self._user_id(step_id), "wait_event")
         if record is None:
             record = steps.start_wait(
@@ -304,6 +308,7 @@ class Context:
                 event_type=event_type,
                 match=match,
                 condition=condition,
+                source=source,
                 timeout=parse_duration(timeout) if timeout is not None else None,
                 lookback=parse_duration(lookback) if lookback is not None else None,
             )

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from automation import lifecycle, logcontext
+from automation import lifecycle, logcontext, requestuser
 from automation.engine import clock, leases, registry
 from automation.engine.context import Context
 from automation.engine.endings import run_end
@@ -42,7 +42,8 @@ def run_advance(run_id: Any, *, owner: str = "", fresh: Run | None = None) -> st
     ``owner``: the lease the caller already took (``leases.claim``) for this run. ``fresh``:
     the run as its creator just committed it (its workflow, version and trigger event loaded,
     its journal empty by construction), so the first replay reads nothing back."""
-    with logcontext.scope(run_id=run_id):  # every log line of this work names the run
+    # Every log line of this work names the run; the work is the run's, not a request user's.
+    with logcontext.scope(run_id=run_id), requestuser.detached():
         if not owner:
             owner = leases.new_owner()
             if not leases.claim(run_id, owner):

@@ -36,6 +36,12 @@ def type_matches(pattern: str, event_type: str) -> bool:
     return fnmatch.fnmatchcase(event_type, pattern)
 
 
+def source_matches(pattern: str, source: str) -> bool:
+    """Whether an event's stored source fits a trigger's or a wait's ``source`` pattern:
+    exact, or a wildcard (``webhook:*``). No pattern: every source."""
+    return not pattern or fnmatch.fnmatchcase(source, pattern)
+
+
 def lookup(data: Any, path: str) -> Any:
     """``data["a"]["b"][0]`` for the path ``a.b.0``; ``MISSING`` when absent."""
     current = data

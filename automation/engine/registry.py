@@ -52,6 +52,7 @@ class WorkflowSpec:
     version: int = 1
     on: str = ""
     filter: str = ""
+    source: str = ""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: timedelta | None = None
     concurrency: Concurrency | None = None
@@ -123,6 +124,7 @@ def workflow(
     *,
     on: str = "",
     filter: str = "",
+    source: str = "",
     version: int = 1,
     retry: dict[str, Any] | RetryPolicy | None = None,
     timeout: str | float | timedelta | None = None,
@@ -132,6 +134,7 @@ def workflow(
     """Register a code workflow: ``fn(ctx, event)``. Usable bare (``@workflow``) or with options.
 
     ``on``: event type pattern that starts it; ``filter``: CEL condition on ``trigger``;
+    ``source``: pattern the event's source must match (``webhook:stripe``; default any);
     ``version``: bump it when a change would break runs in flight (keep the old function
     registered under the old version until they finish); ``retry``: default step policy;
     ``timeout``: whole-run limit; ``concurrency``: see Concurrency; ``on_failure``:
@@ -159,6 +162,7 @@ def workflow(
             version=version,
             on=on,
             filter=filter,
+            source=source,
             retry=RetryPolicy.from_value(retry),
             timeout=parse_duration(timeout) if timeout is not None else None,
             concurrency=conc,

@@ -542,6 +542,7 @@ def start_wait(
     timeout: timedelta | None,
     lookback: timedelta | None,
     condition: str | None = None,
+    source: str = "",
 ) -> StepRecord:
     from automation.engine import matching
 
@@ -566,6 +567,7 @@ def start_wait(
                 "event_type": event_type,
                 "match": match,
                 **({"condition": condition} if condition else {}),
+                **({"source": source} if source else {}),
                 "deadline": deadline.isoformat() if deadline else None,
             },
             next_attempt_at=deadline,
@@ -576,6 +578,7 @@ def start_wait(
             event_type=event_type,
             match=to_json(exact, "match"),
             expression=expression,
+            source=source,
             deadline=deadline,
         )
         if deadline:
@@ -712,6 +715,7 @@ def emit_event(
             correlation_id=ctx.correlation_id,
             causation_id=ctx.run_id,
             idempotency_key=ctx.idempotency_key(step_id),
+            actor_id=ctx.run.started_by_id,  # runs the event starts keep this run's requester
         )
         record = StepRecord.objects.create(
             run=ctx.run,

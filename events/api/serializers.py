@@ -9,6 +9,15 @@ from events.services import InvalidEvent, validate_event_type
 
 
 class EventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(
+        source="actor.username",
+        default=None,
+        allow_null=True,
+        read_only=True,
+        help_text="The user who caused the event (posted, replayed, saved what a signal "
+        "turned into it, or requested the run that emitted it); null for webhooks.",
+    )
+
     class Meta:
         model = Event
         fields = [
@@ -21,6 +30,7 @@ class EventSerializer(serializers.ModelSerializer):
             "correlation_id",
             "causation_id",
             "idempotency_key",
+            "actor",
             "occurred_at",
             "received_at",
             "routed_at",

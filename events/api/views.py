@@ -23,6 +23,7 @@ from rest_framework.parsers import BaseParser, JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.permissions import HasPerm, ReadWrite, has_perm
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
 from automation.db import refused_value
@@ -44,13 +45,6 @@ from events.models import Event, WebhookEndpoint
 from events.payloads import BadPayload, parse_json_object
 
 logger = logging.getLogger(__name__)
-
-
-class CanReplay(permissions.BasePermission):
-    message = "Replaying an event needs the events.replay_event permission."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return request.user.has_perm("events.replay_event")
 
 
 class ManagesWebhooks(permissions.BasePermission):
@@ -89,10 +83,16 @@ class UnreadBody(BaseParser):
 
 
 class Events(ListView):
-    """GET: stored events, newest first, filtered and paginated. POST: ingest one event."""
+    """GET: stored events, newest first, filtered and paginated (events.view_event). POST:
+    ingest one event (events.add_event)."""
+
+    permission_classes = [
+        permissions.IsAuthenticated,
+        ReadWrite.of("events.view_event", "events.add_event"),
+    ]
 
     serializer_class = EventSerializer
-    queryset = Event.objects.all()
+    queryset = Event.objects.select_related("actor")  # the serializer shows who caused each
     filterset_class = EventFilter
     ordering_fields = ["received_at", "occurred_at"]
     ordering = ["-received_at", "-id"]
@@ -105,7 +105,9 @@ class Events(ListView):
             "application/cloudevents+json": OpenApiTypes.OBJECT,
         },
         responses={202: EventAcceptedSerializer, 413: ErrorSerializer},
-        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode.",
+        description="Store one event: plain JSON, or a CloudEvent in structured or binary mode. "
+        "Idempotency keys are scoped to the sender; a repeated key answers with the first "
+        "event, or only {id, duplicate} without events.view_event.",
     )
     def post(self, request: Request) -> Response:
         return _ingest(request)
@@ -117,7 +119,7 @@ events = Events.as_view()
 def _ingest(request: Request) -> Response:
     try:
         kwargs = _ingest_kwargs(request._request)
-        event, created = services.event_record(headers={}, **kwargs)
+        event, created = services.event_ingest(actor_id=request.user.pk, headers={}, **kwargs)
     except HttpError as exc:
         return error(exc.status, exc.code, exc.message)
     except BadPayload as exc:
@@ -129,6 +131,11 @@ def _ingest(request: Request) -> Response:
     except DatabaseError:
         logger.warning("POST /api/events/ answered 503: database unavailable", exc_info=True)
         return error(503, "database_unavailable", "Nothing was stored; retry later.")
+    if not created and not has_perm(request.user, "events.view_event"):
+        # The client's own earlier event, yet posting does not entitle one to read events.
+        return Response({"id": str(event.id), "duplicate": True}, status=202)
+    if event.actor_id == request.user.pk:
+        event.actor = request.user  # stored as theirs (keys are per user): no query for it
     body = EventSerializer(event).data
     body["duplicate"] = not created
     return Response(body, status=202)
@@ -149,7 +156,7 @@ def _ingest_kwargs(request: HttpRequest) -> dict[str, Any]:
     if not serializer.is_valid():
         field, problems = next(iter(serializer.errors.items()))
         raise HttpError(400, "invalid_event", f"{field}: {' '.join(map(str, problems))}")
-    return {"source": "api", **serializer.validated_data}
+    return dict(serializer.validated_data)  # source: "api", set by event_ingest
 
 
 def _unsupported(content_type: str) -> HttpError:
@@ -163,8 +170,9 @@ def _unsupported(content_type: str) -> HttpError:
 
 @extend_schema(responses=EventWithRunsSerializer)
 @api_view(["GET"])
+@permission_classes([permissions.IsAuthenticated, HasPerm.of("events.view_event")])
 def event_detail(request: Request, event_id: str) -> Response:
-    event = get_object_or_404(Event, id=event_id)
+    event = get_object_or_404(Event.objects.select_related("actor"), id=event_id)
     body = EventSerializer(event).data
     body["runs"] = RunSummarySerializer(selectors.event_runs(event), many=True).data
     return Response(body)
@@ -173,11 +181,11 @@ def event_detail(request: Request, event_id: str) -> Response:
 @extend_schema(request=None, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
 @parser_classes([UnreadBody])
-@permission_classes([permissions.IsAuthenticated, CanReplay])
+@permission_classes([permissions.IsAuthenticated, HasPerm.of("events.replay_event")])
 def event_replay(request: Request, event_id: str) -> Response:
     original = get_object_or_404(Event, id=event_id)
     try:
-        replayed = services.event_replay(event=original)
+        replayed = services.event_replay(event=original, actor_id=request.user.pk)
     except services.InvalidEvent as exc:  # e.g. a schema added since the original was stored
         return error(400, "invalid_event", str(exc), field=exc.field)
     body = EventSerializer(replayed).data

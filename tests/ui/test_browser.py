@@ -33,7 +33,7 @@ maria = User.objects.create_user("maria", "maria@example.com", "maria-pass",
                                  first_name="Maria", last_name="Lopez")
 maria.groups.add(managers)
 maria.user_permissions.add(*Permission.objects.filter(
-    codename__in=["view_run", "change_run", "view_event"]))
+    codename__in=["view_run", "change_run", "view_event", "add_event"]))
 print("TOKEN=" + Token.objects.create(user=maria).key)
 """
 

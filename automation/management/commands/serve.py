@@ -50,6 +50,9 @@ class Command(BaseCommand):
             lifespan="off",
             log_level=settings.LOG_LEVEL.lower(),
             access_log=settings.DEBUG,
+            # The client's address is the peer's; X-Forwarded-For is read by the application
+            # only when TRUSTED_PROXY_COUNT says proxies write it (automation.clientip).
+            proxy_headers=False,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for us.
         # Turn it into an exception so the worker threads are stopped before the process ends
