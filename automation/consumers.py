@@ -51,10 +51,17 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     joined: list[str]
 
     async def connect(self) -> None:
+        # Join before accepting: once the page sees the socket open, it hears every notice
+        # (a sign-out a moment later included). A refusal is still accepted, then closed with
+        # its code, so the page can tell it from a network failure.
         self.joined = []
-        await self.accept()
         live.consumer_loop_started(asyncio.get_running_loop())
-        await self.live_recheck({})
+        code, groups = await database_sync_to_async(self.standing)()
+        if code is None:
+            await self._rejoin(groups)
+        await self.accept()
+        if code is not None:
+            await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         await self._rejoin([])

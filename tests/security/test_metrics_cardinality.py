@@ -54,16 +54,15 @@ def test_event_types_nobody_listens_for_share_one_label(
         user=users["admin"],
     )
     before = len(client.get("/metrics").content)
+    counted_before = _ingested(client)  # the counters live as long as the process
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(300):
             _deliver(client, {"type": f"junk.t{n}", "n": n})
         _deliver(client, {"type": "invoice.paid"})
     ingested = _ingested(client)
-    assert {key for key in ingested if key[1] == "webhook"} == {
-        ("other", "webhook"),
-        ("invoice.paid", "webhook"),
-    }
-    assert ingested[("other", "webhook")] >= 300
+    grown = {key for key, value in ingested.items() if value > counted_before.get(key, 0)}
+    assert grown == {("other", "webhook"), ("invoice.paid", "webhook")}
+    assert ingested[("other", "webhook")] - counted_before.get(("other", "webhook"), 0) == 300
     assert not any(type_.startswith("junk.") for type_, _ in ingested)
     assert len(client.get("/metrics").content) - before < 2000
 
@@ -81,13 +80,16 @@ def test_sources_are_reduced_to_their_kind(client, users, django_capture_on_comm
     with django_capture_on_commit_callbacks(execute=True):
         for n in range(20):
             emit("a.b", {}, source=f"run:0190a1b2-0000-7000-8000-{n:012d}")
+        # API clients are refused such a source at the door; code that emits one still gets
+        # it into the metrics, escaped.
         response = api.generic(
             "POST",
             "/api/events/",
             json.dumps({**cloudevent, "source": _hostile_source()}),
             content_type="application/cloudevents+json",
         )
-        assert response.status_code == 202, response.content
+        assert response.status_code == 400, response.content
+        emit("a.b", {}, source=_hostile_source())
     sources = {source for _, source in _ingested(client)}
     assert "run" in sources
     assert not any(source.startswith("run:") for source in sources)

@@ -256,3 +256,14 @@ async def test_an_operator_without_view_run_cannot_follow_a_run(client, workflow
     communicator, connected, _ = await connect(f"/ws/runs/{run.id}/", headers)
     assert connected
     await communicator.disconnect()
+
+
+async def test_an_open_socket_already_hears_its_groups(client, manager):
+    """The page sees the socket open only once it has joined its groups: a notice sent the
+    moment after (a sign-out, an approval) is never lost in between."""
+    inbox, ok, _ = await connect(
+        "/ws/approvals/", [*ORIGIN, *await session_cookie(client, manager)]
+    )
+    assert ok
+    assert channel_layers["default"].groups.get(f"approvals.user.{manager.pk}")
+    await inbox.disconnect()
