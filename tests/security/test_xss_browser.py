@@ -13,10 +13,11 @@ import urllib.request
 
 import pytest
 
+from tests.browsers import chromium, require_chromium
 from tests.processes import manage, project_env, start_server, stop
-from tests.ui.test_browser import CHROMIUM
 
 pytestmark = pytest.mark.browser
+require_chromium()
 
 PAYLOADS = [
     "<script>window.__xss=1</script>",
@@ -123,17 +124,8 @@ def stored(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-    yield browser
-    browser.close()
-    playwright.stop()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

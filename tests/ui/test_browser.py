@@ -14,16 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.browsers import chromium, require_chromium
 from tests.processes import ROOT, manage, project_env, start_server, stop
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "screenshots"))
 pytestmark = pytest.mark.browser
 
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs it (apt-get install chromium)")
-    pytest.skip("Chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_chromium()
 
 SETUP = """
 from django.contrib.auth.models import Group, Permission, User
@@ -53,17 +50,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    browser = playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
-    yield browser
-    browser.close()
-    playwright.stop()
+    with chromium() as browser:
+        yield browser
 
 
 def _api(server, token: str, method: str, path: str, body: dict | None = None) -> dict:
