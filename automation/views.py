@@ -19,7 +19,7 @@ from automation.ui import render_page
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database, broker and channel layer answer; 503 naming the ones that do not."""
     status, body = health.report()  # under ASGI, health.HealthzFirst answers before Django

@@ -40,8 +40,11 @@ def test_healthz_reports_when_background_work_last_ran(client):
     assert background["age_seconds"] < 5
 
 
-def test_healthz_only_answers_get(client):
+def test_healthz_only_answers_get_and_head(client):
     assert client.post("/healthz").status_code == 405
+    head = client.head("/healthz")
+    assert head.status_code == 200
+    assert head.content == b""
 
 
 @pytest.mark.production
