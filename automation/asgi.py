@@ -12,13 +12,15 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from automation.bodylimit import ASGIBodyLimit  # noqa: E402
+from automation.health import HealthzFirst  # noqa: E402
 from automation.routing import websocket_urlpatterns  # noqa: E402
 from automation.websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Bodies over the URL's limit are refused before Django reads (and spools) them.
-        "http": ASGIBodyLimit(django_asgi_app),
+        # Bodies over the URL's limit are refused before Django reads (and spools) them; a
+        # health probe is answered without the hops of Django's handler (automation.health).
+        "http": HealthzFirst(ASGIBodyLimit(django_asgi_app)),
         "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -97,17 +97,22 @@ def insert_if(model: type[M], exists: models.QuerySet, **fields: Any) -> M | Non
     return instance
 
 
-def update_returning(queryset: models.QuerySet[M], **changes: Any) -> M | None:
+def update_returning(
+    queryset: models.QuerySet[M], *, defer: tuple[str, ...] = (), **changes: Any
+) -> M | None:
     """``queryset.update(**changes)`` that also reads the row back in the same statement
     (UPDATE ... RETURNING; PostgreSQL and SQLite 3.35+): a claim that reads what it claimed, one
     round trip instead of an UPDATE and a SELECT. Django compiles the UPDATE (filters and
     expressions as ``update`` takes them); returns the row as it is after the change, or None
-    when nothing matched. For a queryset of at most one row (filter on the primary key)."""
+    when nothing matched. For a queryset of at most one row (filter on the primary key).
+    ``defer``: fields not read back (a large JSON document the caller may not need); the
+    instance loads one when it is first used, as ``QuerySet.defer`` does."""
     query = queryset.query.chain(UpdateQuery)
     query.add_update_values(changes)
     sql, params = query.get_compiler(queryset.db).as_sql()
     quote = transaction.get_connection(queryset.db).ops.quote_name
-    columns = ", ".join(quote(field.column) for field in queryset.model._meta.concrete_fields)
+    fields = [f for f in queryset.model._meta.concrete_fields if f.name not in defer]
+    columns = ", ".join(quote(field.column) for field in fields)
     rows = queryset.model.objects.db_manager(queryset.db).raw(f"{sql} RETURNING {columns}", params)
     return next(iter(rows), None)
 

@@ -266,6 +266,7 @@ def _filter_passes(
     if not condition:
         return True
     try:
+        matching.compile_expression(condition)  # a refused filter needs none of the event's data
         return matching.condition(condition, {"trigger": event.as_trigger()})
     except matching.ExpressionError as exc:
         logger.warning(

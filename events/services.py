@@ -249,7 +249,9 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
 
     with transaction.atomic():
         unrouted = Event.objects.filter(id=event_id, routed_at__isnull=True)
-        event = update_returning(unrouted, routed_at=timezone.now())
+        # ``data`` (up to WEBHOOK_MAX_BODY_BYTES of JSON) is read only when a trigger or a wait
+        # looks into it: an event no workflow wants, or whose filter is refused, costs no parse.
+        event = update_returning(unrouted, defer=("data",), routed_at=timezone.now())
         if event is None:
             return []  # routed already, or being routed by another worker
         logcontext.bind(correlation_id=event.correlation_id)

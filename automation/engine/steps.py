@@ -63,7 +63,21 @@ class NotJSONError(NonRetryableError):
 
 def to_json(value: Any, what: str) -> Any:
     """``value`` as it will read back from the journal (round-tripped through JSON), so the
-    first execution and every replay see the same thing."""
+    first execution and every replay see the same thing.
+
+    One C pass refuses what neither database reads (``allow_nan=False``; a lone surrogate
+    fails the UTF-8 encoding), so the Python walk of ``check_storable``, which costs several
+    times the round trip on a large value (an event's data becoming a run's input), runs only
+    for a value it refuses: to name the path, or to explain why it is not JSON."""
+    try:
+        text = json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
+        return _to_json_walked(value, what)
+    return json.loads(text)
+
+
+def _to_json_walked(value: Any, what: str) -> Any:
     try:
         value = json.loads(json.dumps(value, cls=DjangoJSONEncoder))
         jsonsafe.check_storable(value)  # NaN, Infinity, a lone surrogate: neither DB reads them

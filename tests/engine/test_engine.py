@@ -42,6 +42,29 @@ def test_a_result_that_is_not_json_fails_the_run_saying_so(workflow_harness):
     assert run.error["retryable"] is False
 
 
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("nan", "NaN, Infinity"), ("infinity", "NaN, Infinity"), ("surrogate", "lone surrogate")],
+)
+def test_a_result_no_database_can_read_back_fails_the_run_naming_its_path(
+    workflow_harness, kind, problem
+):
+    run = start(workflow_harness, "test-unstorable-result", {"kind": kind})
+    run = workflow_harness.refresh(run)
+    assert run.status == "failed"
+    assert run.error["step"] == "echo"
+    assert "cannot be stored: rows[1].value:" in run.error["message"]
+    assert problem in run.error["message"]
+    assert run.error["retryable"] is False
+
+
+def test_a_large_event_becomes_the_run_input_unchanged(workflow_harness):
+    data = {"a": list(range(30_000)), "text": "caf\u00e9 \U0001f600", "n": {"x": 1.5}}
+    run = workflow_harness.refresh(start(workflow_harness, "test-noop", data))
+    assert run.input == data
+    assert workflow_harness.result(run) is None
+
+
 def test_a_duplicate_step_id_fails_the_run_naming_it(workflow_harness):
     run = workflow_harness.refresh(start(workflow_harness, "test-duplicate-id"))
     assert run.status == "failed"

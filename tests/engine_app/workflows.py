@@ -109,6 +109,16 @@ def bad_result(ctx: Any, event: Any) -> None:
     ctx.step("set", returns_a_set)
 
 
+#: What a step may return that JSON holds but no database reads back (by ``kind`` in the input).
+UNSTORABLE = {"nan": float("nan"), "infinity": float("inf"), "surrogate": "a\ud800b"}
+
+
+@workflow("test-unstorable-result")
+def unstorable_result(ctx: Any, event: Any) -> None:
+    kind = ctx.input["kind"]
+    ctx.step("echo", lambda: {"rows": [{"ok": 1}, {"value": UNSTORABLE[kind]}]})
+
+
 @workflow("test-duplicate-id")
 def duplicate_id(ctx: Any, event: Any) -> None:
     ctx.step("same", noop)

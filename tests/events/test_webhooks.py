@@ -4,6 +4,7 @@ nothing stored)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -318,6 +319,22 @@ def test_a_lying_content_length_does_not_get_a_big_body_in(make_endpoint, client
 def test_malformed_bodies_are_400(make_endpoint, post_hook, body, code):
     make_endpoint("lan", "none")
     assert_refused(post_hook("lan", body), 400, code)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a":' * 63 + b"1" + b"}" * 63,  # 63 levels: EVENTS_MAX_JSON_DEPTH is 64
+        b'{"a":' * 63 + b"[1]" + b"}" * 63,  # 64
+        b'{"text": "' + b"[{" * 500 + b'", "list": [' + b"[]," * 500 + b"[]]}",  # 2 levels deep
+    ],
+    ids=["63 levels", "64 levels", "brackets in strings and 500 siblings"],
+)
+def test_bodies_within_the_depth_limit_are_stored(make_endpoint, post_hook, body):
+    make_endpoint("lan", "none", type_from="fixed", type_value="lan.posted")
+    response = post_hook("lan", body)
+    assert response.status_code == 202, response.content
+    assert Event.objects.get().data == json.loads(body)
 
 
 def test_malformed_json_with_a_valid_signature_is_400(make_endpoint, post_hook):
