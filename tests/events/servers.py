@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +51,7 @@ def running_gunicorn(
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its workers are a process group of their own
     )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
@@ -55,6 +59,10 @@ def running_gunicorn(
         yield server
     finally:
         stop(process, timeout=20)
+        # A master killed after the timeout leaves its workers behind (one stuck reading a
+        # request body ignores SIGTERM), holding the test database open: end the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def _wait_until_answering(server: Server, timeout: float = 30.0) -> None:
