@@ -6,6 +6,7 @@ test database that pytest-django created, so what it writes is what the test rea
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -104,6 +105,17 @@ class Server:
 
     def get(self, path: str) -> tuple[int, bytes]:
         return http_get(self.url + path)
+
+    def api(self, token: str, method: str, path: str, body: dict | None = None) -> dict:
+        """A JSON API call as the owner of ``token``; an HTTP error raises."""
+        request = urllib.request.Request(
+            self.url + path,
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")

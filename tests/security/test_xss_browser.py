@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 
 import pytest
 
@@ -57,17 +56,6 @@ print("TOKEN=" + Token.objects.create(user=root).key)
 """
 
 
-def api(server, token: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        server.url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def wait_for(check, what: str, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -81,10 +69,10 @@ def wait_for(check, what: str, timeout: float = 30.0):
 def expense(server, token: str, employee: str) -> str:
     """Submit an expense whose approval title ends with ``employee``; its approval's id."""
     event = {"type": "example.expense.submitted", "data": {"amount": 7, "employee": employee}}
-    api(server, token, "POST", "/api/events/", event)
+    server.api(token, "POST", "/api/events/", event)
 
     def created():
-        body = api(server, token, "GET", "/api/approvals/?scope=all&status=pending")
+        body = server.api(token, "GET", "/api/approvals/?scope=all&status=pending")
         return [a["id"] for a in body["results"] if employee in a["title"]]
 
     return wait_for(created, "the approval")[0]
@@ -101,16 +89,16 @@ def stored(tmp_path_factory):
     server = start_server(env, data_dir / "server.log")
     try:
         probe = {"type": "xss.probe", "data": {"note": ALL, "url": PAYLOADS[3]}, "subject": ALL}
-        event_id = api(server, token, "POST", "/api/events/", probe)["id"]
+        event_id = server.api(token, "POST", "/api/events/", probe)["id"]
         failed = wait_for(
-            lambda: api(server, token, "GET", "/api/runs/?workflow=xss-probe&status=failed")[
+            lambda: server.api(token, "GET", "/api/runs/?workflow=xss-probe&status=failed")[
                 "results"
             ],
             "the probe's run to fail",
         )
         decided = expense(server, token, ALL)
         vote = {"decision": "reject", "comment": ALL}
-        api(server, token, "POST", f"/api/approvals/{decided}/decide/", vote)
+        server.api(token, "POST", f"/api/approvals/{decided}/decide/", vote)
         yield {
             "server": server,
             "token": token,

@@ -4,11 +4,9 @@ run finish on its page without reloading. Screenshots of every page go to screen
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -54,17 +52,6 @@ def browser():
         yield browser
 
 
-def _api(server, token: str, method: str, path: str, body: dict | None = None) -> dict:
-    request = urllib.request.Request(
-        server.url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
@@ -97,8 +84,7 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
     )
     _shot(inbox, "02-inbox-empty")
 
-    event = _api(
-        server,
+    event = server.api(
         token,
         "POST",
         "/api/events/",
@@ -109,7 +95,7 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
     assert any("New approval: Expense of 1250" in t for t in inbox.evaluate("window.__toasts"))
     _shot(inbox, "03-inbox-live-arrival")
 
-    run_id = _api(server, token, "GET", f"/api/events/{event['id']}/")["runs"][0]["id"]
+    run_id = server.api(token, "GET", f"/api/events/{event['id']}/")["runs"][0]["id"]
     run_page = context.new_page()
     run_page.goto(f"{server.url}/app/runs/{run_id}/")
     run_page.wait_for_selector("#live-status[data-state=open]")
@@ -137,7 +123,7 @@ def test_an_operator_approves_a_live_request_and_watches_the_run_finish(server, 
     run_page.wait_for_selector("#run-status[data-status=succeeded]", timeout=45000)
     assert run_page.evaluate("window.__notReloaded") is True
     shown_at = run_page.evaluate("window.__shownAt") / 1000
-    run = _api(server, token, "GET", f"/api/runs/{run_id}/")
+    run = server.api(token, "GET", f"/api/runs/{run_id}/")
     assert run["status"] == "succeeded"
     last_step = max(s["finished_at"] for s in run["steps"] if s["finished_at"])
     finished = datetime.fromisoformat(last_step.replace("Z", "+00:00")).timestamp()
