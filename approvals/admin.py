@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from approvals.models import Approval, ApprovalEvent, ApprovalLink, ApprovalVote
-from automation.paging import LargeTablePaginator
+from automation.lib.paging import LargeTablePaginator
 
 
 class _ReadOnlyInline(admin.TabularInline):

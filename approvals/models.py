@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
-from automation.ids import uuid7
+from automation.lib.ids import uuid7
 
 
 class ApprovalQuerySet(models.QuerySet):

@@ -14,8 +14,8 @@ from approvals import selectors, services
 from approvals.forms import decision_form
 from approvals.models import Approval
 from approvals.transitions import available
-from automation.paging import keyset_page, query_without
-from automation.ui import render_page
+from automation.lib.paging import keyset_page, query_without
+from automation.lib.ui import render_page
 
 STATUS_TABS = [("pending", "Waiting"), ("decided", "Decided"), ("", "All")]
 

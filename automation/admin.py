@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from automation.engine.errors import WorkflowError
+from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
     TIMELINE_ORDER,
@@ -20,7 +21,6 @@ from automation.models import (
     Timer,
     Wait,
 )
-from automation.paging import LargeTablePaginator
 from automation.services import run_cancel, run_retry, runs_retry_failed
 from automation.workflow_admin import WorkflowAdmin, WorkflowVersionAdmin
 

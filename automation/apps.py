@@ -11,7 +11,6 @@ class AutomationConfig(AppConfig):
     def ready(self) -> None:
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
-            clientip,  # registers the deploy check on proxy settings
             live,  # connects the live UI's receivers
             live_access,
             logins,  # connects the sign-in receiver that clears an account's failures
@@ -19,6 +18,7 @@ class AutomationConfig(AppConfig):
             signals,  # connects the Celery signal handlers
         )
         from automation.engine import registry
+        from automation.lib import clientip  # noqa: F401  (registers the deploy check on proxies)
 
         live_access.connect()
         registry.autodiscover()

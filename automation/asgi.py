@@ -11,10 +11,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from automation.bodylimit import ASGIBodyLimit  # noqa: E402
 from automation.health import HealthzFirst  # noqa: E402
+from automation.lib.bodylimit import ASGIBodyLimit  # noqa: E402
+from automation.lib.websocket_origin import SameOriginValidator  # noqa: E402
 from automation.routing import websocket_urlpatterns  # noqa: E402
-from automation.websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -6,7 +6,7 @@ import os
 
 from celery import Celery
 
-from automation import (  # noqa: F401  (each registers its kombu transport)
+from automation.lib import (  # noqa: F401  (each registers its kombu transport)
     broker,  # Redis, surviving a broker restart (kombu#582)
     queue,  # the embedded queue
 )

@@ -1,7 +1,7 @@
 """WebSocket consumers of the operator UI: each joins the live groups its user may hear.
 
 Every socket is session-authenticated (AuthMiddlewareStack) and origin-checked
-(automation.websocket_origin, in automation.asgi). A socket is accepted and then closed with
+(automation.lib.websocket_origin, in automation.asgi). A socket is accepted and then closed with
 4401 when its session has no signed-in, active user and with 4403 when the user may not see its
 page: a close before accepting would reach the browser as a bare HTTP 403, which a page cannot
 tell from a network failure (it would reconnect forever).

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from automation.ids import uuid7
+from automation.lib.ids import uuid7
 
 
 class Heartbeat(models.Model):

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 from redis.connection import parse_url as parse_redis_url
 
-from automation.env import (
+from automation.lib.env import (
     data_dir,
     env_bool,
     env_choice,
@@ -82,7 +82,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who caused an event a signal emits during the request (events.bridge).
-    "automation.requestuser.RequestUserMiddleware",
+    "automation.lib.requestuser.RequestUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -255,7 +255,7 @@ if EMBEDDED:
     CELERY_QUEUE_DIR = DATA_DIR / "queue"
     CELERY_QUEUE_DIR.mkdir(exist_ok=True)
     CELERY_BROKER_URL = (
-        "automation-fs://localhost/"  # kombu's filesystem queue: automation/queue.py
+        "automation-fs://localhost/"  # kombu's filesystem queue: automation/lib/queue.py
     )
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_QUEUE_DIR),
@@ -421,9 +421,9 @@ CACHES = {
 
 # Logs: LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, and the
 # event_id / run_id / step_id / correlation_id of the work being done); plain text otherwise,
-# with those ids as key=value after the message (automation.logcontext).
+# with those ids as key=value after the message (automation.lib.logcontext).
 LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
-LOGGING["filters"] = {"ids": {"()": "automation.logcontext.ContextFilter"}}
+LOGGING["filters"] = {"ids": {"()": "automation.lib.logcontext.ContextFilter"}}
 LOGGING["formatters"]["plain"]["format"] += "%(context)s"
 LOGGING["formatters"]["json"] = {
     "()": "pythonjsonlogger.json.JsonFormatter",
@@ -446,9 +446,9 @@ CELERY_BEAT_SCHEDULE["automation.purge"] = {
     "schedule": RETENTION_INTERVAL,
 }
 
-# WhiteNoise, streaming static files without a warning under ASGI too (automation.staticfiles).
+# WhiteNoise, streaming static files without a warning under ASGI too (automation.lib.staticfiles).
 MIDDLEWARE[MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware")] = (
-    "automation.staticfiles.WhiteNoiseMiddleware"
+    "automation.lib.staticfiles.WhiteNoiseMiddleware"
 )
 # --- Declarative workflows and built-in actions (issue 5) -----------------------------------
 
@@ -538,7 +538,7 @@ AXES_RESET_ON_SUCCESS = False
 # LOGIN_LOCKOUT_SECONDS would keep a named account locked forever.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not what it is for; the table would grow
-AXES_CLIENT_IP_CALLABLE = "automation.clientip.client_address"
+AXES_CLIENT_IP_CALLABLE = "automation.lib.clientip.client_address"
 AXES_LOCKOUT_CALLABLE = "automation.logins.lockout_response"
 AXES_VERBOSE = False
 LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per failed sign-in; lockouts warn

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from automation import logcontext, services
+from automation import services
 from automation.engine import branches, executor, sweeps
+from automation.lib import logcontext
 
 
 @shared_task(name="automation.heartbeat")

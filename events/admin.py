@@ -19,7 +19,7 @@ from django.utils.safestring import SafeString
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
-from automation.paging import LargeTablePaginator
+from automation.lib.paging import LargeTablePaginator
 from events import selectors, services
 from events.models import Event, EventSchema, SignalBridge, WebhookEndpoint
 from events.validation import scheduled_kwargs_error

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from automation.ids import uuid7
+from automation.lib.ids import uuid7
 
 
 class Event(models.Model):

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from automation import jsonsafe
+from automation.lib import jsonsafe
 
 _PATH_RE = re.compile(r"^[A-Za-z_][\w\-]*(\[\d+\])*(\.[A-Za-z_][\w\-]*(\[\d+\])*)*$")
 _PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")

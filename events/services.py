@@ -25,10 +25,10 @@ from django.utils import timezone
 from django_celery_beat import validators as cron_validators
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from automation import logcontext, requestuser
-from automation.db import insert_plain, update_returning
 from automation.engine import dispatch
-from automation.requestuser import request_user
+from automation.lib import logcontext, requestuser
+from automation.lib.db import insert_plain, update_returning
+from automation.lib.requestuser import request_user
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path

@@ -17,10 +17,11 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
-from automation import metrics, ratelimit
-from automation.db import refused_value
-from automation.paging import keyset_page, query_without
-from automation.ui import render_page
+from automation import metrics
+from automation.lib import ratelimit
+from automation.lib.db import refused_value
+from automation.lib.paging import keyset_page, query_without
+from automation.lib.ui import render_page
 from events import endpoints, selectors, services
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.models import Event

@@ -7,7 +7,7 @@ import time
 
 from kombu import Connection
 
-from automation import queue
+from automation.lib import queue
 
 
 def test_messages_written_while_a_reader_drains_arrive_whole_and_once(tmp_path):

@@ -12,7 +12,7 @@ import sys
 import pytest
 from pythonjsonlogger.json import JsonFormatter
 
-from automation import logcontext
+from automation.lib import logcontext
 from automation.models import Run
 from tests.processes import ROOT, project_env
 
@@ -65,7 +65,7 @@ def test_lines_outside_any_work_carry_no_ids(json_lines):
 
 def test_log_format_json_makes_every_line_a_json_object():
     code = (
-        "import logging; from automation import logcontext\n"
+        "import logging; from automation.lib import logcontext\n"
         "with logcontext.scope(event_id='e-1', correlation_id='c-1'):\n"
         "    logging.getLogger('automation.test').warning('routed')\n"
     )

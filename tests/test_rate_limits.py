@@ -11,7 +11,7 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.authtoken.models import Token
 
-from automation.env import parse_rate
+from automation.lib.env import parse_rate
 from events.models import Event
 from events.services import webhook_endpoint_create
 from tests.events.servers import post, running_gunicorn

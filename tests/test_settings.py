@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from automation import env
+from automation.lib import env
 from tests.processes import ROOT, project_env
 
 

@@ -12,8 +12,8 @@ from django.conf import settings
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from automation import ratelimit
-from automation.clientip import client_address
+from automation.lib import ratelimit
+from automation.lib.clientip import client_address
 
 
 class TokenAuthentication(authentication.TokenAuthentication):

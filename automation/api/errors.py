@@ -27,7 +27,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from automation.db import refused_value
+from automation.lib.db import refused_value
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ DRF's own parser refuses NaN and Infinity without saying where they are, and tak
 (infinity) and lone surrogates (``"\\ud800"``), which SQLite stores and then cannot read back.
 Run inputs, approval comments, definitions and every other JSON body of the API go through this
 parser (the default parser in REST_FRAMEWORK), so such a body is a 400 naming the value's path
-before anything is stored (automation.jsonsafe).
+before anything is stored (automation.lib.jsonsafe).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from django.conf import settings
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-from automation import jsonsafe
+from automation.lib import jsonsafe
 
 
 class BodyTooLarge(APIException):

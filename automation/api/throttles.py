@@ -1,5 +1,5 @@
 """API_RATE_LIMIT: requests allowed per API token (per user for sessions, per address for
-anonymous requests: the address as automation.clientip reads it), in every process that
+anonymous requests: the address as automation.lib.clientip reads it), in every process that
 shares the rate-limit cache. Over it: 429 ``rate_limited`` with Retry-After (DRF's Throttled,
 shaped by automation.api.errors)."""
 
@@ -11,8 +11,8 @@ from django.conf import settings
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from automation import ratelimit
-from automation.clientip import client_address
+from automation.lib import ratelimit
+from automation.lib.clientip import client_address
 
 
 class ApiRateThrottle(BaseThrottle):

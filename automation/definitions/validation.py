@@ -15,7 +15,6 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 
-from automation import jsonsafe
 from automation.definitions import secrets as secret_store
 from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
@@ -23,6 +22,7 @@ from automation.definitions.templates import TemplateError, has_template, paths_
 from automation.engine import matching, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
+from automation.lib import jsonsafe
 
 STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema

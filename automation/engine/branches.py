@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import transaction
 
-from automation import requestuser
 from automation.engine import clock, dispatch, leases
 from automation.engine.errors import LeaseLost, StepFailed, Suspend, WorkflowError
 from automation.engine.retry import RetryPolicy
@@ -25,6 +24,7 @@ from automation.engine.steps import (
     record_failure,
     to_json,
 )
+from automation.lib import requestuser
 from automation.models import StepRecord, StepStatus, Timer
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from automation import lifecycle, logcontext, requestuser
+from automation import lifecycle
 from automation.engine import clock, leases, registry
 from automation.engine.context import Context
 from automation.engine.endings import run_end
@@ -28,6 +28,7 @@ from automation.engine.errors import (
 from automation.engine.retry import RetryPolicy
 from automation.engine.specs import spec_of, trigger_of
 from automation.engine.steps import error_info, to_json
+from automation.lib import logcontext, requestuser
 from automation.models import Run, RunStatus, StepRecord, Workflow
 
 logger = logging.getLogger(__name__)

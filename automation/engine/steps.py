@@ -22,8 +22,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
-from automation import jsonsafe, lifecycle, logcontext
-from automation.db import insert, insert_if
+from automation import lifecycle
 from automation.engine import clock, leases
 from automation.engine.errors import (
     Cancelled,
@@ -35,6 +34,8 @@ from automation.engine.errors import (
     WorkflowError,
 )
 from automation.engine.retry import RetryPolicy
+from automation.lib import jsonsafe, logcontext
+from automation.lib.db import insert, insert_if
 from automation.models import StepRecord, StepStatus, Timer, Wait
 
 if TYPE_CHECKING:

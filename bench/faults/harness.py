@@ -68,7 +68,7 @@ class FaultStack:
         self.workers: list[subprocess.Popen] = []
         # Worker main processes that exited by themselves (not killed by the script) and were
         # started again. Any is a failure: a worker must survive broker and database restarts
-        # on its own (kombu#582 used to make it exit on a Redis restart: automation.broker).
+        # on its own (kombu#582 used to make it exit on a Redis restart: automation.lib.broker).
         self.exits = 0
         self.beat: subprocess.Popen | None = None
         self.log = tmp / "processes.log"

@@ -11,7 +11,7 @@ message was lost is found by the sweeps (unrouted events, pending runs not advan
 
 Prints runs started, completed, lost, stuck, steps recorded twice and workers that exited by
 themselves; exits 1 unless every accepted event's run completed with each step recorded once
-and no worker exited (a worker survives a broker restart on its own: automation.broker).
+and no worker exited (a worker survives a broker restart on its own: automation.lib.broker).
 """
 
 from __future__ import annotations

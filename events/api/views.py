@@ -26,7 +26,7 @@ from rest_framework.response import Response
 from automation.api.permissions import HasPerm, ReadWrite, has_perm
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
-from automation.db import refused_value
+from automation.lib.db import refused_value
 from events import cloudevents, selectors, services
 from events.api.filters import EventFilter, WebhookEndpointFilter
 from events.api.serializers import (

@@ -3,7 +3,7 @@
 import django.utils.timezone
 from django.db import migrations, models
 
-import automation.ids
+import automation.lib.ids
 
 
 class Migration(migrations.Migration):
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                 (
                     "id",
                     models.UUIDField(
-                        default=automation.ids.uuid7,
+                        default=automation.lib.ids.uuid7,
                         editable=False,
                         primary_key=True,
                         serialize=False,

@@ -154,7 +154,7 @@ def test_a_valid_schedule_is_saved_in_admin(admin_client):
 
 
 def test_event_list_past_the_exact_count_limit_still_pages(admin_client, monkeypatch):
-    from automation.paging import LargeTablePaginator
+    from automation.lib.paging import LargeTablePaginator
 
     monkeypatch.setattr(LargeTablePaginator, "EXACT_UP_TO", 3)
     monkeypatch.setattr("events.admin.EventAdmin.list_per_page", 2)

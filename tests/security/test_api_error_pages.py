@@ -69,7 +69,7 @@ def test_pages_outside_the_api_keep_their_html_error_page(client):
 def test_a_database_refusal_is_reported_without_the_statement():
     from django.db import DataError
 
-    from automation.db import refused_value
+    from automation.lib.db import refused_value
 
     refusal = DataError('value too long for type character varying(200)\nLINE 1: INSERT INTO "x"')
     assert refused_value(refusal) == (

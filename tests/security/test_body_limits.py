@@ -188,7 +188,7 @@ async def _reads_the_whole_body(scope, receive, send):
 def _call_wrapper(headers: dict[bytes, bytes], chunks: int) -> tuple[list[dict], list[int]]:
     from asgiref.sync import async_to_sync
 
-    from automation.bodylimit import ASGIBodyLimit
+    from automation.lib.bodylimit import ASGIBodyLimit
 
     scope = {"type": "http", "path": "/hooks/lan/", "headers": list(headers.items())}
     receive, delivered = _receiving(chunks)

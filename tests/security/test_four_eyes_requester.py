@@ -304,7 +304,7 @@ def test_engine_work_done_in_a_request_is_not_credited_to_its_user(
     """A backend that routes and advances inline runs engine work in the request's thread:
     a save a run makes there (a signal turns it into an event) is the run's, not the signed-in
     user's. Otherwise bob, resuming ann's run, would become the requester of what it starts."""
-    from automation.requestuser import RequestUserMiddleware
+    from automation.lib.requestuser import RequestUserMiddleware
     from events.services import event_route
 
     ann, bob = approvers

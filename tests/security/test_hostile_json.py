@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
-from automation import jsonsafe
+from automation.lib import jsonsafe
 from automation.models import Run, Workflow
 from automation.services import workflow_definition_save
 from events import services

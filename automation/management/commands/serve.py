@@ -51,7 +51,7 @@ class Command(BaseCommand):
             log_level=settings.LOG_LEVEL.lower(),
             access_log=settings.DEBUG,
             # The client's address is the peer's; X-Forwarded-For is read by the application
-            # only when TRUSTED_PROXY_COUNT says proxies write it (automation.clientip).
+            # only when TRUSTED_PROXY_COUNT says proxies write it (automation.lib.clientip).
             proxy_headers=False,
         )
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal for us.

@@ -51,4 +51,4 @@ class Transport(filesystem.Transport):
     Channel = Channel
 
 
-TRANSPORT_ALIASES[SCHEME] = "automation.queue:Transport"
+TRANSPORT_ALIASES[SCHEME] = "automation.lib.queue:Transport"

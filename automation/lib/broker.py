@@ -18,7 +18,7 @@ Nothing is lost that was not lost already: the broker connection is gone, an una
 message is delivered again after the visibility timeout, and work whose message Redis lost is
 found by the engine's sweeps.
 
-Registered for ``redis://`` and ``rediss://`` URLs, as automation.queue is for the embedded
+Registered for ``redis://`` and ``rediss://`` URLs, as automation.lib.queue is for the embedded
 queue; automation.celery imports both.
 """
 
@@ -45,4 +45,4 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "automation.broker:Transport"
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = "automation.lib.broker:Transport"
