@@ -23,8 +23,14 @@ The states of a run (``RunStatus``) and how each is reached:
   refuses at creation). Only ``retry`` leaves a finished state (failed). A finished run's
   lease is held only while a parent compensates it (``take_finished``, ``let_go``).
 
-Moves that keep the status (``count_wakeup``, ``request_cancel``, ``redispatch``, ``unqueue``)
-are here too: they are guarded by the status as much as the others.
+Moves that keep the status are here too, as guarded UPDATEs like the others: a wake-up
+counted (``count_wakeup``), a cancel asked (``request_cancel``), a lost message sent again
+(``redispatch``), a queued run given a free slot (``unqueue``). Only a move that keeps the
+status may come from any status (``unqueue``, ``let_go``).
+
+A move guarded by the lease (``lease_owner``) checks its source status as well, although the
+holder of a lease always finds the run running: the table, not that reasoning, then says
+which moves a run can make.
 """
 
 from __future__ import annotations
@@ -157,7 +163,8 @@ _TABLE = [
                writes={"waiting_for": "", "dispatched_at": NOW}, dispatch=True),
     # A slot of its concurrency limit is free.
     Transition("unqueue", None, None, guard={"queued": True},
-               writes={"queued": False, "waiting_for": ""}, announce=False),
+               writes={"queued": False, "waiting_for": "", "dispatched_at": NOW},
+               announce=False, dispatch=True),
     # An operator (or its parent's end) asks it to stop; a running one stops before its
     # next step, a waiting or queued one is made runnable to compensate and end.
     Transition("request_cancel", _ACTIVE, None,
@@ -208,9 +215,8 @@ def transition(
         where &= Q(status=sources[0]) if len(sources) == 1 else Q(status__in=sources)
     for key, value in move.guard.items():
         where &= _condition(key, value, given, now)
-    changes = {key: _value(key, value, given, now) for key, value in move.writes.items()}
-    if move.target is not None:
-        changes["status"] = move.target
+    changes: dict[str, Any] = {} if move.target is None else {"status": move.target}
+    changes |= {key: _value(key, value, given, now) for key, value in move.writes.items()}
     if not Run.objects.filter(where).update(**changes):
         return False
     if before_announcing is not None:
