@@ -118,8 +118,6 @@ _ENDED = {
     # Whoever is about to suspend the run on an old reading sees that it moved.
     "wakeups": F("wakeups") + 1,
 }
-_ACTIVE = tuple(ACTIVE_STATUSES)
-_FINISHED = tuple(FINISHED_STATUSES)
 _HELD = {"lease_owner": GIVEN}
 _LEASED = {"lease_owner": GIVEN, "lease_expires_at": GIVEN}
 
@@ -141,7 +139,8 @@ _TABLE = [
     # wait is progress: earlier takeovers no longer count towards the dead letter.
     Transition("suspend", (S.RUNNING,), S.WAITING, guard={**_HELD, "wakeups": GIVEN},
                writes={**_RELEASED, "waiting_for": GIVEN, "recoveries": 0}),
-    # The three ends, only through endings.run_end (it closes the run's open work first).
+    # The three ends, only through endings.run_end: it closes the run's open work (steps,
+    # waits, approvals, timers, children) in the same transaction.
     Transition("succeed", (S.RUNNING,), S.SUCCEEDED, guard=_HELD, writes=_ENDED),
     Transition("fail", (S.RUNNING,), S.FAILED, guard=_HELD, writes=_ENDED),
     Transition("cancel", (S.RUNNING,), S.CANCELLED, guard=_HELD, writes=_ENDED),
@@ -156,7 +155,7 @@ _TABLE = [
     Transition("redispatch", (S.PENDING,), None, writes={"dispatched_at": NOW},
                announce=False, dispatch=True),
     # Something it may wait for happened: a worker about to suspend it replays instead.
-    Transition("count_wakeup", _ACTIVE, None, writes={"wakeups": F("wakeups") + 1},
+    Transition("count_wakeup", ACTIVE_STATUSES, None, writes={"wakeups": F("wakeups") + 1},
                announce=False),
     # What it waited for happened.
     Transition("wake", (S.WAITING,), S.PENDING,
@@ -167,7 +166,7 @@ _TABLE = [
                announce=False, dispatch=True),
     # An operator (or its parent's end) asks it to stop; a running one stops before its
     # next step, a waiting or queued one is made runnable to compensate and end.
-    Transition("request_cancel", _ACTIVE, None,
+    Transition("request_cancel", ACTIVE_STATUSES, None,
                writes={"cancel_requested": True, "wakeups": F("wakeups") + 1}, announce=False),
     Transition("wake_to_cancel", (S.WAITING,), S.PENDING, writes={"dispatched_at": NOW},
                dispatch=True),
@@ -179,7 +178,7 @@ _TABLE = [
                        "cancel_requested": False, "waiting_for": "", "dispatched_at": NOW},
                dispatch=True),
     # A parent compensating this finished child holds its lease while it writes its journal.
-    Transition("take_finished", _FINISHED, None, guard={"lease_owner": LEASE_FREE},
+    Transition("take_finished", FINISHED_STATUSES, None, guard={"lease_owner": LEASE_FREE},
                writes=_LEASED, announce=False),
     Transition("let_go", None, None, guard=_HELD, writes=_RELEASED, announce=False),
 ]
@@ -210,7 +209,7 @@ def transition(
     _check_given(move, given)
     now = now or clock.now()
     where = Q(id=run_id)
-    if move.sources is not None:  # one source: "status = x", as a hand-written filter says
+    if move.sources is not None:  # one source: "status = x", the statement it always was
         sources = move.sources
         where &= Q(status=sources[0]) if len(sources) == 1 else Q(status__in=sources)
     for key, value in move.guard.items():
