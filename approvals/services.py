@@ -25,6 +25,7 @@ from approvals.models import Approval, ApprovalEvent, ApprovalVote
 from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import step_complete
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +197,6 @@ def approval_decide(
     four-eyes); InvalidValues naming the fields that do not fit; AlreadyDecided when it is no
     longer pending or this user voted already.
     """
-    from automation.services import step_complete
-
     if decision not in DECISIONS:
         raise ValueError("decision must be 'approve' or 'reject'")
     transitions.check_permission(approval, transitions.TRANSITIONS[decision], user)
@@ -244,8 +243,6 @@ def _move(approval: Approval, name: str, user: Any, *, comment: str, values: dic
 def approval_expire(*, run_id: Any, step_id: str) -> bool:
     """The due time passed: escalate once if the definition says so, otherwise decide as
     ``on_timeout`` says. Returns True when the step got its outcome."""
-    from automation.services import step_complete
-
     with transaction.atomic():
         approval = (
             Approval.objects.select_for_update().filter(run_id=run_id, step_id=step_id).first()

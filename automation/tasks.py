@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from automation import services
 from automation.engine import branches, executor, sweeps
+from automation.health import heartbeat_record
 from automation.lib import logcontext
+from automation.retention import retention_apply
 
 
 @shared_task(name="automation.heartbeat")
 def heartbeat() -> None:
     """Record that background work runs (scheduled by beat; also sent when a worker starts)."""
-    services.heartbeat_record()
+    heartbeat_record()
 
 
 @shared_task(name="automation.advance_run")
@@ -30,7 +31,7 @@ def run_branch(run_id: str, step_id: str) -> str:
 @shared_task(name="automation.purge")
 def purge() -> dict[str, int]:
     """Delete events and finished runs past their retention (EVENTS/RUNS_RETENTION_DAYS)."""
-    return services.retention_apply()
+    return retention_apply()
 
 
 @shared_task(name="automation.sweep")

@@ -26,8 +26,10 @@ import pytest
 from django.conf import settings
 from django.test import TestCase
 
+from automation.commands import run_retry
 from automation.engine import branches, clock, dispatch, executor, leases, steps, sweeps
 from automation.engine.durations import parse_duration
+from automation.engine.runs import run_cancel, run_start
 from automation.models import Run, RunStatus, Timer
 
 __all__ = ["WorkflowHarness", "clock_fixture", "workflow_harness"]
@@ -103,8 +105,6 @@ class WorkflowHarness:
     ) -> Run:
         """Start a run (as ``run_start`` does) and drive it until it waits or ends (with
         ``drain=False``, its first message stays queued: see ``deliver_next``)."""
-        from automation.services import run_start
-
         run = self._committed(run_start, workflow=workflow, input=input, **options)
         self._drain_if(drain)
         return run
@@ -155,16 +155,12 @@ class WorkflowHarness:
 
     def cancel(self, run: Run, *, drain: bool = True) -> Run:
         """Cancel the run as an operator does (``run_cancel``), then drive it to its end."""
-        from automation.services import run_cancel
-
         run = self._committed(run_cancel, run=run)
         self._drain_if(drain)
         return run
 
     def retry(self, run: Run, *, drain: bool = True) -> Run:
         """Retry a failed run from its failed step as an operator does (``run_retry``)."""
-        from automation.services import run_retry
-
         run = self._committed(run_retry, run=run)
         self._drain_if(drain)
         return run

@@ -15,6 +15,7 @@ from django.db import transaction
 from automation.engine import clock, dispatch, leases
 from automation.engine.errors import LeaseLost, StepFailed, Suspend, WorkflowError
 from automation.engine.retry import RetryPolicy
+from automation.engine.runs import run_wake
 from automation.engine.steps import (
     _attempt,
     _record_success,
@@ -25,7 +26,7 @@ from automation.engine.steps import (
     to_json,
 )
 from automation.lib import requestuser
-from automation.models import StepRecord, StepStatus, Timer
+from automation.models import Run, StepRecord, StepStatus, Timer
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
@@ -44,8 +45,6 @@ def _branch_ref(branch: Any, step_id: str, index: int) -> dict[str, Any]:
 
 def fail_branch_dead_letter(record: StepRecord) -> bool:
     """A branch that keeps losing its worker fails (which fails its parallel step fast)."""
-    from automation.services import run_wake
-
     error = {
         "type": "DeadLetter",
         "message": f"branch {record.step_id!r} was taken back from "
@@ -138,8 +137,6 @@ def execute_branch(run_id: Any, step_id: str) -> str:
 
 
 def _execute_branch(run_id: Any, step_id: str) -> str:
-    from automation.models import Run
-    from automation.services import run_wake
 
     now = clock.now()
     record = StepRecord.objects.filter(run_id=run_id, step_id=step_id).first()

@@ -612,7 +612,7 @@ def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None)
     this run has taken (so two waits in a row get two events, in order)."""
     from django.utils import timezone
 
-    from automation.services import wait_resolve
+    from automation.engine.runs import wait_resolve
     from events.models import Event
 
     window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
@@ -751,7 +751,7 @@ def emit_event(
 def start_child(
     ctx: Context, *, step_id: str, seq: int, workflow: str, input: dict[str, Any]
 ) -> StepRecord:
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     with transaction.atomic():
         # The waiting record first: a child that ends at once (skipped by its concurrency

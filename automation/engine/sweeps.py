@@ -16,7 +16,9 @@ from django.db.models import F, Q
 
 from automation import lifecycle
 from automation.engine import clock, dispatch
+from automation.engine.branches import fail_branch_dead_letter
 from automation.engine.endings import run_end
+from automation.engine.runs import run_wake
 from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
 
 logger = logging.getLogger(__name__)
@@ -48,8 +50,6 @@ def _each(items: Any, handle: Any, what: str) -> int:
 
 def timers_fire() -> int:
     """Fire every timer that is due (claimed one by one, so two sweeps never fire one twice)."""
-    from automation.services import run_wake
-
     due = Timer.objects.filter(fired_at__isnull=True, due_at__lte=clock.now()).order_by("due_at")
 
     def fire(timer: Timer) -> bool:
@@ -148,8 +148,6 @@ def branches_recover() -> int:
 
 
 def _recover_branch(record: StepRecord, now: Any) -> bool:
-    from automation.engine.branches import fail_branch_dead_letter
-
     later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
     changes: dict[str, Any] = {"lease_expires_at": later}
     if record.status == StepStatus.RUNNING:  # its worker stopped renewing the claim
