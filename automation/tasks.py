@@ -1,5 +1,5 @@
-"""Celery tasks of the automation domain. Tasks only call the engine or a service; each is
-safe to deliver any number of times."""
+"""Celery tasks of the automation domain, and the engine's dispatch backend that sends them.
+Tasks only call the engine or a service; each is safe to deliver any number of times."""
 
 from __future__ import annotations
 
@@ -37,3 +37,25 @@ def purge() -> dict[str, int]:
 @shared_task(name="automation.sweep")
 def sweep() -> dict[str, int]:
     return sweeps.sweep()
+
+
+class CeleryBackend:
+    """The engine's dispatch backend (automation.engine.ports), installed by
+    AutomationConfig.ready.
+
+    Publishes without Celery's publish retries: with the broker down, a request (a webhook)
+    must not hang on them. A message that could not be sent is re-sent by the sweeps.
+
+    "Route event X" is handed to this process's publisher thread (events.publisher), which
+    batches what piles up: the webhook request does not pay for the publish."""
+
+    def advance(self, run_id: str) -> None:
+        advance_run.apply_async((run_id,), retry=False)
+
+    def branch(self, run_id: str, step_id: str) -> None:
+        run_branch.apply_async((run_id, step_id), retry=False)
+
+    def route(self, event_id: str) -> None:
+        from events import publisher
+
+        publisher.route(event_id)

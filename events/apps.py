@@ -9,8 +9,11 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
-        from events import bridge, endpoints, schemas
+        from automation.engine import ports
+        from events import bridge, endpoints, schemas, sink
         from events.models import EventSchema, SignalBridge, WebhookEndpoint
+
+        ports.event_sink_set(sink.EventLog())  # what ctx.emit and wait lookbacks use
 
         # The signal bridge listens to every model; rules decide which changes become events.
         pre_save.connect(bridge.on_pre_save, dispatch_uid="events.bridge.pre_save")

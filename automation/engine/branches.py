@@ -19,11 +19,11 @@ from automation.engine.runs import run_wake
 from automation.engine.steps import (
     _attempt,
     _record_success,
-    _waiting_record,
     complete_waiting,
     fail_waiting,
     record_failure,
     to_json,
+    waiting_record,
 )
 from automation.lib import requestuser
 from automation.models import Run, StepRecord, StepStatus, Timer
@@ -72,7 +72,7 @@ def start_parallel(
     refs = [_branch_ref(branch, step_id, i) for i, branch in enumerate(branches)]
     redispatch = clock.now() + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
     with transaction.atomic():
-        record = _waiting_record(
+        record = waiting_record(
             ctx,
             step_id=step_id,
             seq=seq,

@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from automation.engine import branches as branch_ops
-from automation.engine import clock, saga, steps
+from automation.engine import clock, ports, saga, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
     TIMED_OUT,
@@ -346,9 +346,10 @@ class Context:
         or None/0 for never).
         The assignees are emailed a personal link when asked, reminded and escalated to.
         """
+        kind = ports.step_kind("approval")  # approvals.steps registers it
         record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
-            record = steps.start_approval(
+            record = kind.start(
                 self,
                 step_id=step_id,
                 seq=seq,
@@ -372,7 +373,7 @@ class Context:
                 ),
             )
             self._remember(record)
-        return steps.approval_result(self, record)
+        return kind.result(self, record)
 
     # --- events, children, branches -------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 
 from automation import lifecycle
-from automation.engine import clock
+from automation.engine import clock, ports
 from automation.engine.runs import run_finished, run_finished_writes, runs_cancel_children
 from automation.models import (
     OPEN_STEP_STATUSES,
@@ -90,8 +90,6 @@ def open_work_close(run_id: Any, now: Any) -> None:
     (with the time), its waits are cancelled, its pending approvals cancelled (through their
     transition table), its timers deleted, its child runs still active cancelled: nothing
     will wake it or decide for it again."""
-    from approvals.services import approvals_cancel_for_run
-
     Timer.objects.filter(run_id=run_id, fired_at__isnull=True).delete()
     open_steps = StepRecord.objects.filter(run_id=run_id, status__in=OPEN_STEP_STATUSES)
     closed = list(open_steps.values_list("step_id", "kind"))
@@ -109,5 +107,5 @@ def open_work_close(run_id: Any, now: Any) -> None:
     Wait.objects.filter(run_id=run_id, status=Wait.Status.OPEN).update(
         status=Wait.Status.CANCELLED, resolved_at=now
     )
-    approvals_cancel_for_run(run_id=run_id)
+    ports.run_close_hooks_call(run_id)  # approvals: its pending approvals
     runs_cancel_children(run_id=run_id)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from automation import lifecycle
-from automation.engine import clock, dispatch, leases, matching, registry, steps
+from automation.engine import clock, dispatch, leases, matching, ports, registry, steps
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
@@ -324,8 +324,6 @@ def _limit(run: Run) -> int:
 def run_cancel(*, run: Run) -> Run:
     """Ask a run to stop: its waits and approvals close now, its child runs are cancelled, and
     its completed steps are compensated. A running run stops before its next step."""
-    from approvals.services import approvals_cancel_for_run
-
     with transaction.atomic():
         updated = Run.objects.filter(id=run.id, status__in=ACTIVE_STATUSES).update(
             cancel_requested=True, wakeups=F("wakeups") + 1
@@ -335,7 +333,7 @@ def run_cancel(*, run: Run) -> Run:
         Wait.objects.filter(run_id=run.id, status=Wait.Status.OPEN).update(
             status=Wait.Status.CANCELLED, resolved_at=clock.now()
         )
-        approvals_cancel_for_run(run_id=run.id)
+        ports.run_close_hooks_call(run.id)  # approvals: its pending approvals
         runs_cancel_children(run_id=run.id)
         if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
             status=RunStatus.PENDING

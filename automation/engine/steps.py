@@ -23,7 +23,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 
 from automation import lifecycle
-from automation.engine import clock, leases
+from automation.engine import clock, leases, ports
 from automation.engine.errors import (
     Cancelled,
     LeaseLost,
@@ -483,7 +483,7 @@ def _still_waiting(run_id: Any, step_id: str, child_run_id: str) -> Any:
     return records
 
 
-def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, **extra: Any):
+def waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, **extra: Any):
     record = StepRecord.objects.create(
         run=ctx.run,
         step_id=step_id,
@@ -495,6 +495,19 @@ def _waiting_record(ctx: Context, *, step_id: str, seq: int, kind: str, input: A
         **extra,
     )
     return _announce(record)
+
+
+def waiting_record_due(
+    ctx: Context, *, step_id: str, seq: int, kind: str, input: Any, due: datetime | None
+) -> StepRecord:
+    """Journal a step that waits until ``due`` at the latest (None: no deadline), with the
+    timer that wakes the run then. Call it inside the transaction that opens the step."""
+    record = waiting_record(
+        ctx, step_id=step_id, seq=seq, kind=kind, input=input, next_attempt_at=due
+    )
+    if due:
+        Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)
+    return record
 
 
 def is_due(ctx: Context, record: StepRecord) -> bool:
@@ -512,7 +525,7 @@ def is_due(ctx: Context, record: StepRecord) -> bool:
     ).exists()
 
 
-def _refreshed(record: StepRecord) -> StepRecord:
+def refreshed(record: StepRecord) -> StepRecord:
     record.refresh_from_db()
     return record
 
@@ -522,7 +535,7 @@ def _refreshed(record: StepRecord) -> StepRecord:
 
 def start_sleep(ctx: Context, *, step_id: str, seq: int, due: datetime) -> StepRecord:
     with transaction.atomic():
-        record = _waiting_record(
+        record = waiting_record(
             ctx,
             step_id=step_id,
             seq=seq,
@@ -573,7 +586,7 @@ def start_wait(
         matching.compile_expression(expression)  # a bad expression fails now, not on each event
     deadline = clock.now() + timeout if timeout else None
     with transaction.atomic():
-        record = _waiting_record(
+        record = waiting_record(
             ctx,
             step_id=step_id,
             seq=seq,
@@ -601,7 +614,7 @@ def start_wait(
     # Look back only once the wait is committed: an event stored after this query is routed to
     # the wait, one stored before it is found here, so none falls between the two.
     _resolve_from_lookback(ctx, wait, lookback)
-    return _refreshed(record)
+    return refreshed(record)
 
 
 LOOKBACK_LIMIT = 1000  # newest events of the type examined; exact matches are filtered in SQL
@@ -613,16 +626,16 @@ def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None)
     from django.utils import timezone
 
     from automation.engine.runs import wait_resolve
-    from events.models import Event
 
     window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
     taken = Wait.objects.filter(run_id=ctx.run.id, event__isnull=False).values("event_id")
-    candidates = (
-        Event.objects.filter(type=wait.event_type, received_at__gte=timezone.now() - window)
-        .filter(**_exact_filters(wait.match or {}))
-        .exclude(id=ctx.run.trigger_event_id)
-        .exclude(id__in=taken)
-        .order_by("-received_at")[:LOOKBACK_LIMIT]
+    candidates = ports.event_sink().lookback(
+        event_type=wait.event_type,
+        since=timezone.now() - window,
+        data_equals=_exact_filters(wait.match or {}),
+        exclude_id=ctx.run.trigger_event_id,
+        exclude_ids=taken,
+        limit=LOOKBACK_LIMIT,
     )
     for event in sorted(candidates, key=lambda e: e.received_at):
         if wait_resolve(wait=wait, event=event, wake=False):
@@ -630,9 +643,10 @@ def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None)
 
 
 def _exact_filters(match: dict[str, Any]) -> dict[str, Any]:
-    """SQL filters for the scalar values of an exact match (the rest is checked in Python)."""
+    """The scalar values of an exact match, by dotted path, for the event log to filter on
+    (the rest is checked in Python)."""
     return {
-        "data__" + "__".join(path.split(".")): value
+        path: value
         for path, value in match.items()
         if isinstance(value, str | int | float | bool)
         and all(p.isidentifier() for p in path.split("."))
@@ -650,67 +664,10 @@ def wait_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
             ).update(status=Wait.Status.TIMED_OUT, resolved_at=now)
             if timed_out:
                 complete_waiting(ctx.run.id, record.step_id, {"timed_out": True})
-        record = _refreshed(record)
+        record = refreshed(record)
         if record.status == StepStatus.SUCCEEDED:
             return record.output
     raise Suspend(f"waiting in {record.step_id!r} for event {record.input['event_type']}")
-
-
-# --- approvals ------------------------------------------------------------------------------
-
-
-def start_approval(
-    ctx: Context,
-    *,
-    step_id: str,
-    seq: int,
-    title: str,
-    assignees: list[str],
-    description: str,
-    context: dict[str, Any],
-    timeout: timedelta | None,
-    on_timeout: str,
-    **options: Any,
-) -> StepRecord:
-    from approvals.services import approval_create
-
-    due = clock.now() + timeout if timeout else None
-    with transaction.atomic():
-        record = _waiting_record(
-            ctx,
-            step_id=step_id,
-            seq=seq,
-            kind=StepRecord.Kind.APPROVAL,
-            input={"title": title, "assignees": assignees, "due": due.isoformat() if due else None},
-            next_attempt_at=due,
-        )
-        approval_create(
-            run=ctx.run,
-            step_id=step_id,
-            title=title,
-            description=description,
-            context=to_json(context, "approval context"),
-            assignees=assignees,
-            due_at=due,
-            on_timeout=on_timeout,
-            **options,
-        )
-        if due:
-            Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)
-    return record
-
-
-def approval_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
-    from approvals.services import approval_expire
-
-    if record.status == StepStatus.SUCCEEDED:
-        return record.output
-    if is_due(ctx, record):
-        approval_expire(run_id=ctx.run.id, step_id=record.step_id)
-        record = _refreshed(record)
-        if record.status == StepStatus.SUCCEEDED:
-            return record.output
-    raise Suspend(f"waiting in {record.step_id!r} for an approval")
 
 
 # --- emit -----------------------------------------------------------------------------------
@@ -719,10 +676,8 @@ def approval_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
 def emit_event(
     ctx: Context, *, step_id: str, seq: int, event_type: str, data: dict[str, Any], subject: str
 ) -> StepRecord:
-    from events.services import event_record
-
     with transaction.atomic():
-        event, _ = event_record(
+        event = ports.event_sink().record(
             type=event_type,
             data=to_json(data, f"the data of {step_id!r}"),
             source=f"run:{ctx.run_id}",
@@ -756,7 +711,7 @@ def start_child(
     with transaction.atomic():
         # The waiting record first: a child that ends at once (skipped by its concurrency
         # limit) reports to it while it is being started.
-        record = _waiting_record(
+        record = waiting_record(
             ctx,
             step_id=step_id,
             seq=seq,
@@ -772,7 +727,7 @@ def start_child(
         )
         record.input["child_run_id"] = str(child.id)
         StepRecord.objects.filter(pk=record.pk).update(input=record.input)
-    return _refreshed(record)
+    return refreshed(record)
 
 
 def child_result(ctx: Context, record: StepRecord) -> Any:
