@@ -26,6 +26,7 @@ import pytest
 from django.conf import settings
 from django.test import TestCase
 
+from approvals.services import approvals_remind_due
 from automation.commands import run_retry
 from automation.engine import branches, clock, dispatch, executor, leases, steps, sweeps
 from automation.engine.durations import parse_duration
@@ -242,8 +243,10 @@ class WorkflowHarness:
         self.tick(drain=drain)
 
     def tick(self, *, drain: bool = True) -> None:
-        """One sweep (timers, recoveries) and a drain, without moving the clock."""
+        """One sweep (timers, recoveries), one run of approvals' reminders and a drain, without
+        moving the clock: what beat would have run by then."""
         self._committed(sweeps.sweep)
+        self._committed(approvals_remind_due)
         self._drain_if(drain)
 
     def run_until_idle(self, *, max_skip: str | float | timedelta = "365d") -> None:

@@ -510,6 +510,13 @@ def waiting_record_due(
     return record
 
 
+def step_deadline_move(run_id: Any, step_id: str, due: datetime) -> None:
+    """Move a waiting step's deadline to ``due`` (an escalated approval gets a new one): the
+    step is due then, and a timer wakes the run at that time."""
+    StepRecord.objects.filter(run_id=run_id, step_id=step_id).update(next_attempt_at=due)
+    Timer.objects.create(run_id=run_id, step_id=step_id, due_at=due)
+
+
 def is_due(ctx: Context, record: StepRecord) -> bool:
     """Whether the time a waiting record waits for has come: by this worker's clock, or
     because the sweep fired its timer (the sweeper's clock may run ahead of ours)."""

@@ -1,5 +1,6 @@
 """The periodic sweep: fire due timers, recover runs from workers that died, re-send lost
-dispatches, dead-letter runs that keep killing their workers, remind approvers before due.
+dispatches, dead-letter runs that keep killing their workers. (Approval reminders are
+approvals' own periodic task, approvals.remind.)
 
 Each item is handled on its own: one broken run is logged and never stops the rest.
 """
@@ -27,14 +28,11 @@ BATCH = 500
 
 
 def sweep() -> dict[str, int]:
-    from approvals.services import approvals_remind_due
-
     return {
         "timers": timers_fire(),
         "recovered": runs_recover(),
         "redispatched": runs_redispatch(),
         "branches": branches_recover(),
-        "reminders": approvals_remind_due(limit=BATCH),
     }
 
 
