@@ -26,7 +26,7 @@ from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import step_complete
-from automation.engine.steps import step_deadline_move
+from automation.engine.waits import step_deadline_move
 
 logger = logging.getLogger(__name__)
 

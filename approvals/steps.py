@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 
 from approvals.services import approval_create, approval_expire, approvals_cancel_for_run
-from automation.engine import clock, ports, steps
+from automation.engine import clock, journal, ports, waits
 from automation.engine.errors import Suspend
 from automation.models import StepRecord, StepStatus
 
@@ -49,7 +49,7 @@ def start_approval(
 ) -> StepRecord:
     due = clock.now() + timeout if timeout else None
     with transaction.atomic():
-        record = steps.waiting_record_due(
+        record = journal.waiting_record_due(
             ctx,
             step_id=step_id,
             seq=seq,
@@ -62,7 +62,7 @@ def start_approval(
             step_id=step_id,
             title=title,
             description=description,
-            context=steps.to_json(context, "approval context"),
+            context=journal.to_json(context, "approval context"),
             assignees=assignees,
             due_at=due,
             on_timeout=on_timeout,
@@ -74,9 +74,9 @@ def start_approval(
 def approval_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
     if record.status == StepStatus.SUCCEEDED:
         return record.output
-    if steps.is_due(ctx, record):
+    if waits.is_due(ctx, record):
         approval_expire(run_id=ctx.run.id, step_id=record.step_id)
-        record = steps.refreshed(record)
+        record = journal.refreshed(record)
         if record.status == StepStatus.SUCCEEDED:
             return record.output
     raise Suspend(f"waiting in {record.step_id!r} for an approval")

@@ -28,7 +28,7 @@ from django.test import TestCase
 
 from approvals.services import approvals_remind_due
 from automation.commands import run_retry
-from automation.engine import branches, clock, dispatch, executor, leases, steps, sweeps
+from automation.engine import attempts, branches, clock, dispatch, executor, leases, sweeps
 from automation.engine.durations import parse_duration
 from automation.engine.runs import run_cancel, run_start
 from automation.models import Run, RunStatus, Timer
@@ -62,12 +62,12 @@ class WorkflowHarness:
 
     def __enter__(self) -> WorkflowHarness:
         self._previous_backend = dispatch.set_backend(self.backend)
-        self._previous_interceptor = steps.set_interceptor(self._intercept)
+        self._previous_interceptor = attempts.set_interceptor(self._intercept)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         dispatch.set_backend(self._previous_backend)
-        steps.set_interceptor(self._previous_interceptor)
+        attempts.set_interceptor(self._previous_interceptor)
         clock.reset()
 
     # --- fakes ----------------------------------------------------------------------------------

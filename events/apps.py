@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save, pre_save
 
+from automation.engine import ports
+
 
 class EventsConfig(AppConfig):
     """What happened: the append-only event log and the ways events arrive."""
@@ -9,7 +11,6 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
-        from automation.engine import ports
         from events import bridge, endpoints, schemas, sink
         from events.models import EventSchema, SignalBridge, WebhookEndpoint
 

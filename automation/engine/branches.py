@@ -13,18 +13,11 @@ from django.conf import settings
 from django.db import transaction
 
 from automation.engine import clock, dispatch, leases
+from automation.engine.attempts import attempt_call, record_failure, record_success
 from automation.engine.errors import LeaseLost, StepFailed, Suspend, WorkflowError
+from automation.engine.journal import complete_waiting, fail_waiting, to_json, waiting_record
 from automation.engine.retry import RetryPolicy
 from automation.engine.runs import run_wake
-from automation.engine.steps import (
-    _attempt,
-    _record_success,
-    complete_waiting,
-    fail_waiting,
-    record_failure,
-    to_json,
-    waiting_record,
-)
 from automation.lib import requestuser
 from automation.models import Run, StepRecord, StepStatus, Timer
 
@@ -183,7 +176,7 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
     try:
         fn = _resolve_function(record.input["fn"])
         with leases.keeping(renew_once):
-            output = _attempt(step_id, fn, tuple(record.input.get("args", [])), {}, None)
+            output = attempt_call(step_id, fn, tuple(record.input.get("args", [])), {}, None)
     except Exception as exc:
         try:
             record_failure(record, exc, policy, timer_kind=Timer.Kind.BRANCH)
@@ -192,7 +185,7 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
         except StepFailed:
             run_wake(run_id=run_id)  # fail fast: the run learns at once
             return "failed"
-    _record_success(record, output)
+    record_success(record, output)
     parent = step_id.rsplit("[", 1)[0]
     parent_record = StepRecord.objects.get(run_id=run_id, step_id=parent)
     if all(

@@ -1,6 +1,6 @@
 """The engine's ports: what it needs from the outside world, filled by the outer apps.
 
-The engine imports nothing from events, approvals, the declarative definitions or the Celery
+The engine depends on nothing in events, approvals, the declarative definitions or the Celery
 tasks. Where it needs them it calls a port here, which those apps fill from their
 ``AppConfig.ready()``:
 

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from automation import lifecycle
-from automation.engine import clock, dispatch, leases, matching, ports, registry, steps
+from automation.engine import clock, dispatch, journal, leases, matching, ports, registry
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
@@ -70,7 +70,7 @@ def run_start(
     run = Run(
         workflow=wf,
         version=version,
-        input=steps.to_json(data, "the run's input"),
+        input=journal.to_json(data, "the run's input"),
         trigger_event=event,
         parent_run=parent_run,
         parent_step_id=parent_step_id,
@@ -220,7 +220,7 @@ def wait_resolve(
             status=Wait.Status.MATCHED, event_id=event.id, resolved_at=clock.now()
         ):
             return False
-        steps.complete_waiting(wait.run_id, wait.step_id, event.as_trigger())
+        journal.complete_waiting(wait.run_id, wait.step_id, event.as_trigger())
         if wake:
             run_wake(run_id=wait.run_id)
     return True
@@ -242,7 +242,7 @@ def waits_resolve_for_event(event: Any, *, problems: list[str] | None = None) ->
 def step_complete(*, run_id: Any, step_id: str, output: Any) -> bool:
     """Record the outcome of a waiting step decided outside the run, and resume the run."""
     with transaction.atomic():
-        if not steps.complete_waiting(run_id, step_id, output):
+        if not journal.complete_waiting(run_id, step_id, output):
             return False
         run_wake(run_id=run_id)
     return True
@@ -262,7 +262,7 @@ def _tell_parent(run: Run) -> None:
     cancelled whichever of the two a worker advances first, and its end closes the step."""
     parent_id, step_id, child_id = run.parent_run_id, run.parent_step_id, str(run.id)
     if run.status == RunStatus.SUCCEEDED:
-        if steps.complete_waiting(parent_id, step_id, run.output, child_run_id=child_id):
+        if journal.complete_waiting(parent_id, step_id, run.output, child_run_id=child_id):
             run_wake(run_id=parent_id)
         return
     if (
@@ -277,7 +277,7 @@ def _tell_parent(run: Run) -> None:
         "child_error": run.error,
         "retryable": False,
     }
-    if steps.fail_waiting(parent_id, step_id, error, child_run_id=child_id):
+    if journal.fail_waiting(parent_id, step_id, error, child_run_id=child_id):
         run_wake(run_id=parent_id)
 
 
