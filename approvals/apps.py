@@ -21,7 +21,12 @@ class ApprovalsConfig(AppConfig):
     verbose_name = "Approvals"
 
     def ready(self) -> None:
-        from approvals import live  # noqa: F401  (connects the live inbox's receiver)
+        from approvals import (
+            live,  # noqa: F401  (connects the live inbox's receiver)
+            steps,
+        )
+
+        steps.register()  # the approval step kind, for ctx.approval()
 
         # Last of our apps: the permissions of automation and events exist by then.
         post_migrate.connect(_ensure_operators_group, sender=self)

@@ -25,6 +25,8 @@ from approvals.models import Approval, ApprovalEvent, ApprovalVote
 from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import step_complete
+from automation.engine.waits import step_deadline_move
 
 logger = logging.getLogger(__name__)
 
@@ -196,8 +198,6 @@ def approval_decide(
     four-eyes); InvalidValues naming the fields that do not fit; AlreadyDecided when it is no
     longer pending or this user voted already.
     """
-    from automation.services import step_complete
-
     if decision not in DECISIONS:
         raise ValueError("decision must be 'approve' or 'reject'")
     transitions.check_permission(approval, transitions.TRANSITIONS[decision], user)
@@ -244,8 +244,6 @@ def _move(approval: Approval, name: str, user: Any, *, comment: str, values: dic
 def approval_expire(*, run_id: Any, step_id: str) -> bool:
     """The due time passed: escalate once if the definition says so, otherwise decide as
     ``on_timeout`` says. Returns True when the step got its outcome."""
-    from automation.services import step_complete
-
     with transaction.atomic():
         approval = (
             Approval.objects.select_for_update().filter(run_id=run_id, step_id=step_id).first()
@@ -269,8 +267,6 @@ def approval_expire(*, run_id: Any, step_id: str) -> bool:
 
 def _escalate(approval: Approval) -> None:
     """Hand the approval to ``escalate_to`` with a new due time (then it rejects on timeout)."""
-    from automation.models import StepRecord, Timer
-
     users, groups = _resolve_assignees(approval.escalate_to)
     timeout = approval.escalation_timeout or (
         (approval.due_at - approval.created_at) if approval.due_at else timedelta(days=1)
@@ -283,10 +279,7 @@ def _escalate(approval: Approval) -> None:
         return
     approval.assignee_users.set(users)
     approval.assignee_groups.set(groups)
-    StepRecord.objects.filter(run_id=approval.run_id, step_id=approval.step_id).update(
-        next_attempt_at=due
-    )
-    Timer.objects.create(run_id=approval.run_id, step_id=approval.step_id, due_at=due)
+    step_deadline_move(approval.run_id, approval.step_id, due)
     _log(approval, ApprovalEvent.Action.ESCALATED, to=approval.escalate_to, due_at=_iso(due))
     approval_email_after_commit(approval.pk, "escalated")
 
@@ -303,9 +296,10 @@ def approvals_cancel_for_run(*, run_id: Any) -> int:
 
 
 def approvals_remind_due(*, limit: int = 500) -> int:
-    """Remind the assignees of pending approvals whose reminder is due (the engine's sweep
-    calls this). Each reminder is claimed with a conditional update, so two sweeps never send
-    one twice; one approval's failure is logged and does not stop the others."""
+    """Remind the assignees of pending approvals whose reminder is due (approvals' periodic
+    task ``approvals.remind`` calls this). Each reminder is claimed with a conditional update,
+    so two runs of the task never send one twice; one approval's failure is logged and does
+    not stop the others."""
     due = Approval.objects.filter(
         status=Approval.Status.PENDING, reminded_at__isnull=True, remind_at__lte=clock.now()
     ).order_by("remind_at")

@@ -8,7 +8,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from automation.commands import run_retry, runs_retry_failed
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import run_cancel
 from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
@@ -21,7 +23,6 @@ from automation.models import (
     Timer,
     Wait,
 )
-from automation.services import run_cancel, run_retry, runs_retry_failed
 from automation.workflow_admin import WorkflowAdmin, WorkflowVersionAdmin
 
 __all__ = ["WorkflowAdmin", "WorkflowVersionAdmin"]  # registered in automation.workflow_admin

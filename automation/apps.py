@@ -16,10 +16,15 @@ class AutomationConfig(AppConfig):
             logins,  # connects the sign-in receiver that clears an account's failures
             metrics,  # connects the metrics' receivers
             signals,  # connects the Celery signal handlers
+            tasks,
         )
-        from automation.engine import registry
+        from automation.definitions import interpreter
+        from automation.engine import dispatch, ports, registry
         from automation.lib import clientip  # noqa: F401  (registers the deploy check on proxies)
 
+        # The engine's ports this app fills (see automation.engine.ports).
+        dispatch.set_backend(tasks.CeleryBackend())
+        ports.spec_builder_set(interpreter.workflow_spec)
         live_access.connect()
         registry.autodiscover()
         post_migrate.connect(_sync_code_workflows, sender=self)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,11 +30,21 @@ from django.utils import timezone
 
 from automation.celery import app as celery_app
 from automation.models import Heartbeat
-from automation.services import BACKGROUND
 
 CHECK_TIMEOUT = 3.0  # seconds each network check may take before it counts as down
 
 Check = dict[str, Any]
+
+BACKGROUND = "background"
+
+
+def heartbeat_record(*, name: str = BACKGROUND) -> Heartbeat:
+    """Record that this process has just run a background job."""
+    heartbeat, _ = Heartbeat.objects.update_or_create(
+        name=name,
+        defaults={"seen_at": timezone.now(), "worker": f"{socket.gethostname()}:{os.getpid()}"},
+    )
+    return heartbeat
 
 
 def check_database() -> Check:

@@ -312,6 +312,8 @@ SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 1, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "automation.heartbeat": {"task": "automation.heartbeat", "schedule": HEARTBEAT_INTERVAL},
     "automation.sweep": {"task": "automation.sweep", "schedule": SWEEP_INTERVAL},
+    # Reminds approvers before an approval is due (approvals' own job, as often as the sweep).
+    "approvals.remind": {"task": "approvals.remind", "schedule": SWEEP_INTERVAL},
     # Routes events whose after-commit dispatch was lost (broker down, process killed).
     "events.sweep_unrouted": {"task": "events.sweep_unrouted", "schedule": 5.0},
 }

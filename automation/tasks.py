@@ -1,19 +1,20 @@
-"""Celery tasks of the automation domain. Tasks only call the engine or a service; each is
-safe to deliver any number of times."""
+"""Celery tasks of the automation domain, and the engine's dispatch backend that sends them.
+Tasks only call the engine or a service; each is safe to deliver any number of times."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from automation import services
 from automation.engine import branches, executor, sweeps
+from automation.health import heartbeat_record
 from automation.lib import logcontext
+from automation.retention import retention_apply
 
 
 @shared_task(name="automation.heartbeat")
 def heartbeat() -> None:
     """Record that background work runs (scheduled by beat; also sent when a worker starts)."""
-    services.heartbeat_record()
+    heartbeat_record()
 
 
 @shared_task(name="automation.advance_run")
@@ -30,9 +31,31 @@ def run_branch(run_id: str, step_id: str) -> str:
 @shared_task(name="automation.purge")
 def purge() -> dict[str, int]:
     """Delete events and finished runs past their retention (EVENTS/RUNS_RETENTION_DAYS)."""
-    return services.retention_apply()
+    return retention_apply()
 
 
 @shared_task(name="automation.sweep")
 def sweep() -> dict[str, int]:
     return sweeps.sweep()
+
+
+class CeleryBackend:
+    """The engine's dispatch backend (automation.engine.ports), installed by
+    AutomationConfig.ready.
+
+    Publishes without Celery's publish retries: with the broker down, a request (a webhook)
+    must not hang on them. A message that could not be sent is re-sent by the sweeps.
+
+    "Route event X" is handed to this process's publisher thread (events.publisher), which
+    batches what piles up: the webhook request does not pay for the publish."""
+
+    def advance(self, run_id: str) -> None:
+        advance_run.apply_async((run_id,), retry=False)
+
+    def branch(self, run_id: str, step_id: str) -> None:
+        run_branch.apply_async((run_id, step_id), retry=False)
+
+    def route(self, event_id: str) -> None:
+        from events import publisher
+
+        publisher.route(event_id)

@@ -26,8 +26,11 @@ import pytest
 from django.conf import settings
 from django.test import TestCase
 
-from automation.engine import branches, clock, dispatch, executor, leases, steps, sweeps
+from approvals.services import approvals_remind_due
+from automation.commands import run_retry
+from automation.engine import attempts, branches, clock, dispatch, executor, leases, sweeps
 from automation.engine.durations import parse_duration
+from automation.engine.runs import run_cancel, run_start
 from automation.models import Run, RunStatus, Timer
 
 __all__ = ["WorkflowHarness", "clock_fixture", "workflow_harness"]
@@ -59,12 +62,12 @@ class WorkflowHarness:
 
     def __enter__(self) -> WorkflowHarness:
         self._previous_backend = dispatch.set_backend(self.backend)
-        self._previous_interceptor = steps.set_interceptor(self._intercept)
+        self._previous_interceptor = attempts.set_interceptor(self._intercept)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         dispatch.set_backend(self._previous_backend)
-        steps.set_interceptor(self._previous_interceptor)
+        attempts.set_interceptor(self._previous_interceptor)
         clock.reset()
 
     # --- fakes ----------------------------------------------------------------------------------
@@ -103,8 +106,6 @@ class WorkflowHarness:
     ) -> Run:
         """Start a run (as ``run_start`` does) and drive it until it waits or ends (with
         ``drain=False``, its first message stays queued: see ``deliver_next``)."""
-        from automation.services import run_start
-
         run = self._committed(run_start, workflow=workflow, input=input, **options)
         self._drain_if(drain)
         return run
@@ -155,16 +156,12 @@ class WorkflowHarness:
 
     def cancel(self, run: Run, *, drain: bool = True) -> Run:
         """Cancel the run as an operator does (``run_cancel``), then drive it to its end."""
-        from automation.services import run_cancel
-
         run = self._committed(run_cancel, run=run)
         self._drain_if(drain)
         return run
 
     def retry(self, run: Run, *, drain: bool = True) -> Run:
         """Retry a failed run from its failed step as an operator does (``run_retry``)."""
-        from automation.services import run_retry
-
         run = self._committed(run_retry, run=run)
         self._drain_if(drain)
         return run
@@ -246,8 +243,10 @@ class WorkflowHarness:
         self.tick(drain=drain)
 
     def tick(self, *, drain: bool = True) -> None:
-        """One sweep (timers, recoveries) and a drain, without moving the clock."""
+        """One sweep (timers, recoveries), one run of approvals' reminders and a drain, without
+        moving the clock: what beat would have run by then."""
         self._committed(sweeps.sweep)
+        self._committed(approvals_remind_due)
         self._drain_if(drain)
 
     def run_until_idle(self, *, max_skip: str | float | timedelta = "365d") -> None:

@@ -11,11 +11,12 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import health, selectors
 from automation import metrics as prometheus
+from automation.commands import run_retry
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import run_cancel
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
 from automation.models import Run, RunStatus
-from automation.services import run_cancel, run_retry
 
 
 @never_cache

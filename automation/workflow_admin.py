@@ -20,11 +20,11 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_json_widget.widgets import JSONEditorWidget
 
+from automation.commands import workflow_definition_save
 from automation.definitions.dryrun import FakeError, dry_run
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition, validate
 from automation.models import ACTIVE_STATUSES, Workflow, WorkflowVersion
-from automation.services import workflow_definition_save
 
 STARTER = {
     "name": "my-workflow",

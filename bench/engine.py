@@ -138,7 +138,7 @@ def bare_round(env: dict[str, str], log: Path, runs: int) -> float:
 
 
 def engine_round(env: dict[str, str], log: Path, runs: int, *, via_events: bool) -> float:
-    from automation.services import run_start
+    from automation.engine.runs import run_start
     from events.services import emit
 
     _reset()

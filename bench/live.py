@@ -98,7 +98,7 @@ def session_cookie() -> str:
 def start_sleeping_runs(count: int, lead: float) -> list[str]:
     import bench.bench_app  # noqa: F401
     from automation.engine import clock, registry
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     registry.sync_code_workflows(force=True)
     until = clock.now() + timedelta(seconds=lead)

@@ -91,7 +91,7 @@ def fill(events: int, runs: int) -> None:
     import bench.bench_app  # noqa: F401
     from automation.engine import dispatch, registry
     from automation.engine.executor import run_advance
-    from automation.services import run_start
+    from automation.engine.runs import run_start
     from events.services import emit
 
     registry.sync_code_workflows(force=True)

@@ -103,7 +103,7 @@ def sleeping_template() -> str:
     import bench.bench_app  # noqa: F401
     from automation.engine import clock, dispatch, registry
     from automation.engine.executor import run_advance
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     registry.sync_code_workflows(force=True)
 

@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save, pre_save
 
+from automation.engine import ports
+
 
 class EventsConfig(AppConfig):
     """What happened: the append-only event log and the ways events arrive."""
@@ -9,8 +11,10 @@ class EventsConfig(AppConfig):
     verbose_name = "Events"
 
     def ready(self) -> None:
-        from events import bridge, endpoints, schemas
+        from events import bridge, endpoints, schemas, sink
         from events.models import EventSchema, SignalBridge, WebhookEndpoint
+
+        ports.event_sink_set(sink.EventLog())  # what ctx.emit and wait lookbacks use
 
         # The signal bridge listens to every model; rules decide which changes become events.
         pre_save.connect(bridge.on_pre_save, dispatch_uid="events.bridge.pre_save")

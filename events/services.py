@@ -26,9 +26,11 @@ from django_celery_beat import validators as cron_validators
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from automation.engine import dispatch
+from automation.engine.runs import waits_resolve_for_event
 from automation.lib import logcontext, requestuser
-from automation.lib.db import insert_plain, update_returning
+from automation.lib.db import delete_in_batches, insert_plain, update_returning
 from automation.lib.requestuser import request_user
+from automation.triggers import runs_start_for_event
 from events import schemas, signatures
 from events.models import Event, TypeFrom, VerificationScheme, WebhookEndpoint
 from events.payloads import BadPayload, PathNotFound, parse_json_object, resolve_path
@@ -245,7 +247,6 @@ def _route(event_id: Any, *, lease_first_to: str = "") -> list:
 
 
 def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
-    from automation.services import runs_start_for_event, waits_resolve_for_event
 
     with transaction.atomic():
         unrouted = Event.objects.filter(id=event_id, routed_at__isnull=True)
@@ -555,8 +556,6 @@ def events_purge(
     """Delete routed events received more than ``older_than`` ago, ``batch_size`` per
     transaction. Events that started a run still active are kept (the run reads its trigger);
     finished runs keep their data, and lose only the link to the event. Returns how many."""
-    from automation.services import delete_in_batches
-
     expired = events_expired(older_than=older_than)
     return delete_in_batches(expired, batch_size=batch_size, max_batches=max_batches)
 

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from automation.services import heartbeat_record
+from automation.health import heartbeat_record
 from tests.processes import free_port, manage, project_env, running_server
 
 pytestmark = pytest.mark.django_db

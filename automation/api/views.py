@@ -18,10 +18,11 @@ from automation.api.responses import ListView, error
 from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunDetailSerializer, RunSerializer
 from automation.api.throttles import ApiRateThrottle
+from automation.commands import run_retry
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import run_cancel
 from automation.logins import locked_out_json
 from automation.models import Run
-from automation.services import run_cancel, run_retry
 
 
 @extend_schema(

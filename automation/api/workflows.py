@@ -18,12 +18,13 @@ from automation.api.permissions import HasPerm, ReadWrite
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunSerializer
+from automation.commands import workflow_definition_save
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition
 from automation.engine import registry
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import run_start
 from automation.models import ACTIVE_STATUSES, RunOrigin, Workflow, WorkflowVersion
-from automation.services import run_start, workflow_definition_save
 
 
 class VersionSerializer(serializers.ModelSerializer):

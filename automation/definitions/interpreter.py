@@ -18,7 +18,7 @@ from automation.definitions.celpaths import null_skipped
 from automation.definitions.templates import TemplateError, render, uses_secrets
 from automation.definitions.templates import skipped as is_skipped
 from automation.definitions.validation import all_step_ids, step_kind
-from automation.engine import matching, registry, steps
+from automation.engine import attempts, journal, matching, registry
 from automation.engine.errors import NonRetryableError, StepFailed
 from automation.engine.registry import WorkflowSpec
 
@@ -156,7 +156,7 @@ def with_secrets(action: str, raw: Any, scope: Scope) -> Callable[[Any, Any], An
             if clean is exc:
                 raise
             raise clean from None
-        return secret_store.redact_value(steps.to_json(output, f"the result of {action}"), used)
+        return secret_store.redact_value(journal.to_json(output, f"the result of {action}"), used)
 
     invoke.action_name = spec.name  # type: ignore[attr-defined]
     return invoke
@@ -223,7 +223,7 @@ def _sleep(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
 
 
 def _parallel(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
-    snapshot = steps.to_json(scope, "the workflow's data")
+    snapshot = journal.to_json(scope, "the workflow's data")
     branches = [(run_branch, branch, snapshot) for branch in step["parallel"]]
     results = ctx.parallel(step["id"], branches, retry=step.get("retry"))
     merged = {}
@@ -335,8 +335,8 @@ def _call_action(step: dict[str, Any], input: Any, ctx: Any, scope: Scope) -> An
     fn = spec.invoke
     if uses_secrets(step.get("input", {})):
         fn = with_secrets(spec.name, step["input"], scope)
-    fn = steps.intercepted(step["id"], fn)
-    return steps.to_json(fn(input, ctx), f"the result of step {step['id']!r}")
+    fn = attempts.intercepted(step["id"], fn)
+    return journal.to_json(fn(input, ctx), f"the result of step {step['id']!r}")
 
 
 def run_branch_steps(

@@ -13,19 +13,13 @@ from django.conf import settings
 from django.db import transaction
 
 from automation.engine import clock, dispatch, leases
+from automation.engine.attempts import attempt_call, record_failure, record_success
 from automation.engine.errors import LeaseLost, StepFailed, Suspend, WorkflowError
+from automation.engine.journal import complete_waiting, fail_waiting, to_json, waiting_record
 from automation.engine.retry import RetryPolicy
-from automation.engine.steps import (
-    _attempt,
-    _record_success,
-    _waiting_record,
-    complete_waiting,
-    fail_waiting,
-    record_failure,
-    to_json,
-)
+from automation.engine.runs import run_wake
 from automation.lib import requestuser
-from automation.models import StepRecord, StepStatus, Timer
+from automation.models import Run, StepRecord, StepStatus, Timer
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
@@ -44,8 +38,6 @@ def _branch_ref(branch: Any, step_id: str, index: int) -> dict[str, Any]:
 
 def fail_branch_dead_letter(record: StepRecord) -> bool:
     """A branch that keeps losing its worker fails (which fails its parallel step fast)."""
-    from automation.services import run_wake
-
     error = {
         "type": "DeadLetter",
         "message": f"branch {record.step_id!r} was taken back from "
@@ -73,7 +65,7 @@ def start_parallel(
     refs = [_branch_ref(branch, step_id, i) for i, branch in enumerate(branches)]
     redispatch = clock.now() + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
     with transaction.atomic():
-        record = _waiting_record(
+        record = waiting_record(
             ctx,
             step_id=step_id,
             seq=seq,
@@ -138,8 +130,6 @@ def execute_branch(run_id: Any, step_id: str) -> str:
 
 
 def _execute_branch(run_id: Any, step_id: str) -> str:
-    from automation.models import Run
-    from automation.services import run_wake
 
     now = clock.now()
     record = StepRecord.objects.filter(run_id=run_id, step_id=step_id).first()
@@ -186,7 +176,7 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
     try:
         fn = _resolve_function(record.input["fn"])
         with leases.keeping(renew_once):
-            output = _attempt(step_id, fn, tuple(record.input.get("args", [])), {}, None)
+            output = attempt_call(step_id, fn, tuple(record.input.get("args", [])), {}, None)
     except Exception as exc:
         try:
             record_failure(record, exc, policy, timer_kind=Timer.Kind.BRANCH)
@@ -195,7 +185,7 @@ def _execute_branch(run_id: Any, step_id: str) -> str:
         except StepFailed:
             run_wake(run_id=run_id)  # fail fast: the run learns at once
             return "failed"
-    _record_success(record, output)
+    record_success(record, output)
     parent = step_id.rsplit("[", 1)[0]
     parent_record = StepRecord.objects.get(run_id=run_id, step_id=parent)
     if all(

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from automation.engine import attempts, clock, journal, outward, ports, saga, waits
 from automation.engine import branches as branch_ops
-from automation.engine import clock, saga, steps
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
     TIMED_OUT,
@@ -28,6 +28,7 @@ from automation.engine.errors import (
     TimedOut,
     WorkflowError,
 )
+from automation.engine.registry import get_action
 from automation.engine.retry import RetryPolicy
 from automation.engine.specs import EventView
 from automation.models import Run, StepRecord
@@ -202,8 +203,6 @@ class Context:
         ``invoke(input, ctx)``, when given, is called instead of the action's own function
         (named like it, so fakes still find it): the interpreter uses it to put the
         definition's secrets into the input at call time, so the journal never holds them."""
-        from automation.engine.registry import get_action
-
         spec = get_action(name)
         if spec.retry is not None and options.get("retry") is None:
             options["retry"] = spec.retry
@@ -227,7 +226,7 @@ class Context:
         branch the run took."""
         record, seq = self._enter(self._user_id(step_id), "step")
         if record is None:
-            self._remember(steps.record_skipped(self, step_id=step_id, seq=seq, reason=reason))
+            self._remember(journal.record_skipped(self, step_id=step_id, seq=seq, reason=reason))
 
     def _step(
         self,
@@ -250,12 +249,12 @@ class Context:
         if record is not None and record.status == "failed":
             raise StepFailed(step_id, record.error or {})
         waiting = record is not None and record.status == "waiting"
-        if waiting and record.next_attempt_at and not steps.is_due(self, record):
+        if waiting and record.next_attempt_at and not waits.is_due(self, record):
             raise Suspend(f"retry of {step_id!r} at {record.next_attempt_at.isoformat()}")
         policy = RetryPolicy.from_value(retry, self._default_retry)
         limit = parse_duration(timeout).total_seconds() if timeout is not None else None
         self.current_step_id = step_id
-        record, output = steps.execute(
+        record, output = attempts.execute(
             self,
             record,
             step_id=step_id,
@@ -285,9 +284,9 @@ class Context:
         record, seq = self._enter(self._user_id(step_id), "sleep")
         if record is None:
             due = when if when is not None else clock.now() + (duration or timedelta(0))
-            record = steps.start_sleep(self, step_id=step_id, seq=seq, due=due)
+            record = waits.start_sleep(self, step_id=step_id, seq=seq, due=due)
             self._remember(record)
-        steps.finish_sleep_if_due(self, record)
+        waits.finish_sleep_if_due(self, record)
 
     def wait_for_event(
         self,
@@ -309,7 +308,7 @@ class Context:
         counts."""
         record, seq = self._enter(self._user_id(step_id), "wait_event")
         if record is None:
-            record = steps.start_wait(
+            record = waits.start_wait(
                 self,
                 step_id=step_id,
                 seq=seq,
@@ -321,7 +320,7 @@ class Context:
                 lookback=parse_duration(lookback) if lookback is not None else None,
             )
             self._remember(record)
-        output = steps.wait_result(self, record)
+        output = waits.wait_result(self, record)
         return TIMED_OUT if output.get("timed_out") else output
 
     def approval(
@@ -354,9 +353,10 @@ class Context:
         or None/0 for never).
         The assignees are emailed a personal link when asked, reminded and escalated to.
         """
+        kind = ports.step_kind("approval")  # approvals.steps registers it
         record, seq = self._enter(self._user_id(step_id), "approval")
         if record is None:
-            record = steps.start_approval(
+            record = kind.start(
                 self,
                 step_id=step_id,
                 seq=seq,
@@ -380,7 +380,7 @@ class Context:
                 ),
             )
             self._remember(record)
-        return steps.approval_result(self, record)
+        return kind.result(self, record)
 
     # --- events, children, branches -------------------------------------------------------------
 
@@ -396,7 +396,7 @@ class Context:
         step_id = step_id or self._auto_id(f"emit:{event_type}")
         record, seq = self._enter(step_id, "emit")
         if record is None:
-            record = steps.emit_event(
+            record = outward.emit_event(
                 self,
                 step_id=step_id,
                 seq=seq,
@@ -423,11 +423,11 @@ class Context:
         compensation of this step (``compensate=False``: the child's effects stay)."""
         record, seq = self._enter(self._user_id(step_id), "child")
         if record is None:
-            record = steps.start_child(
+            record = outward.start_child(
                 self, step_id=step_id, seq=seq, workflow=workflow, input=input or {}
             )
             self._remember(record)
-        output = steps.child_result(self, record)
+        output = outward.child_result(self, record)
         if compensate:
             child_run = {"child_run_id": record.input["child_run_id"]}
             undo = partial(saga.child_compensate, new_context=Context)
@@ -467,6 +467,6 @@ class Context:
         step_id = self._auto_id(prefix)
         record, seq = self._enter(step_id, "value")
         if record is None:
-            record = steps.record_value(self, step_id=step_id, seq=seq, value=produce())
+            record = journal.record_value(self, step_id=step_id, seq=seq, value=produce())
             self._remember(record)
         return record.output

@@ -2,58 +2,29 @@
 
 The broker only carries these pointers; the state is in the database. When a send fails (the
 broker is down) the work is not lost: the recovery sweep re-sends for runs left pending.
-The testing harness swaps the backend for one that runs work in the test's own thread.
+The backend is a port (automation.engine.ports): AutomationConfig.ready installs the Celery one
+(automation.tasks); the testing harness swaps it for one that runs work in the test's own thread.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from django.db import transaction
+
+from automation.engine import ports
 
 logger = logging.getLogger(__name__)
 
 
-class Backend(Protocol):
-    def advance(self, run_id: str) -> None: ...
-
-    def branch(self, run_id: str, step_id: str) -> None: ...
-
-    def route(self, event_id: str) -> None: ...
-
-
-class CeleryBackend:
-    """Publishes without Celery's publish retries: with the broker down, a request (a webhook)
-    must not hang on them. A message that could not be sent is re-sent by the sweeps.
-
-    "Route event X" is handed to this process's publisher thread (events.publisher), which
-    batches what piles up: the webhook request does not pay for the publish."""
-
-    def advance(self, run_id: str) -> None:
-        from automation.tasks import advance_run
-
-        advance_run.apply_async((run_id,), retry=False)
-
-    def branch(self, run_id: str, step_id: str) -> None:
-        from automation.tasks import run_branch
-
-        run_branch.apply_async((run_id, step_id), retry=False)
-
-    def route(self, event_id: str) -> None:
-        from events import publisher
-
-        publisher.route(event_id)
-
-
-_backend: Backend = CeleryBackend()
+#: What sends the messages (automation.tasks.CeleryBackend, installed by AutomationConfig.ready).
+Backend = ports.DispatchBackend
 
 
 def set_backend(backend: Backend) -> Backend:
     """Install ``backend``; returns the previous one (for the testing harness)."""
-    global _backend
-    previous, _backend = _backend, backend
-    return previous
+    return ports.dispatch_backend_set(backend)
 
 
 def advance(run_id: Any) -> None:
@@ -70,6 +41,8 @@ def route(event_id: Any) -> None:
 
 def _send(what: str, *args: str) -> None:
     try:
-        getattr(_backend, what)(*args)
+        getattr(ports.dispatch_backend(), what)(*args)
+    except ports.PortNotFilled:
+        raise  # a broken installation: no sweep will fix it
     except Exception:  # the recovery sweep re-sends; the state is safe in the database
         logger.exception("could not send %s%s; the recovery sweep will", what, args)

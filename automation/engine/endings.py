@@ -15,7 +15,8 @@ from typing import Any
 from django.db import transaction
 
 from automation import lifecycle
-from automation.engine import clock, transitions
+from automation.engine import clock, ports, transitions
+from automation.engine.runs import run_finished, run_finished_writes, runs_cancel_children
 from automation.models import (
     OPEN_STEP_STATUSES,
     Run,
@@ -51,8 +52,6 @@ def run_end(
     when another worker holds the run (then nothing changed). ``cleanup=False`` is for a run
     that never opened anything (a plain sequence of steps that succeeded): it skips the
     queries that would find nothing to close."""
-    from automation.services import run_finished, run_finished_writes
-
     now = clock.now()
     # A plain sequence of steps ending writes nothing but its run: no BEGIN and COMMIT then.
     alone = not cleanup and not run_finished_writes(run)
@@ -94,9 +93,6 @@ def open_work_close(run_id: Any, now: Any) -> None:
     (with the time), its waits are cancelled, its pending approvals cancelled (through their
     transition table), its timers deleted, its child runs still active cancelled: nothing
     will wake it or decide for it again."""
-    from approvals.services import approvals_cancel_for_run
-    from automation.services import runs_cancel_children
-
     Timer.objects.filter(run_id=run_id, fired_at__isnull=True).delete()
     open_steps = StepRecord.objects.filter(run_id=run_id, status__in=OPEN_STEP_STATUSES)
     closed = list(open_steps.values_list("step_id", "kind"))
@@ -114,5 +110,5 @@ def open_work_close(run_id: Any, now: Any) -> None:
     Wait.objects.filter(run_id=run_id, status=Wait.Status.OPEN).update(
         status=Wait.Status.CANCELLED, resolved_at=now
     )
-    approvals_cancel_for_run(run_id=run_id)
+    ports.run_close_hooks_call(run_id)  # approvals: its pending approvals
     runs_cancel_children(run_id=run_id)

@@ -24,9 +24,9 @@ from automation.engine.errors import (
     Suspend,
     UnknownWorkflow,
 )
+from automation.engine.journal import error_info, to_json
 from automation.engine.retry import RetryPolicy
 from automation.engine.specs import spec_of, trigger_of
-from automation.engine.steps import error_info, to_json
 from automation.lib import logcontext, requestuser
 from automation.models import Run, RunStatus, StepRecord, Workflow
 

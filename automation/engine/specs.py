@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from automation.engine import registry
+from automation.engine import ports, registry
 from automation.models import Run, Workflow
 
 __all__ = ["EventView", "spec_of", "trigger_of"]
@@ -32,9 +32,8 @@ class EventView:
 
 def spec_of(run: Run) -> registry.WorkflowSpec:
     if run.workflow.kind == Workflow.Kind.DECLARATIVE:
-        from automation.definitions.interpreter import workflow_spec
-
-        return workflow_spec(run.workflow.name, run.version.number, run.version.definition)
+        build = ports.spec_builder()  # automation.definitions.interpreter.workflow_spec
+        return build(run.workflow.name, run.version.number, run.version.definition)
     return registry.get_workflow(run.workflow.name, run.version.number)
 
 

@@ -1,5 +1,6 @@
 """The periodic sweep: fire due timers, recover runs from workers that died, re-send lost
-dispatches, dead-letter runs that keep killing their workers, remind approvers before due.
+dispatches, dead-letter runs that keep killing their workers. (Approval reminders are
+approvals' own periodic task, approvals.remind.)
 
 Each item is handled on its own: one broken run is logged and never stops the rest.
 """
@@ -16,7 +17,9 @@ from django.db.models import Q
 
 from automation import lifecycle
 from automation.engine import clock, dispatch, transitions
+from automation.engine.branches import fail_branch_dead_letter
 from automation.engine.endings import run_end
+from automation.engine.runs import run_wake
 from automation.models import Run, RunStatus, StepRecord, StepStatus, Timer
 
 logger = logging.getLogger(__name__)
@@ -25,14 +28,11 @@ BATCH = 500
 
 
 def sweep() -> dict[str, int]:
-    from approvals.services import approvals_remind_due
-
     return {
         "timers": timers_fire(),
         "recovered": runs_recover(),
         "redispatched": runs_redispatch(),
         "branches": branches_recover(),
-        "reminders": approvals_remind_due(limit=BATCH),
     }
 
 
@@ -48,8 +48,6 @@ def _each(items: Any, handle: Any, what: str) -> int:
 
 def timers_fire() -> int:
     """Fire every timer that is due (claimed one by one, so two sweeps never fire one twice)."""
-    from automation.services import run_wake
-
     due = Timer.objects.filter(fired_at__isnull=True, due_at__lte=clock.now()).order_by("due_at")
 
     def fire(timer: Timer) -> bool:
@@ -133,8 +131,6 @@ def branches_recover() -> int:
 
 
 def _recover_branch(record: StepRecord, now: Any) -> bool:
-    from automation.engine.branches import fail_branch_dead_letter
-
     later = now + timedelta(seconds=settings.AUTOMATION_REDISPATCH_SECONDS)
     changes: dict[str, Any] = {"lease_expires_at": later}
     if record.status == StepStatus.RUNNING:  # its worker stopped renewing the claim

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from django.db import DataError, models, transaction
 from django.db.models.sql import UpdateQuery
+
+logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=models.Model)
 
@@ -122,3 +125,19 @@ def refused_value(exc: DataError) -> str:
     the first line of the driver's text: later lines may quote the statement and its values."""
     problem = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"The database refused a value: {problem}"
+
+
+def delete_in_batches(queryset: Any, *, batch_size: int, max_batches: int | None = None) -> int:
+    """Delete the rows of ``queryset`` a batch at a time (short transactions, bounded locks);
+    rows that stop matching meanwhile are left alone. Returns how many were deleted."""
+    model = queryset.model
+    deleted = batches = 0
+    while max_batches is None or batches < max_batches:
+        ids = list(queryset.order_by().values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        _, per_model = queryset.filter(pk__in=ids).delete()  # one transaction per batch
+        deleted += per_model.get(model._meta.label, 0)
+        batches += 1
+    logger.info("purged %d %s rows", deleted, model._meta.verbose_name)
+    return deleted

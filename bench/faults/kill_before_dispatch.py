@@ -37,7 +37,7 @@ class KillOnSend:
 
 def crash_once(n: int) -> None:
     from automation.engine import dispatch
-    from automation.services import run_start
+    from automation.engine.runs import run_start
     from events.services import emit
 
     if n % 3 == 2:

@@ -17,10 +17,10 @@ from django.core import mail
 from rest_framework.test import APIClient
 
 from automation import NonRetryableError, RetryAfter
+from automation.commands import workflow_definition_save
 from automation.engine import registry
 from automation.engine.retry import RetryPolicy
 from automation.models import Run, RunStatus
-from automation.services import workflow_definition_save
 from events.models import Event
 
 CTX = SimpleNamespace(

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from automation.commands import workflow_definition_save
 from automation.models import Workflow, WorkflowVersion
-from automation.services import workflow_definition_save
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 from django.core import mail
 
 from automation import NonRetryableError
+from automation.commands import workflow_definition_save
 from automation.models import Run, StepRecord
-from automation.services import workflow_definition_save
 
 
 def save(steps: list[dict], **extra: Any) -> str:

@@ -12,10 +12,10 @@ from django.core.management import CommandError, call_command
 
 from automation import NonRetryableError
 from automation.actions import safehttp
+from automation.commands import workflow_definition_save
 from automation.definitions.validation import validate
 from automation.engine import registry
 from automation.models import Run, StepRecord, WorkflowVersion
-from automation.services import workflow_definition_save
 from tests.definitions.conftest import FakeServer
 from tests.definitions.test_actions import CTX
 

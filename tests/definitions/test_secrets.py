@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from automation.commands import workflow_definition_save
 from automation.definitions.dryrun import dry_run
 from automation.definitions.validation import validate
 from automation.models import Run, StepRecord
-from automation.services import workflow_definition_save
 
 SECRET = "sk_live_s3cr3t-value-0042"
 

@@ -8,8 +8,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from automation import workflow
+from automation.engine.runs import run_cancel
 from automation.models import Run
-from automation.services import run_cancel
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from automation import workflow
+from automation.commands import run_retry
 from automation.engine import clock, sweeps
 from automation.models import Run
-from automation.services import run_retry
 
 pytestmark = pytest.mark.django_db
 

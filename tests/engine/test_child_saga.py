@@ -14,10 +14,11 @@ from django.core.management import call_command
 from django.db import OperationalError
 
 from automation import NonRetryableError, workflow
+from automation.commands import workflow_definition_save
 from automation.definitions.validation import InvalidDefinition
 from automation.engine import clock
+from automation.engine.runs import run_cancel
 from automation.models import Run, StepRecord
-from automation.services import run_cancel, workflow_definition_save
 
 pytestmark = pytest.mark.django_db
 

@@ -8,10 +8,11 @@ import pytest
 from django.db import IntegrityError
 
 from automation import workflow
+from automation.commands import run_retry
 from automation.engine import executor, registry
 from automation.engine.errors import UnknownWorkflow, WorkflowError
+from automation.engine.runs import run_cancel
 from automation.models import Run, StepRecord, Timer, Wait
-from automation.services import run_cancel, run_retry
 from tests.engine_app.workflows import executions
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +81,7 @@ def test_a_workflow_body_that_raises_fails_with_its_traceback(workflow_harness):
 
 
 def test_unknown_workflow_is_refused_with_the_known_names():
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     with pytest.raises(UnknownWorkflow, match="no workflow named 'nope'"):
         run_start(workflow="nope")
@@ -320,7 +321,7 @@ def test_a_run_taken_back_from_a_dead_worker_reexecutes_the_step_and_counts_it(
     from automation.engine import leases
 
     run = workflow_harness._committed(
-        __import__("automation.services", fromlist=["run_start"]).run_start,
+        __import__("automation.engine.runs", fromlist=["run_start"]).run_start,
         workflow="test-noop",
     )
     workflow_harness.backend.queue.clear()  # the advance message is "lost with the worker"
@@ -339,7 +340,7 @@ def test_a_run_taken_back_from_a_dead_worker_reexecutes_the_step_and_counts_it(
 
 def test_a_run_that_keeps_killing_its_workers_is_dead_lettered(workflow_harness, clock, settings):
     from automation.engine import leases
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     settings.AUTOMATION_MAX_RECOVERIES = 2
     run = workflow_harness._committed(run_start, workflow="test-noop")
@@ -389,7 +390,7 @@ def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflo
 
 def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_harness, clock):
     from automation.engine import branches, executor
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
     queue = workflow_harness.backend.queue
@@ -411,7 +412,7 @@ def test_branches_still_queued_when_the_run_is_cancelled_are_dropped(workflow_ha
 
 
 def test_a_lost_advance_message_is_sent_again_by_the_sweep(workflow_harness, clock):
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     run = workflow_harness._committed(run_start, workflow="test-noop")
     workflow_harness.backend.queue.clear()  # the broker lost it

@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied
 
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide
+from automation.commands import run_retry
 from automation.models import Run, StepRecord
-from automation.services import run_retry
 from events.models import Event
 from examples import actions
 

@@ -57,7 +57,7 @@ def test_a_run_announces_each_status_and_each_step_in_order(workflow_harness, he
 def test_a_long_step_is_journaled_and_announced_as_running_while_it_runs(
     workflow_harness, heard, transactional_db
 ):
-    from automation.engine.steps import RUNNING_VISIBLE_AFTER
+    from automation.engine.attempts import RUNNING_VISIBLE_AFTER
 
     seen = {}
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from automation import NonRetryableError, workflow
+from automation.commands import run_retry
 from automation.engine import registry
+from automation.engine.runs import run_cancel
 from automation.models import Run, StepRecord
-from automation.services import run_cancel, run_retry
 
 pytestmark = pytest.mark.django_db
 
@@ -246,7 +247,7 @@ def test_a_branch_whose_worker_died_is_run_again(workflow_harness, clock):
     from datetime import timedelta
 
     from automation.engine import branches, executor
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     run = workflow_harness._committed(run_start, workflow="test-parallel", input={"seconds": 0})
     queue = workflow_harness.backend.queue
@@ -336,8 +337,8 @@ def test_a_timer_fired_by_a_sweeper_whose_clock_runs_ahead_still_wakes_the_run(
 
     from django.utils import timezone
 
+    from automation.engine.runs import run_wake
     from automation.models import Timer
-    from automation.services import run_wake
 
     run = workflow_harness.start("review-nap", {})
     timer = Timer.objects.get(run=run)

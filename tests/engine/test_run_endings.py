@@ -10,9 +10,10 @@ from django.contrib.auth.models import Group, Permission
 
 from approvals.models import Approval
 from automation import workflow
+from automation.commands import run_retry
 from automation.engine import leases, sweeps
+from automation.engine.runs import run_cancel, run_start
 from automation.models import Run, StepRecord, Timer, Wait
-from automation.services import run_cancel, run_retry, run_start
 
 pytestmark = pytest.mark.django_db
 

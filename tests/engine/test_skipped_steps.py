@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from automation.commands import workflow_definition_save
 from automation.models import Run, StepRecord
-from automation.services import workflow_definition_save
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from automation.commands import workflow_definition_save
+from automation.engine.runs import run_cancel, run_start
 from automation.models import Run, StepRecord
-from automation.services import run_cancel, run_start, workflow_definition_save
 from tests.processes import celery_worker, wait_for
 from tests.production.test_engine_workers import env, finished, ready  # noqa: F401
 

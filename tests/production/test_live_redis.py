@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 def _start_run(env: dict[str, str]) -> str:
     """Start a run from a separate process, as a web process would; its id."""
     start = (
-        "from automation.services import run_start; "
+        "from automation.engine.runs import run_start; "
         "print(run_start(workflow='example-payment', input={'orderId': 'o-1', 'amount': 5}).id)"
     )
     return subprocess.run(

@@ -22,8 +22,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from approvals.models import Approval
+from automation.commands import workflow_definition_save
+from automation.engine.runs import run_start
 from automation.models import Run
-from automation.services import run_start, workflow_definition_save
 from events.models import Event
 from events.services import emit, webhook_endpoint_create
 

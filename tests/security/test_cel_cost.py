@@ -11,10 +11,10 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
+from automation.commands import workflow_definition_save
 from automation.definitions.validation import validate
 from automation.engine import celcost
 from automation.models import Run, Workflow, WorkflowVersion
-from automation.services import workflow_definition_save
 from events.models import Event
 from events.services import emit, event_route
 

@@ -16,8 +16,8 @@ from django.test import Client
 
 from approvals.models import Approval
 from automation import workflow
+from automation.commands import workflow_definition_save
 from automation.models import Run
-from automation.services import workflow_definition_save
 from events import bridge
 from events.models import Event, SignalBridge
 from events.services import emit, webhook_endpoint_create

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
 from approvals.models import Approval
+from automation.commands import workflow_definition_save
 from automation.lib import jsonsafe
 from automation.models import Run, Workflow
-from automation.services import workflow_definition_save
 from events import services
 from events.models import Event
 

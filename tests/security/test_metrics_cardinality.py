@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
 from automation import metric_labels
+from automation.commands import workflow_definition_save
 from automation.engine.matching import type_matches
-from automation.services import workflow_definition_save
 from events.services import emit, webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from automation.commands import workflow_definition_save
 from automation.definitions import secrets
 from automation.definitions.validation import validate
 from automation.models import StepRecord
-from automation.services import workflow_definition_save
 
 pytestmark = pytest.mark.django_db
 TOKEN = "{{ secrets.API_TOKEN }}"

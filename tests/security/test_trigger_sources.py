@@ -13,9 +13,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from automation import workflow
+from automation.commands import workflow_definition_save
 from automation.definitions.validation import InvalidDefinition
 from automation.models import Run, RunStatus
-from automation.services import workflow_definition_save
 from events.services import webhook_endpoint_create
 from tests.events.signing import body_of, stripe_headers
 

@@ -46,7 +46,7 @@ DEFINITION = {
 SETUP = f"""
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
-from automation.services import workflow_definition_save
+from automation.commands import workflow_definition_save
 root = User.objects.create_superuser("root", "root@example.com", "root-pass")
 maria = User.objects.create_user("maria", "maria@example.com", "maria-pass")
 maria.groups.add(Group.objects.get_or_create(name="managers")[0])

@@ -201,7 +201,7 @@ def test_the_run_page_says_what_started_a_run_without_an_event_or_a_user(client,
 
     from django.core.management import call_command
 
-    from automation.services import run_start
+    from automation.engine.runs import run_start
 
     client.force_login(manager)
     call_command("run_workflow", "test-noop", "--no-follow", stdout=StringIO())

@@ -14,8 +14,8 @@ import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from automation.commands import workflow_definition_save
 from automation.definitions.validation import validate
-from automation.services import workflow_definition_save
 
 SUFFIXES = {".yaml", ".yml", ".json"}
 

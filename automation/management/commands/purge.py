@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from automation.services import runs_expired, runs_purge
+from automation.retention import runs_expired, runs_purge
 from events.services import events_expired, events_purge
 
 

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
+from automation.commands import runs_retry_failed
 from automation.models import Run, RunStatus
-from automation.services import runs_retry_failed
 
 
 class Command(BaseCommand):

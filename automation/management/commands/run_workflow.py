@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from automation.engine.errors import WorkflowError
+from automation.engine.runs import run_start
 from automation.models import Run, RunOrigin, RunStatus, StepRecord
-from automation.services import run_start
 
 NOBODY_AFTER = 10.0  # seconds a run may stay pending before we say no worker seems to run
 

@@ -1,0 +1,1 @@
+"""The engine: durable runs, steps, waits and the run state machine (see ARCHITECTURE.md)."""

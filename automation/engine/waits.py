@@ -1,0 +1,177 @@
+"""Steps that wait for time or for an event: sleeps, waits for events (with their lookback on
+events stored before the wait began), and when a waiting step is due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from automation.engine import clock, matching, ports
+from automation.engine.errors import Suspend, WorkflowError
+from automation.engine.journal import complete_waiting, refreshed, to_json, waiting_record
+from automation.engine.runs import wait_resolve
+from automation.models import StepRecord, StepStatus, Timer, Wait
+
+if TYPE_CHECKING:
+    from automation.engine.context import Context
+
+
+def is_due(ctx: Context, record: StepRecord) -> bool:
+    """Whether the time a waiting record waits for has come: by this worker's clock, or
+    because the sweep fired its timer (the sweeper's clock may run ahead of ours)."""
+    due = record.next_attempt_at
+    if due is None:
+        return False
+    if due <= clock.now():
+        return True
+    # The record's own timer carries the same due time; earlier timers of the step (retries,
+    # a deadline moved by an escalation) do not count.
+    return Timer.objects.filter(
+        run_id=ctx.run.id, step_id=record.step_id, fired_at__isnull=False, due_at=due
+    ).exists()
+
+
+def step_deadline_move(run_id: Any, step_id: str, due: datetime) -> None:
+    """Move a waiting step's deadline to ``due`` (an escalated approval gets a new one): the
+    step is due then, and a timer wakes the run at that time."""
+    StepRecord.objects.filter(run_id=run_id, step_id=step_id).update(next_attempt_at=due)
+    Timer.objects.create(run_id=run_id, step_id=step_id, due_at=due)
+
+
+# --- sleep ----------------------------------------------------------------------------------
+
+
+def start_sleep(ctx: Context, *, step_id: str, seq: int, due: datetime) -> StepRecord:
+    with transaction.atomic():
+        record = waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.SLEEP,
+            input={"until": due.isoformat()},
+            next_attempt_at=due,
+        )
+        Timer.objects.create(run=ctx.run, step_id=step_id, due_at=due)
+    return record
+
+
+def finish_sleep_if_due(ctx: Context, record: StepRecord) -> None:
+    if record.status == StepStatus.SUCCEEDED:
+        return
+    if is_due(ctx, record):
+        complete_waiting(ctx.run.id, record.step_id, {"slept_until": record.input["until"]})
+        record.status = StepStatus.SUCCEEDED
+        return
+    raise Suspend(f"sleeping in {record.step_id!r} until {record.input['until']}")
+
+
+# --- wait for an event ----------------------------------------------------------------------
+
+
+def start_wait(
+    ctx: Context,
+    *,
+    step_id: str,
+    seq: int,
+    event_type: str,
+    match: dict[str, Any] | str | None,
+    timeout: timedelta | None,
+    lookback: timedelta | None,
+    condition: str | None = None,
+    source: str = "",
+) -> StepRecord:
+    exact = match if isinstance(match, dict) else {}
+    expression = match if isinstance(match, str) else ""
+    if condition:
+        if expression:
+            raise WorkflowError(f"wait {step_id!r}: give the CEL condition once")
+        expression = condition
+    if match is not None and not isinstance(match, dict | str):
+        raise WorkflowError(f"wait {step_id!r}: match must be a dict or a CEL string")
+    if expression:
+        matching.compile_expression(expression)  # a bad expression fails now, not on each event
+    deadline = clock.now() + timeout if timeout else None
+    with transaction.atomic():
+        record = waiting_record(
+            ctx,
+            step_id=step_id,
+            seq=seq,
+            kind=StepRecord.Kind.WAIT_EVENT,
+            input={
+                "event_type": event_type,
+                "match": match,
+                **({"condition": condition} if condition else {}),
+                **({"source": source} if source else {}),
+                "deadline": deadline.isoformat() if deadline else None,
+            },
+            next_attempt_at=deadline,
+        )
+        wait = Wait.objects.create(
+            run=ctx.run,
+            step_id=step_id,
+            event_type=event_type,
+            match=to_json(exact, "match"),
+            expression=expression,
+            source=source,
+            deadline=deadline,
+        )
+        if deadline:
+            Timer.objects.create(run=ctx.run, step_id=step_id, due_at=deadline)
+    # Look back only once the wait is committed: an event stored after this query is routed to
+    # the wait, one stored before it is found here, so none falls between the two.
+    _resolve_from_lookback(ctx, wait, lookback)
+    return refreshed(record)
+
+
+LOOKBACK_LIMIT = 1000  # newest events of the type examined; exact matches are filtered in SQL
+
+
+def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None) -> None:
+    """Give the wait the oldest matching event of the lookback window that no other wait of
+    this run has taken (so two waits in a row get two events, in order)."""
+    window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
+    taken = Wait.objects.filter(run_id=ctx.run.id, event__isnull=False).values("event_id")
+    candidates = ports.event_sink().lookback(
+        event_type=wait.event_type,
+        since=timezone.now() - window,
+        data_equals=_exact_filters(wait.match or {}),
+        exclude_id=ctx.run.trigger_event_id,
+        exclude_ids=taken,
+        limit=LOOKBACK_LIMIT,
+    )
+    for event in sorted(candidates, key=lambda e: e.received_at):
+        if wait_resolve(wait=wait, event=event, wake=False):
+            return
+
+
+def _exact_filters(match: dict[str, Any]) -> dict[str, Any]:
+    """The scalar values of an exact match, by dotted path, for the event log to filter on
+    (the rest is checked in Python)."""
+    return {
+        path: value
+        for path, value in match.items()
+        if isinstance(value, str | int | float | bool)
+        and all(p.isidentifier() for p in path.split("."))
+    }
+
+
+def wait_result(ctx: Context, record: StepRecord) -> dict[str, Any]:
+    if record.status == StepStatus.SUCCEEDED:
+        return record.output
+    if is_due(ctx, record):
+        now = clock.now()
+        with transaction.atomic():
+            timed_out = Wait.objects.filter(
+                run=ctx.run, step_id=record.step_id, status=Wait.Status.OPEN
+            ).update(status=Wait.Status.TIMED_OUT, resolved_at=now)
+            if timed_out:
+                complete_waiting(ctx.run.id, record.step_id, {"timed_out": True})
+        record = refreshed(record)
+        if record.status == StepStatus.SUCCEEDED:
+            return record.output
+    raise Suspend(f"waiting in {record.step_id!r} for event {record.input['event_type']}")

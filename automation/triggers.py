@@ -1,0 +1,103 @@
+"""Trigger matching: which workflows an event starts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from automation.engine import matching, registry
+from automation.engine.runs import run_start
+from automation.models import Run, Workflow, WorkflowVersion
+
+logger = logging.getLogger(__name__)
+
+
+def runs_start_for_event(
+    event: Any, *, lease_first_to: str = "", problems: list[str] | None = None
+) -> list[Run]:
+    """Start every active workflow whose trigger matches the event (at most once each).
+
+    ``lease_first_to``: the first run is created held by this lease owner, for the caller to
+    advance at once (one broker round trip less between an event and its first step).
+    ``problems`` receives why a matching workflow was not started (its filter failed)."""
+    registry.sync_code_workflows()
+    latest: dict[int, WorkflowVersion] = {}
+    versions = (
+        WorkflowVersion.objects.filter(workflow__active=True)
+        .select_related("workflow")
+        .order_by("workflow_id", "-number")
+    )
+    for version in versions:
+        latest.setdefault(version.workflow_id, version)
+    runs = []
+    for version in latest.values():
+        pattern, condition, source = _trigger(version)
+        if not matching.type_matches(pattern, event.type):
+            continue
+        if not matching.source_matches(source, event.source):
+            continue
+        if not _filter_passes(version, condition, event, problems):
+            continue
+        # One workflow that cannot start never blocks the others: run_start writes only inside
+        # its own atomic block (a savepoint here), so a failure leaves this transaction usable.
+        try:
+            run = run_start(
+                workflow=version.workflow,
+                version=version,
+                event=event,
+                lease_to="" if runs else lease_first_to,
+            )
+        except Exception:
+            logger.exception("event %s could not start workflow %s", event.id, version.workflow)
+            continue
+        runs.append(run)
+    return runs
+
+
+def _trigger(version: WorkflowVersion) -> tuple[str, str, str]:
+    """(event pattern, CEL filter, source pattern). For code workflows the code is the source
+    of truth."""
+    if version.workflow.kind == Workflow.Kind.CODE:
+        name = version.workflow.name
+        known = registry.known_versions(name)
+        if not known:
+            logger.warning("workflow %s is not in this process's code; events skip it", name)
+            return "", "", ""
+        if version.number not in known:
+            # A rolling deploy: the database knows a version this process does not. Route with
+            # the newest trigger we know; the run is executed by a worker that knows it.
+            logger.warning(
+                "workflow %s v%d is not in this process's code (it has v%s); routing with v%d",
+                name,
+                version.number,
+                "/v".join(map(str, known)),
+                known[-1],
+            )
+        spec = registry.get_workflow(name, version.number if version.number in known else None)
+        return spec.on, spec.filter, spec.source
+    source = (version.definition or {}).get("trigger", {}).get("source", "")
+    return version.trigger_event, version.trigger_filter, source
+
+
+def _filter_passes(
+    version: WorkflowVersion, condition: str, event: Any, problems: list[str] | None
+) -> bool:
+    if not condition:
+        return True
+    try:
+        matching.compile_expression(condition)  # a refused filter needs none of the event's data
+        return matching.condition(condition, {"trigger": event.as_trigger()})
+    except matching.ExpressionError as exc:
+        logger.warning(
+            "workflow %s v%d: filter could not be evaluated for event %s (%s); not started",
+            version.workflow.name,
+            version.number,
+            event.id,
+            exc,
+        )
+        if problems is not None:
+            problems.append(
+                f"workflow {version.workflow.name} v{version.number} not started: "
+                f"trigger.filter: {exc}"
+            )
+        return False
