@@ -622,7 +622,7 @@ def retention_apply(*, max_batches: int = 100) -> dict[str, int]:
     """Apply EVENTS_RETENTION_DAYS and RUNS_RETENTION_DAYS (0: keep forever); what the
     periodic ``automation.purge`` task does. At most ``max_batches`` batches of each per call,
     so a large first purge is spread over several runs of the task."""
-    from events.services import events_purge
+    from events.retention import events_purge
 
     purged = {"runs": 0, "events": 0}
     batch = settings.RETENTION_BATCH_SIZE

@@ -22,7 +22,7 @@ from automation.lib import ratelimit
 from automation.lib.db import refused_value
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
-from events import endpoints, selectors, services
+from events import endpoints, selectors, services, webhooks
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.models import Event
 from events.payloads import BadPayload
@@ -86,7 +86,7 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
         )
     body = read_body(request, endpoint.max_body_bytes or settings.WEBHOOK_MAX_BODY_BYTES)
     try:
-        event, created = services.webhook_receive(
+        event, created = webhooks.webhook_receive(
             endpoint=endpoint, body=body, headers=request.headers
         )
     except SignatureError:
@@ -94,7 +94,7 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
         if fresh is None or fresh.secret == endpoint.secret:
             raise
         # The secret was rotated by another process since this one cached the endpoint.
-        event, created = services.webhook_receive(
+        event, created = webhooks.webhook_receive(
             endpoint=fresh, body=body, headers=request.headers
         )
     return JsonResponse({"event_id": str(event.id), "duplicate": not created}, status=202)

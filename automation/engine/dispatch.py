@@ -20,15 +20,10 @@ class Backend(Protocol):
 
     def branch(self, run_id: str, step_id: str) -> None: ...
 
-    def route(self, event_id: str) -> None: ...
-
 
 class CeleryBackend:
     """Publishes without Celery's publish retries: with the broker down, a request (a webhook)
-    must not hang on them. A message that could not be sent is re-sent by the sweeps.
-
-    "Route event X" is handed to this process's publisher thread (events.publisher), which
-    batches what piles up: the webhook request does not pay for the publish."""
+    must not hang on them. A message that could not be sent is re-sent by the sweeps."""
 
     def advance(self, run_id: str) -> None:
         from automation.tasks import advance_run
@@ -39,11 +34,6 @@ class CeleryBackend:
         from automation.tasks import run_branch
 
         run_branch.apply_async((run_id, step_id), retry=False)
-
-    def route(self, event_id: str) -> None:
-        from events import publisher
-
-        publisher.route(event_id)
 
 
 _backend: Backend = CeleryBackend()
@@ -62,10 +52,6 @@ def advance(run_id: Any) -> None:
 
 def branch(run_id: Any, step_id: str) -> None:
     transaction.on_commit(lambda: _send("branch", str(run_id), step_id))
-
-
-def route(event_id: Any) -> None:
-    transaction.on_commit(lambda: _send("route", str(event_id)))
 
 
 def _send(what: str, *args: str) -> None:

@@ -25,7 +25,8 @@ from approvals.models import Approval
 from automation.models import Run
 from automation.services import run_start, workflow_definition_save
 from events.models import Event
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -429,7 +430,7 @@ def test_admin_actions_need_their_permission(
     from automation.celery import app
     from automation.models import Workflow
     from events.models import WebhookEndpoint
-    from events.services import schedule_create
+    from events.schedules import schedule_create
 
     webhook_endpoint_create(slug="signed", scheme="standard_webhooks")
     schedule_create(name="tick", event_type="tick.due", every_seconds=3600)

@@ -16,7 +16,8 @@ from automation.engine import celcost
 from automation.models import Run, Workflow, WorkflowVersion
 from automation.services import workflow_definition_save
 from events.models import Event
-from events.services import emit, event_route
+from events.routing import event_route
+from events.services import emit
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 from automation import metric_labels
 from automation.engine.matching import type_matches
 from automation.services import workflow_definition_save
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
