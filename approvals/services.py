@@ -25,6 +25,7 @@ from approvals.models import Approval, ApprovalEvent, ApprovalVote
 from approvals.signals import approval_changed
 from automation.engine import clock
 from automation.engine.errors import WorkflowError
+from automation.lib.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ REMIND_AUTO = "auto"
 DECISIONS = ("approve", "reject")
 
 
-class AlreadyDecided(Exception):
+class AlreadyDecided(DomainError):
     """The approval is no longer pending (or this user voted already)."""
+
+    code = "already_decided"
+    status = 409
 
 
 def _resolve_assignees(assignees: list[str]) -> tuple[list[Any], list[Group]]:

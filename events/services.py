@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from automation.lib import logcontext
 from automation.lib.db import insert_plain
+from automation.lib.errors import DomainError
 from automation.lib.requestuser import request_user
 from events import publisher, schemas
 from events.models import Event
@@ -31,13 +32,18 @@ logger = logging.getLogger(__name__)
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
 
 
-class InvalidEvent(ValueError):
+class InvalidEvent(DomainError, ValueError):
     """The event cannot be stored; the message says which field and why."""
+
+    code = "invalid_event"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+    def details(self) -> dict[str, Any]:
+        return {"field": self.field}
 
 
 def validate_event_type(value: Any) -> str:
