@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from automation.models import ACTIVE_STATUSES
 from events.models import Event
 
 
@@ -16,7 +17,7 @@ def events_purge(
     """Delete routed events received more than ``older_than`` ago, ``batch_size`` per
     transaction. Events that started a run still active are kept (the run reads its trigger);
     finished runs keep their data, and lose only the link to the event. Returns how many."""
-    from automation.services import delete_in_batches
+    from automation.services import delete_in_batches  # it calls events_purge: no import cycle
 
     expired = events_expired(older_than=older_than)
     return delete_in_batches(expired, batch_size=batch_size, max_batches=max_batches)
@@ -24,8 +25,6 @@ def events_purge(
 
 def events_expired(*, older_than: timedelta) -> Any:
     """Routed events received more than ``older_than`` ago, except the triggers of active runs."""
-    from automation.models import ACTIVE_STATUSES
-
     cutoff = timezone.now() - older_than
     return Event.objects.filter(received_at__lt=cutoff, routed_at__isnull=False).exclude(
         runs__status__in=ACTIVE_STATUSES

@@ -20,6 +20,7 @@ from automation.engine import leases
 from automation.engine.executor import run_advance
 from automation.lib import logcontext, requestuser
 from automation.lib.db import update_returning
+from automation.services import runs_start_for_event, waits_resolve_for_event
 from events.models import Event
 from events.services import event_record
 
@@ -59,8 +60,6 @@ def _route(event_id: Any, *, lease_first_to: str = "") -> list:
 
 
 def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
-    from automation.services import runs_start_for_event, waits_resolve_for_event
-
     with transaction.atomic():
         unrouted = Event.objects.filter(id=event_id, routed_at__isnull=True)
         # ``data`` (up to WEBHOOK_MAX_BODY_BYTES of JSON) is read only when a trigger or a wait
