@@ -180,7 +180,7 @@ def execute(
     shown = (
         _input_json(args, kwargs) if recorded_input is None else _input_json((recorded_input,), {})
     )
-    if record is None and getattr(ctx, "owner", None) is not None:
+    if record is None and ctx.owner is not None:
         return _first_attempt(ctx, step_id, seq, kind, shown, fn, args, kwargs, policy, timeout)
     record = _begin_attempt(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown)
     try:
