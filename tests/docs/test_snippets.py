@@ -28,6 +28,8 @@ PLACES = ("http://127.0.0.1:8000", "http://localhost:8000")
 # Variables a snippet assigns (`TOKEN=...`, `export SECRET=...`), kept for the next snippets.
 ASSIGNED = re.compile(r"(?:^|[;&|(]\s*|\s)(?:export\s+)?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 SNIPPET_TIMEOUT = 90
+# An HTTP error answer fails the snippet, though the docs' curl commands show only `-s`.
+PRELUDE = 'curl() { command curl --fail-with-body "$@"; }\n'
 
 
 class DocsSite:
@@ -63,7 +65,9 @@ class DocsSite:
             f'[ -n "${{{name}+x}}" ] && printf "export {name}=%q\\n" "${name}" >> {self.state}\n'
             for name in keep
         )
-        script = f"set -a\n. {self.state}\nset +a\nset -euo pipefail\n{body}\n{saving}true\n"
+        script = (
+            f"{PRELUDE}set -a\n. {self.state}\nset +a\nset -euo pipefail\n{body}\n{saving}true\n"
+        )
         return subprocess.run(
             ["bash", "-c", script],
             cwd=self.workdir,
@@ -140,6 +144,28 @@ def test_snippet_runs(site: DocsSite, snippet: Snippet) -> None:
         f"{snippet.name} failed ({result.returncode}):\n{snippet.code}\n"
         f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     )
+
+
+def test_yaml_definitions_load(site: DocsSite, tmp_path: Path) -> None:
+    """Every complete workflow definition shown in YAML is one the server accepts."""
+    definitions = [
+        block
+        for block in all_blocks()
+        if block.lang in {"yaml", "yml"} and re.search(r"^name: .*^steps:", block.code, re.S | re.M)
+    ]
+    assert definitions, "the docs show no YAML definition"
+    for number, block in enumerate(definitions):
+        (tmp_path / f"{number}.yaml").write_text(block.code)
+    # The assignees the examples name (manage.py demo makes the group; these may run alone).
+    group = "\n".join(
+        [
+            "from django.contrib.auth.models import Group",
+            "Group.objects.get_or_create(name='managers')",
+        ]
+    )
+    manage(site.env, site.workdir, "shell", "-c", group)
+    output = manage(site.env, site.workdir, "load_workflows", "--check", str(tmp_path))
+    assert f"{len(definitions)} workflow file(s) are valid" in output
 
 
 def test_skipped_snippets_say_why() -> None:
