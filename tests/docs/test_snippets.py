@@ -182,3 +182,18 @@ def test_every_no_test_marker_is_before_a_block() -> None:
         if line.strip().startswith("<!-- no-test")
     }
     assert markers <= marked, f"no-test markers not right before a fenced block: {markers - marked}"
+
+
+def test_site_builds_strictly(tmp_path: Path) -> None:
+    """`make docs`: a broken link, a missing nav page or a bad option fails the build."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mkdocs"), "build", "--strict", "-d", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "settings.html").exists() or (tmp_path / "settings" / "index.html").exists()
