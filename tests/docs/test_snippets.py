@@ -72,6 +72,7 @@ class DocsSite:
             ["bash", "-c", script],
             cwd=self.workdir,
             env=self.env,
+            stdin=subprocess.DEVNULL,  # a snippet that asks a question fails instead of hanging
             capture_output=True,
             text=True,
             timeout=SNIPPET_TIMEOUT,
