@@ -3,8 +3,9 @@
 One embedded server (`manage.py serve`, its own SQLite and data directory) serves the whole
 module. Snippets run in reading order in a scratch directory that looks like a checkout (the
 project's files linked in), so what they write stays out of the repository. Shell variables a
-snippet sets (TOKEN, SECRET, ...) carry over to the snippets after it, as in a reader's
-terminal. A snippet marked ``<!-- no-test: why -->`` is skipped with its reason.
+snippet sets (TOKEN, SECRET, ...) carry over to the snippets after it, exported only if it
+exported them, as in a reader's terminal. A snippet marked ``<!-- no-test: why -->`` is
+skipped with its reason.
 """
 
 from __future__ import annotations
@@ -60,14 +61,12 @@ class DocsSite:
             body = f'"{sys.executable}" {script}'
         else:
             body = code
-        keep = sorted(set(ASSIGNED.findall(code)))
+        # `declare -p` keeps whether the variable was exported, as a reader's terminal would.
         saving = "".join(
-            f'[ -n "${{{name}+x}}" ] && printf "export {name}=%q\\n" "${name}" >> {self.state}\n'
-            for name in keep
+            f"declare -p {name} >> {self.state} 2>/dev/null || true\n"
+            for name in sorted(set(ASSIGNED.findall(code)))
         )
-        script = (
-            f"{PRELUDE}set -a\n. {self.state}\nset +a\nset -euo pipefail\n{body}\n{saving}true\n"
-        )
+        script = f"{PRELUDE}. {self.state}\nset -euo pipefail\n{body}\n{saving}"
         return subprocess.run(
             ["bash", "-c", script],
             cwd=self.workdir,
