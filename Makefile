@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 
-.PHONY: install run test test-deep lint format worker beat clean
+.PHONY: install run test test-deep lint format docs worker beat clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,7 @@ $(BIN)/python:
 # Reinstall only when the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -46,6 +46,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## The documentation site: docs/ built into site/ offline (open site/index.html).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 ## Production processes (set CELERY_BROKER_URL, DATABASE_URL, REDIS_URL, SECRET_KEY first).
 worker: install
 	exec $(BIN)/celery -A automation worker --loglevel=INFO
@@ -54,4 +58,4 @@ beat: install
 	exec $(BIN)/celery -A automation beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
+	rm -rf $(VENV) staticfiles site .pytest_cache .ruff_cache

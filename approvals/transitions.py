@@ -6,7 +6,7 @@ the permission and makes the change with a conditional UPDATE from the declared 
 undeclared move (a decided approval decided again, a cancelled one escalated) changes no row,
 so it cannot happen, whatever the number of concurrent clicks or sweeps.
 
-The table is :data:`TRANSITIONS` below (README, "Approvals", shows it too).
+The table is :data:`TRANSITIONS` below (docs/approvals.md shows it too).
 
 A *decider* is an assignee (directly or through a group) or a user with the
 ``approvals.decide_any_approval`` permission, and never the person who started the run when the

@@ -1,4 +1,4 @@
-"""The operator UI at /app/ (see README, "Operator UI")."""
+"""The operator UI at /app/ (see docs/operator-ui.md)."""
 
 from __future__ import annotations
 

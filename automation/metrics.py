@@ -10,7 +10,7 @@ Several processes (gunicorn workers, Celery worker processes): set PROMETHEUS_MU
 an empty directory shared by the processes of a host *before they start*. Each process then
 writes its samples to files there and /metrics adds up the files of every process
 (prometheus_client's multiprocess mode). Without it, each process counts only its own work,
-which is right for the single embedded process. See README, "Metrics".
+which is right for the single embedded process. See docs/operating.md, "Metrics".
 """
 
 from __future__ import annotations

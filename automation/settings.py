@@ -1,4 +1,4 @@
-"""Settings, read from environment variables only (see README, "Settings").
+"""Settings, read from environment variables only (see docs/settings.md).
 
 Two topologies share this file. With CELERY_BROKER_URL unset the project runs *embedded*: SQLite
 in DATA_DIR, an in-process channel layer, and background work on an in-process Celery worker fed
@@ -336,7 +336,7 @@ EVENTS_CONFIG_CACHE_SECONDS = env_float("EVENTS_CONFIG_CACHE_SECONDS", 5.0, mini
 # How events reach the router. publish: "route event X" goes to the broker after each commit
 # (lowest latency, no extra process). outbox: nothing is published; `manage.py route_events`
 # processes poll the event table (the outbox) for unrouted events, which takes the broker
-# publish off the ingest hot path (see README, "Events and webhooks").
+# publish off the ingest hot path (see docs/events.md, "Routing modes").
 EVENTS_ROUTING = env_choice("EVENTS_ROUTING", "publish", ("publish", "outbox"))
 # publish mode: the longest a "route" message of a busy process waits for more events to carry
 # (from 500 events/s per process; (rate/500)² of it below: 2 ms at 100/s with the default).
@@ -347,7 +347,7 @@ EVENTS_ROUTER_POLL_INTERVAL = env_float("EVENTS_ROUTER_POLL_INTERVAL", 0.01, min
 
 
 # --- Operating it: API conventions, OpenAPI, rate limits, metrics, logs, retention ----------
-# (issue 7; each setting is documented in README.md, "Operating it")
+# (issue 7; each setting is documented in docs/operating.md)
 
 INSTALLED_APPS += ["django_filters", "drf_spectacular"]
 REST_FRAMEWORK |= {

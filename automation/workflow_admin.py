@@ -53,8 +53,8 @@ class DefinitionEditor(JSONEditorWidget):
 class DefinitionForm(forms.ModelForm):
     definition = forms.JSONField(
         widget=DefinitionEditor(),
-        help_text="The format is described at /api/workflows/schema/ (README: Declarative "
-        "workflows). Saving a changed definition creates a new version; runs in flight keep "
+        help_text="The format is described at /api/workflows/schema/ (docs/declarative.md). "
+        "Saving a changed definition creates a new version; runs in flight keep "
         "theirs.",
     )
 

@@ -1,6 +1,6 @@
 """Admin: the event log (read-only, with its causation chain), webhook endpoints (secrets shown
 once, a "rotate secret" action), event schemas and signal bridges. Schedules are
-django-celery-beat's Periodic tasks (task ``events.emit_scheduled``; see README)."""
+django-celery-beat's Periodic tasks (task ``events.emit_scheduled``; see docs/events.md)."""
 
 from __future__ import annotations
 

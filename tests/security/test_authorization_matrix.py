@@ -4,7 +4,7 @@ each declaration is tested from the outside for four people: anonymous, a signed
 without permissions, a user with exactly the permission the route needs, and a staff user
 without it.
 
-The declarations are the product's access rules; README ("Permissions") lists them too.
+The declarations are the product's access rules; docs/api.md ("Permissions") lists them too.
 """
 
 from __future__ import annotations

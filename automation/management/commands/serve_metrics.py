@@ -29,7 +29,7 @@ class Command(BaseCommand):
         if not multiprocess_dir():
             raise CommandError(
                 "PROMETHEUS_MULTIPROC_DIR is not set: set it to the directory this host's worker "
-                "processes write to (see README, Metrics)."
+                "processes write to (see docs/operating.md, Metrics)."
             )
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
