@@ -6,6 +6,7 @@ The widths measured are written to screenshots/phone-widths.txt (kept out of git
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def pages(server):
         "run": f"/app/runs/{runs[0]}/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
+        "not-found": f"/app/runs/{uuid.uuid4()}/",
     }
 
 
@@ -117,7 +119,7 @@ def test_every_app_page_is_covered(pages):
         if getattr(p, "app_name", None) == "app"
         for p in p.url_patterns
     }
-    assert names - POST_ONLY - {"login"} == set(pages)
+    assert names - POST_ONLY - {"login"} <= set(pages)
 
 
 def _width(page) -> int:
