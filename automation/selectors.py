@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from automation.lib.ids import BadIdPrefix, id_lookup
 from automation.models import (
     ACTIVE_STATUSES,
     Run,
@@ -23,26 +23,20 @@ from automation.models import (
 
 
 def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> QuerySet:
+    """Runs of a workflow, in a status, whose correlation id is ``q`` or whose id it names
+    (a whole id or the short id the pages show)."""
     runs = Run.objects.select_related("workflow", "version", "trigger_event")
     if workflow:
         runs = runs.filter(workflow__name=workflow)
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if q:
-        runs = (
-            runs.filter(Q(correlation_id=q) | Q(id=q))
-            if _is_uuid(q)
-            else runs.filter(correlation_id=q)
-        )
+        try:
+            by_id = id_lookup("id", q)
+        except BadIdPrefix:  # not an id: only a correlation id can match
+            by_id = Q(pk__in=[])
+        runs = runs.filter(Q(correlation_id=q) | by_id)
     return runs
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
 
 
 def workflow_names() -> list[str]:

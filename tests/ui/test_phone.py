@@ -178,3 +178,19 @@ def test_the_desktop_keeps_its_sidebar(server, browser, pages):
         assert page.locator(".topbar").bounding_box()["height"] >= DESKTOP["height"] - 1
         assert _width(page) <= DESKTOP["width"]
     context.close()
+
+
+def test_the_copy_button_copies_the_whole_id_behind_the_short_one(server, browser, pages):
+    server, _ = server
+    context = browser.new_context(viewport=PHONE)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
+    _sign_in(context, server.url)
+    page = context.new_page()
+    page.goto(server.url + pages["runs"])
+    link = page.locator("table.table tbody tr").first.locator(".id a")
+    whole = link.get_attribute("title")
+    assert whole.split("-")[-1].startswith(link.inner_text())
+    page.locator("table.table tbody tr").first.locator("button.copy").click()
+    page.wait_for_selector("button.copy[data-copied]")
+    assert page.evaluate("navigator.clipboard.readText()") == whole
+    context.close()
