@@ -38,7 +38,7 @@ print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry"}
+POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start"}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +86,8 @@ def pages(server):
         "approval": f"/app/approvals/{approvals[0]['id']}/",
         "runs": "/app/runs/",
         "run": f"/app/runs/{runs[0]}/",
+        "workflows": "/app/workflows/",
+        "workflow": "/app/workflows/example-expense-approval/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
