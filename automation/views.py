@@ -15,6 +15,7 @@ from automation import health, selectors
 from automation import metrics as prometheus
 from automation.commands import run_retry
 from automation.engine.errors import WorkflowError
+from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
@@ -181,6 +182,9 @@ def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
             started_by=request.user,
             started_via=RunOrigin.API,
         )
+    except NotJSONError as exc:  # NaN, or text no database can store
+        form.add_error("input", f"{exc}.")
+        return _render_workflow(request, workflow, form, status=400)
     except WorkflowError as exc:
         form.add_error(None, f"{exc}.")
         return _render_workflow(request, workflow, form, status=409)

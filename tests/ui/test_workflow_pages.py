@@ -84,6 +84,8 @@ def test_starting_a_run_from_the_page_records_who_and_opens_it(client, greet, st
         ("{who: maria}", "This is not JSON"),
         ('["maria"]', "must be a JSON object"),
         ("", "This field is required"),
+        ('{"amount": NaN}', "cannot be stored"),
+        ('{"name": "\\ud800"}', "cannot be stored"),
     ],
 )
 def test_bad_input_is_shown_again_and_starts_nothing(client, greet, starter, given, says):
