@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 from automation.lib.ids import BadIdPrefix, id_lookup
 
@@ -46,15 +47,19 @@ class IdPrefixField(forms.CharField):
             raise ValidationError(str(exc), code="invalid") from None
 
 
+ID_PREFIX_HELP = (
+    "A whole id, or the short id shown in the UI (4 to 12 hex characters from the start of the "
+    "id's last group, e.g. b242fe9c)."
+)
+
+
+# Described here: it is no model field, which the schema generator would look for.
+@extend_schema_field({"type": "string", "description": ID_PREFIX_HELP})
 class IdPrefixFilter(django_filters.Filter):
     field_class = IdPrefixField
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault(
-            "help_text",
-            "A whole id, or the short id shown in the UI (4 to 12 hex characters from the "
-            "start of the id's last group, e.g. b242fe9c).",
-        )
+        kwargs.setdefault("help_text", ID_PREFIX_HELP)
         super().__init__(**kwargs)
 
     def filter(self, qs: QuerySet, value: Q | None) -> QuerySet:
