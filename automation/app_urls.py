@@ -43,6 +43,9 @@ urlpatterns = [
         {"operation": "retry"},
         name="run-retry",
     ),
+    path("workflows/", automation.workflows, name="workflows"),
+    path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
+    path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
 ]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from automation.lib.ids import BadIdPrefix, id_lookup
 from automation.models import (
     ACTIVE_STATUSES,
     Run,
@@ -23,26 +23,60 @@ from automation.models import (
 
 
 def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> QuerySet:
+    """Runs of a workflow, in a status, whose correlation id is ``q`` or whose id it names
+    (a whole id or the short id the pages show)."""
     runs = Run.objects.select_related("workflow", "version", "trigger_event")
     if workflow:
         runs = runs.filter(workflow__name=workflow)
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if q:
-        runs = (
-            runs.filter(Q(correlation_id=q) | Q(id=q))
-            if _is_uuid(q)
-            else runs.filter(correlation_id=q)
-        )
+        try:
+            by_id = id_lookup("id", q)
+        except BadIdPrefix:  # not an id: only a correlation id can match
+            by_id = Q(pk__in=[])
+        runs = runs.filter(Q(correlation_id=q) | by_id)
     return runs
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
+#: How many of a workflow's latest runs its row in the workflows list shows.
+LAST_RUNS = 5
+
+
+def workflows_overview() -> list[Workflow]:
+    """Every workflow by name, with ``latest`` (its latest version number), ``trigger`` (that
+    version's event type), ``in_flight`` (active runs) and ``last_runs`` (newest first)."""
+    latest = WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number")
+    in_flight = (
+        Run.objects.filter(workflow=OuterRef("pk"), status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values("workflow")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    recent = Run.objects.order_by("-created_at").only("id", "status", "created_at", "workflow")
+    return list(
+        Workflow.objects.order_by("name")
+        .annotate(
+            latest=Subquery(latest.values("number")[:1]),
+            trigger=Subquery(latest.values("trigger_event")[:1]),
+            in_flight=Subquery(in_flight),
+        )
+        .prefetch_related(Prefetch("runs", queryset=recent[:LAST_RUNS], to_attr="last_runs"))
+    )
+
+
+def workflow_versions(workflow: Workflow) -> QuerySet:
+    """The workflow's versions, newest first, each with ``in_flight``: its active runs."""
+    return (
+        workflow.versions.select_related("created_by")
+        .annotate(in_flight=Count("runs", filter=Q(runs__status__in=ACTIVE_STATUSES)))
+        .order_by("-number")
+    )
+
+
+def workflow_recent_runs(workflow: Workflow, limit: int = 10) -> list[Run]:
+    return list(workflow.runs.select_related("version").order_by("-created_at")[:limit])
 
 
 def workflow_names() -> list[str]:

@@ -7,6 +7,7 @@ from automation import views
 from automation.api import views as api_views
 
 handler400 = "automation.api.errors.json_400"
+handler403 = "automation.api.errors.json_403"
 handler404 = "automation.api.errors.json_404"
 handler500 = "automation.api.errors.json_500"
 

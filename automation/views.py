@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
@@ -13,10 +15,11 @@ from automation import health, selectors
 from automation import metrics as prometheus
 from automation.commands import run_retry
 from automation.engine.errors import WorkflowError
-from automation.engine.runs import run_cancel
+from automation.engine.journal import NotJSONError
+from automation.engine.runs import run_cancel, run_start
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
-from automation.models import Run, RunStatus
+from automation.models import Run, RunOrigin, RunStatus, Workflow
 
 
 @never_cache
@@ -102,3 +105,90 @@ def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpRespon
         done = {"cancel": "Cancellation requested.", "retry": "Retrying from the failed step."}
         messages.success(request, done[operation])
     return redirect("app:run", run_id=run.id)
+
+
+# --- Operator UI: workflows -------------------------------------------------------------------
+
+VIEW_WORKFLOWS = "automation.view_workflow"
+START_RUNS = "automation.add_run"  # as POST /api/workflows/<name>/runs/
+
+
+class StartRunForm(forms.Form):
+    input = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "mono"}),
+        initial="{}",
+        help_text='The run\'s input: a JSON object, e.g. {"amount": 420}.',
+    )
+    correlation_id = forms.CharField(required=False, max_length=200)
+
+    def clean_input(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["input"])
+        except ValueError as exc:
+            message = f"This is not JSON ({exc}); fix it and start again."
+            raise forms.ValidationError(message) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('The input must be a JSON object: {"key": value, ...}.')
+        return value
+
+
+@login_required
+@require_safe
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+def workflows(request: HttpRequest) -> HttpResponse:
+    context = {"workflows": selectors.workflows_overview(), "section": "workflows"}
+    return render(request, "app/workflows.html", context)
+
+
+@login_required
+@require_safe
+@permission_required(VIEW_WORKFLOWS, raise_exception=True)
+def workflow_page(request: HttpRequest, name: str) -> HttpResponse:
+    workflow = get_object_or_404(Workflow, name=name)
+    return _render_workflow(request, workflow, StartRunForm())
+
+
+def _render_workflow(
+    request: HttpRequest, workflow: Workflow, form: StartRunForm, status: int = 200
+) -> HttpResponse:
+    context = {
+        "workflow": workflow,
+        "versions": selectors.workflow_versions(workflow),
+        "runs": selectors.workflow_recent_runs(workflow),
+        "form": form,
+        "can_start": request.user.has_perm(START_RUNS),
+        "section": "workflows",
+    }
+    response = render(request, "app/workflow.html", context)
+    response.status_code = status
+    return response
+
+
+@login_required
+@require_POST
+@permission_required(START_RUNS, raise_exception=True)
+def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
+    """Start a run from the workflow page: the same service and permission as the API. Invalid
+    input is shown again with its error, and nothing is started."""
+    workflow = get_object_or_404(Workflow, name=name)
+    form = StartRunForm(request.POST)
+    if not form.is_valid():
+        return _render_workflow(request, workflow, form, status=400)
+    try:
+        run = run_start(
+            workflow=workflow,
+            input=form.cleaned_data["input"],
+            correlation_id=form.cleaned_data["correlation_id"].strip(),
+            started_by=request.user,
+            started_via=RunOrigin.API,
+        )
+    except NotJSONError as exc:  # NaN, or text no database can store
+        form.add_error("input", f"{exc}.")
+        return _render_workflow(request, workflow, form, status=400)
+    except WorkflowError as exc:
+        form.add_error(None, f"{exc}.")
+        return _render_workflow(request, workflow, form, status=409)
+    messages.success(request, f"Run {run.id} started.")
+    if request.user.has_perm(VIEW_RUNS):
+        return redirect("app:run", run_id=run.id)
+    return redirect("app:workflow", name=workflow.name)

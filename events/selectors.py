@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
 from automation.lib.errors import DomainError
+from automation.lib.ids import BadIdPrefix, id_lookup
 from events.models import Event
 
 
@@ -19,9 +20,15 @@ class BadFilter(DomainError, ValueError):
 
 
 def events_filter(params: Mapping[str, str]) -> QuerySet[Event]:
-    """Events filtered by ``type`` (exact, or ``order.*``), ``source``, ``correlation_id``,
-    ``subject``, ``received_after`` and ``received_before`` (ISO 8601), newest first."""
+    """Events filtered by ``id`` (a whole id or the short id the pages show), ``type`` (exact, or
+    ``order.*``), ``source``, ``correlation_id``, ``subject``, ``received_after`` and
+    ``received_before`` (ISO 8601), newest first."""
     events = Event.objects.all()
+    if params.get("id"):
+        try:
+            events = events.filter(id_lookup("id", params["id"]))
+        except BadIdPrefix as exc:
+            raise BadFilter(str(exc)) from exc
     event_type = params.get("type")
     if event_type:
         if event_type.endswith(".*"):

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import DatabaseError, DataError
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -102,18 +102,23 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
 @require_safe
 @permission_required("events.view_event", raise_exception=True)
 def events_page(request: HttpRequest) -> HttpResponse:
-    filters = {k: request.GET.get(k, "").strip() for k in ("type", "source", "correlation_id")}
+    names = ("id", "type", "source", "correlation_id")
+    filters = {k: request.GET.get(k, "").strip() for k in names}
+    error, status = "", 200
     try:
         events = selectors.events_filter({k: v for k, v in filters.items() if v})
-    except selectors.BadFilter as exc:  # pragma: no cover - the page only offers valid filters
-        return HttpResponseBadRequest(str(exc))
+    except selectors.BadFilter as exc:  # a mistyped id: the form again, saying what to give
+        events, error, status = Event.objects.none(), str(exc), 400
     context = {
         "page": keyset_page(events, request),
         "filters": filters,
+        "error": error,
         "query": query_without(request, "before", "fragment"),
         "section": "events",
     }
-    return render_page(request, "app/events.html", context)
+    response = render_page(request, "app/events.html", context)
+    response.status_code = status
+    return response
 
 
 @login_required

@@ -3,8 +3,9 @@
 ``{"error": {"code": ..., "message": ..., "fields"?: {...}}}``: a code a program can test, a
 message a person can act on and, for invalid input, the problems of each field. DRF calls
 ``exception_handler`` for every exception a view raises (REST_FRAMEWORK["EXCEPTION_HANDLER"]),
-so views written later conform without doing anything. Django's own 404 and 500 pages answer in
-the same shape under /api/ (``json_400``, ``json_404``, ``json_500`` in automation/urls.py).
+so views written later conform without doing anything. Django's own 403, 404 and 500 pages answer
+in the same shape under /api/ (``json_400``, ``json_403``, ``json_404``, ``json_500`` in
+automation/urls.py); elsewhere they are the templates 403.html, 404.html and 500.html.
 
 The domain's refusals (``automation.lib.errors.DomainError``: InvalidEvent, BadPayload,
 SignatureError, AlreadyDecided, InvalidDefinition ...) carry their code and status, and are
@@ -27,6 +28,7 @@ from django.core.exceptions import (
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.log import log_response
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -130,6 +132,20 @@ def json_404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
         return JsonResponse(_body("not_found", f"Nothing is at {request.path}."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def json_403(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A refusal is expected, not a fault: logged as one line, without the traceback Django
+    attaches to a raised PermissionDenied (it skips a response already logged)."""
+    if _is_api(request):
+        message = str(exception) or "You do not have permission to perform this action."
+        response = JsonResponse(_body("permission_denied", message), status=403)
+    else:
+        response = defaults.permission_denied(request, exception)
+    log_response(
+        "Forbidden (Permission denied): %s", request.path, response=response, request=request
+    )
+    return response
 
 
 def json_400(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
-from automation.api.fields import UtcIsoDateTimeFilter
+from automation.api.fields import IdPrefixFilter, UtcIsoDateTimeFilter
 from automation.models import Run, RunStatus
 
 
@@ -14,6 +14,7 @@ class RunFilter(django_filters.FilterSet):
     )
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     correlation_id = django_filters.CharFilter()
+    id_prefix = IdPrefixFilter()
     created_after = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
@@ -23,4 +24,6 @@ class RunFilter(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["workflow", "status", "correlation_id", "created_after", "created_before"]
+        fields = [
+            "workflow", "status", "correlation_id", "id_prefix", "created_after", "created_before",
+        ]  # fmt: skip

@@ -10,6 +10,8 @@ from django import template
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from automation.lib import ids
+
 register = template.Library()
 
 TONES = {
@@ -31,6 +33,18 @@ TONES = {
 def tone(status: str) -> str:
     """The colour family of a status pill."""
     return TONES.get(str(status), "neutral")
+
+
+@register.filter
+def short_id(value: Any) -> str:
+    """The part of a UUIDv7 id that tells ids apart (not its time prefix), e.g. ``b242fe9c``."""
+    return ids.short_id(value)
+
+
+@register.inclusion_tag("app/copy_id.html")
+def copy_id(value: Any, what: str = "id") -> dict[str, Any]:
+    """A button that copies the whole id (the page shows it short, or hard to select on a phone)."""
+    return {"value": str(value), "what": what}
 
 
 @register.filter

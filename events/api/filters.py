@@ -5,7 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 
-from automation.api.fields import UtcIsoDateTimeFilter
+from automation.api.fields import IdPrefixFilter, UtcIsoDateTimeFilter
 from events.models import Event, WebhookEndpoint
 
 
@@ -15,6 +15,7 @@ class EventFilter(django_filters.FilterSet):
     )
     source = django_filters.CharFilter()
     correlation_id = django_filters.CharFilter()
+    id_prefix = IdPrefixFilter()
     subject = django_filters.CharFilter()
     received_after = UtcIsoDateTimeFilter(
         field_name="received_at", lookup_expr="gte", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
@@ -26,7 +27,8 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = Event
         fields = [
-            "type", "source", "correlation_id", "subject", "received_after", "received_before",
+            "type", "source", "correlation_id", "id_prefix", "subject", "received_after",
+            "received_before",
         ]  # fmt: skip
 
     def filter_type(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:

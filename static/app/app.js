@@ -127,6 +127,34 @@
     }
   }
 
+  // --- copy buttons (the whole id behind a short one) ----------------------------------------
+
+  function copyText(button) {
+    const text = button.dataset.copy;
+    const done = function () {
+      button.dataset.copied = "true";
+      toast("Copied <span class=\"mono\">" + escapeHtml(text) + "</span>", "success");
+      setTimeout(function () { delete button.dataset.copied; }, 1500);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { fallbackCopy(text) && done(); });
+    } else if (fallbackCopy(text)) {
+      done();
+    }
+  }
+
+  // Pages served over plain HTTP to another host have no clipboard API.
+  function fallbackCopy(text) {
+    const area = document.createElement("textarea");
+    area.value = text; area.setAttribute("readonly", ""); area.style.position = "fixed"; area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    let ok = false;
+    try { ok = document.execCommand("copy"); } catch (err) { ok = false; }
+    area.remove();
+    return ok;
+  }
+
   // --- sockets -------------------------------------------------------------------------------
 
   function connect(path, delay) {
@@ -160,6 +188,8 @@
 
     document.addEventListener("click", function (e) {
       if (e.target.closest(".toast-close")) e.target.closest(".toast").remove();
+      const copy = e.target.closest("[data-copy]");
+      if (copy) copyText(copy);
     });
     document.querySelectorAll(".toast").forEach(function (t) { setTimeout(function () { t.remove(); }, 8000); });
 

@@ -111,6 +111,13 @@ ROUTES: dict[str, list[Rule]] = {
     "app/runs/<uuid:run_id>/retry/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
              path=lambda w: f"/app/runs/{_run(w)}/retry/")],
+    "app/workflows/": [Rule(PERM, perm="automation.view_workflow", page=True)],
+    "app/workflows/<slug:name>/": [
+        Rule(PERM, perm="automation.view_workflow", page=True,
+             path=lambda w: "/app/workflows/matrix/")],
+    "app/workflows/<slug:name>/start/": [
+        Rule(PERM, "POST", perm="automation.add_run", ok=302, page=True, body={"input": "{}"},
+             path=lambda w: "/app/workflows/matrix/start/")],
     "app/events/": [Rule(PERM, perm="events.view_event", page=True)],
     "app/events/<uuid:event_id>/": [
         Rule(PERM, perm="events.view_event", page=True, path=lambda w: f"/app/events/{_ev(w)}/")],
