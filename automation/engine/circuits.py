@@ -136,11 +136,14 @@ class Gate:
         now = clock.now()
         policy, key = self.breaker.policy, self.breaker.key
         if self.probe:
+            retry_at = now + policy.open_for
             reopened = Circuit.objects.filter(key=key, state=State.HALF_OPEN).update(
-                state=State.OPEN, opened_at=now, retry_at=now + policy.open_for
+                state=State.OPEN, opened_at=now, retry_at=retry_at
             )
             if reopened:
-                logger.warning("circuit %s: the probe failed; open until %s", key, now)
+                logger.warning(
+                    "circuit %s: the probe failed; open until %s", key, retry_at.isoformat()
+                )
             return
         with transaction.atomic():
             circuit, _ = Circuit.objects.select_for_update().get_or_create(key=key)
