@@ -43,6 +43,8 @@ urlpatterns = [
         {"operation": "retry"},
         name="run-retry",
     ),
+    path("circuits/", automation.circuits, name="circuits"),
+    path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
 ]

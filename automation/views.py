@@ -11,12 +11,13 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import health, selectors
 from automation import metrics as prometheus
-from automation.commands import run_retry
+from automation.commands import circuit_close, run_retry
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
+from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
-from automation.models import Run, RunStatus
+from automation.models import Circuit, Run, RunStatus
 
 
 @never_cache
@@ -102,3 +103,35 @@ def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpRespon
         done = {"cancel": "Cancellation requested.", "retry": "Retrying from the failed step."}
         messages.success(request, done[operation])
     return redirect("app:run", run_id=run.id)
+
+
+# --- Operator UI: circuit breakers ------------------------------------------------------------
+
+VIEW_CIRCUITS = "automation.view_circuit"
+CLOSE_CIRCUITS = "automation.change_circuit"
+
+
+@login_required
+@require_safe
+@permission_required(VIEW_CIRCUITS, raise_exception=True)
+def circuits(request: HttpRequest) -> HttpResponse:
+    context = {
+        "circuits": Circuit.objects.order_by("key")[:500],
+        "can_close": request.user.has_perm(CLOSE_CIRCUITS),
+        "section": "circuits",
+    }
+    return render_page(request, "app/circuits.html", context)
+
+
+@login_required
+@require_POST
+@permission_required(CLOSE_CIRCUITS, raise_exception=True)
+def circuit_close_page(request: HttpRequest, key: str) -> HttpResponse:
+    """ "Close now" on the circuits page; the same service as the API."""
+    try:
+        circuit_close(key=key, user=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Circuit {key} closed: the next call goes through.")
+    return redirect("app:circuits")

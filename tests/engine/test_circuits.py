@@ -61,7 +61,7 @@ def _step(run):
     return StepRecord.objects.get(run=run, step_id="call")
 
 
-def test_failures_open_the_circuit_and_a_waiting_step_does_not_call(workflow_harness):
+def test_failures_open_the_circuit_and_a_waiting_step_does_not_call(workflow_harness, admin_client):
     run = workflow_harness.start("circuit-test", {})
     workflow_harness.advance_time("1s")  # the retry: the second failure opens the circuit
     circuit = Circuit.objects.get(key="circuit-test.call")
@@ -76,6 +76,8 @@ def test_failures_open_the_circuit_and_a_waiting_step_does_not_call(workflow_har
     assert record.next_attempt_at == circuit.retry_at
     assert run.waiting_for.startswith("waiting: circuit open for circuit-test.call until ")
     assert Timer.objects.filter(run=run, due_at=circuit.retry_at, fired_at=None).exists()
+    page = admin_client.get(f"/app/runs/{run.id}/").content.decode()
+    assert "Waiting: circuit open for circuit-test.call until " in page
 
     # A second run meets the same open circuit: no call, no attempt.
     other = workflow_harness.start("circuit-test", {})
