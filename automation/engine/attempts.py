@@ -232,6 +232,7 @@ def _wait_for_circuit(
     due = gate.blocked_until
     assert due is not None
     reason = circuits.waiting_reason(gate.breaker.key, due)
+    note = circuits.waiting_note(gate.breaker.key, due)
     with transaction.atomic():
         if record is None:
             fields = {
@@ -244,6 +245,7 @@ def _wait_for_circuit(
                 "input": input,
                 "started_at": clock.now(),
                 "next_attempt_at": due,
+                "error": note,
             }
             try:
                 if getattr(ctx, "owner", None) is not None:
@@ -264,9 +266,10 @@ def _wait_for_circuit(
                 record.status,
                 status=StepStatus.WAITING,
                 next_attempt_at=due,
+                error=note,
                 attempts=history,
             )
-            record.status, record.next_attempt_at = StepStatus.WAITING, due
+            record.status, record.next_attempt_at, record.error = StepStatus.WAITING, due, note
         Timer.objects.create(run_id=record.run_id, step_id=step_id, due_at=due)
     announce(record)
     raise Suspend(reason)

@@ -30,7 +30,7 @@ from django.utils import timezone
 from automation.engine import clock
 from automation.engine.durations import parse_duration
 from automation.engine.errors import WorkflowError
-from automation.models import Circuit
+from automation.models import Circuit, StepRecord, StepStatus, Timer
 
 logger = logging.getLogger(__name__)
 
@@ -169,14 +169,16 @@ class Gate:
     def succeeded(self) -> None:
         """A call worked: a probe closes the circuit; failures counted before it are forgiven."""
         if self.probe:
-            closed = Circuit.objects.filter(key=self.breaker.key, state=State.HALF_OPEN)
+            if _close(Circuit.objects.filter(key=self.breaker.key, state=State.HALF_OPEN)):
+                wake_waiting(self.breaker.key)
         elif self.failures:
-            closed = Circuit.objects.filter(key=self.breaker.key, state=State.CLOSED)
-        else:
-            return
-        closed.update(
-            state=State.CLOSED, failures=0, window_start=None, opened_at=None, retry_at=None
-        )
+            _close(Circuit.objects.filter(key=self.breaker.key, state=State.CLOSED))
+
+
+def _close(circuits: Any) -> int:
+    return circuits.update(
+        state=State.CLOSED, failures=0, window_start=None, opened_at=None, retry_at=None
+    )
 
 
 def enter(breaker: Breaker, timeout: float | None = None) -> Gate:
@@ -207,14 +209,43 @@ def waiting_reason(key: str, until: datetime) -> str:
     return f"waiting: circuit open for {key} until {timezone.localtime(until):%H:%M:%S}"
 
 
+def waiting_note(key: str, until: datetime) -> dict[str, Any]:
+    """The error a step waiting for an open circuit shows (it names the circuit, so closing
+    the circuit finds the steps to wake)."""
+    return {
+        "type": "CircuitOpen",
+        "message": waiting_reason(key, until),
+        "circuit": key,
+        "retryable": True,
+    }
+
+
+def wake_waiting(key: str) -> int:
+    """Make the steps waiting for the circuit ``key`` due now (the next sweep wakes their
+    runs) instead of at the end of the cool-down. How many there were."""
+    now = clock.now()
+    waiting = list(
+        StepRecord.objects.filter(
+            status=StepStatus.WAITING, error__type="CircuitOpen", error__circuit=key
+        ).values_list("run_id", "step_id", "next_attempt_at")
+    )
+    for run_id, step_id, due in waiting:
+        StepRecord.objects.filter(
+            run_id=run_id, step_id=step_id, status=StepStatus.WAITING, next_attempt_at=due
+        ).update(next_attempt_at=now)
+        Timer.objects.filter(
+            run_id=run_id, step_id=step_id, due_at=due, fired_at__isnull=True
+        ).update(due_at=now)
+    return len(waiting)
+
+
 # --- operators ------------------------------------------------------------------------------
 
 
 def close(key: str) -> bool:
-    """Close the circuit ``key`` now (an operator knows the service is back). Whether it
-    existed. Steps waiting for it call at their wake-up time."""
-    return bool(
-        Circuit.objects.filter(key=key).update(
-            state=State.CLOSED, failures=0, window_start=None, opened_at=None, retry_at=None
-        )
-    )
+    """Close the circuit ``key`` now (an operator knows the service is back) and wake the
+    steps waiting for it. Whether it existed."""
+    if not _close(Circuit.objects.filter(key=key)):
+        return False
+    wake_waiting(key)
+    return True

@@ -200,3 +200,19 @@ def test_close_now_closes_an_open_circuit(workflow_harness):
     assert (circuit.state, circuit.failures, circuit.retry_at) == ("closed", 0, None)
     assert not circuits.close("nowhere.example.com")
     assert Run.objects.count() == 0
+
+
+def test_closing_a_circuit_wakes_the_steps_waiting_for_it(workflow_harness):
+    run = workflow_harness.start("circuit-test", {})
+    workflow_harness.advance_time("1s")
+    workflow_harness.advance_time("1s")  # meets the open circuit: waits 30s
+    record = _step(run)
+    assert record.error["type"] == "CircuitOpen"
+    assert record.error["circuit"] == "circuit-test.call"
+    SERVICE["up"] = True
+    assert circuits.close("circuit-test.call")
+    workflow_harness.tick()  # no time passes: the step is due at once
+    assert workflow_harness.result(run) == {"ok": True}
+    record = _step(run)
+    assert (record.attempt, record.error) == (3, None)
+    assert SERVICE["hits"] == 3
