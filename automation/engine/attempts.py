@@ -95,10 +95,19 @@ def attempt_call(
         result = _call(fn, args, kwargs, timeout)
     except Exception as exc:
         if policy is None or policy.is_retryable(exc):
-            gate.failed()
+            _count(gate.failed, step_id)
         raise
-    gate.succeeded()
+    _count(gate.succeeded, step_id)
     return to_json(result, f"the result of step {step_id!r}")
+
+
+def _count(outcome: Callable[[], None], step_id: str) -> None:
+    """Tell the circuit how the call went. A database error here must not change the step's
+    own outcome (the call was made): it is logged, and the circuit misses one count."""
+    try:
+        outcome()
+    except DatabaseError as exc:
+        logger.warning("step %r: could not update its circuit: %s", step_id, exc)
 
 
 # --- recording attempts ---------------------------------------------------------------------

@@ -59,6 +59,9 @@ def test_the_api_lists_circuits_with_their_state(client, viewer, open_circuit):
     assert (first["state"], first["failures"]) == ("open", 5)
     assert first["retry_at"] is not None
     assert [c["key"] for c in client.get("/api/circuits/?state=open").json()["results"]] == [KEY]
+    refused = client.get("/api/circuits/?state=broken")
+    assert refused.status_code == 400
+    assert "state" in refused.json()["error"]["message"]
 
 
 def test_close_now_from_the_api_is_audited(client, operator, open_circuit):
