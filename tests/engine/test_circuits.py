@@ -144,8 +144,10 @@ def test_the_step_circuit_wins_over_the_action(workflow_harness):
 
 
 def test_no_circuit_unless_asked_and_no_query_for_it(workflow_harness):
-    run = workflow_harness.start("circuit-test-off", {})
-    workflow_harness.run_until_idle()
+    with CaptureQueriesContext(connection) as queries:
+        run = workflow_harness.start("circuit-test-off", {})
+        workflow_harness.run_until_idle()
+    assert not [q for q in queries.captured_queries if "automation_circuit" in q["sql"]]
     assert workflow_harness.refresh(run).status == "failed"
     assert SERVICE["hits"] == 4
     assert not Circuit.objects.exists()
