@@ -15,11 +15,9 @@ from typing import Any
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 
-from automation import lifecycle
 from automation.definitions import validation
-from automation.engine import circuits, clock, dispatch, registry
+from automation.engine import circuits, clock, dispatch, registry, transitions
 from automation.engine.errors import UnknownWorkflow, WorkflowError
-from automation.engine.runs import run_dispatch
 from automation.lib.errors import DomainError
 from automation.models import (
     Circuit,
@@ -61,17 +59,7 @@ def run_retry(*, run: Run) -> Run:
             _reset_for_retry(run, record)
         _reopen_closed(run)
         _rearm_deadline(locked)
-        Run.objects.filter(id=run.id).update(
-            status=RunStatus.PENDING,
-            error=None,
-            output=None,
-            finished_at=None,
-            recoveries=0,
-            cancel_requested=False,
-            waiting_for="",
-        )
-        lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=locked.workflow.name)
-        run_dispatch(run.id)
+        transitions.transition(run.id, "retry", workflow=locked.workflow.name)
     run.refresh_from_db()
     return run
 

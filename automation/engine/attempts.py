@@ -210,7 +210,7 @@ def execute(
     gate = circuits.enter(circuit, timeout) if circuit is not None else None
     if gate is not None and gate.blocked_until is not None:
         _wait_for_circuit(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown, gate=gate)
-    if record is None and getattr(ctx, "owner", None) is not None:
+    if record is None and ctx.owner is not None:
         return _first_attempt(
             ctx, step_id, seq, kind, shown, fn, args, kwargs, policy, timeout, gate
         )
@@ -257,7 +257,7 @@ def _wait_for_circuit(
                 "error": note,
             }
             try:
-                if getattr(ctx, "owner", None) is not None:
+                if ctx.owner is not None:
                     record = insert_if(StepRecord, leases.still_mine(ctx), **fields)
                     if record is None:
                         leases.refused(ctx)

@@ -46,8 +46,16 @@ _UNORDERED_KINDS = {"compensation", "on_failure"}
 class Context:
     """What ``fn(ctx, event)`` uses to do durable work. One instance per replay."""
 
-    def __init__(self, run: Run, journal: list[StepRecord], spec: WorkflowSpec | None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        journal: list[StepRecord],
+        spec: WorkflowSpec | None,
+        owner: str | None = None,
+    ) -> None:
         self.run = run
+        # The lease this replay holds (leases.claim): every write checks it. None: no lease.
+        self.owner = owner
         self.run_id = str(run.id)
         self.input: dict[str, Any] = run.input or {}
         self.correlation_id = run.correlation_id

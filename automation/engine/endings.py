@@ -13,10 +13,9 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 
 from automation import lifecycle
-from automation.engine import clock, ports
+from automation.engine import clock, ports, transitions
 from automation.engine.runs import run_finished, run_finished_writes, runs_cancel_children
 from automation.models import (
     OPEN_STEP_STATUSES,
@@ -29,6 +28,13 @@ from automation.models import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The transition (engine/transitions.py) that ends a run with each finished status.
+_ENDINGS = {
+    RunStatus.SUCCEEDED: "succeed",
+    RunStatus.FAILED: "fail",
+    RunStatus.CANCELLED: "cancel",
+}
 
 __all__ = ["open_work_close", "run_end"]
 
@@ -51,22 +57,19 @@ def run_end(
     alone = not cleanup and not run_finished_writes(run)
     with nullcontext() if alone else transaction.atomic():
         _lock_parent(run)
-        updated = Run.objects.filter(id=run.id, lease_owner=owner).update(
-            status=status,
+        if not transitions.transition(
+            run.id,
+            _ENDINGS[status],
+            workflow=run.workflow.name,
+            now=now,
+            # The steps, waits and children it closes are announced before the run's end.
+            before_announcing=(lambda: open_work_close(run.id, now)) if cleanup else None,
+            lease_owner=owner,
             output=output,
             error=error,
-            finished_at=now,
-            lease_owner="",
-            lease_expires_at=None,
-            waiting_for="",
-            wakeups=F("wakeups") + 1,
-        )
-        if not updated:
+        ):
             return "lease lost"
-        if cleanup:
-            open_work_close(run.id, now)
         run.status, run.output, run.error = status, output, error
-        lifecycle.announce_run(run.id, status, workflow=run.workflow.name)
         run_finished(run=run)
     if status == RunStatus.FAILED:
         logger.warning(

@@ -12,8 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from automation import lifecycle
-from automation.engine import clock, leases, registry
+from automation.engine import leases, registry, transitions
 from automation.engine.context import Context
 from automation.engine.endings import run_end
 from automation.engine.errors import (
@@ -59,14 +58,8 @@ def run_advance(run_id: Any, *, owner: str = "", fresh: Run | None = None) -> st
 
 
 def _release(run_id: Any, owner: str) -> None:
-    from automation.engine import dispatch
-
     with transaction.atomic():
-        if Run.objects.filter(id=run_id, lease_owner=owner).update(
-            status=RunStatus.PENDING, lease_owner="", lease_expires_at=None
-        ):
-            lifecycle.announce_run(run_id, RunStatus.PENDING)
-            dispatch.advance(run_id)
+        transitions.transition(run_id, "release", lease_owner=owner)
 
 
 def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
@@ -86,8 +79,7 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
         if _newer_than_this_code(run):
             return _defer(run, owner)
         return run_end(run, owner, RunStatus.FAILED, error=error_info(exc, retryable=False))
-    ctx = Context(run, journal, spec)
-    ctx.owner = owner  # type: ignore[attr-defined]
+    ctx = Context(run, journal, spec, owner)
     try:
         result = spec.fn(ctx, trigger_of(run))
         output = to_json(result, "the workflow's return value")
@@ -125,14 +117,13 @@ def _defer(run: Run, owner: str) -> str:
         run.workflow.name,
         run.version.number,
     )
-    Run.objects.filter(id=run.id, lease_owner=owner).update(
-        status=RunStatus.PENDING,
-        lease_owner="",
-        lease_expires_at=None,
-        dispatched_at=clock.now(),
+    transitions.transition(
+        run.id,
+        "defer",
+        workflow=run.workflow.name,
+        lease_owner=owner,
         waiting_for=f"a worker that has version {run.version.number} of the code",
     )
-    lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=run.workflow.name)
     return "deferred"
 
 
@@ -167,16 +158,14 @@ def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:
     """Release the run to wait. If something woke it while we worked, replay instead."""
-    # Reaching a wait is progress: earlier takeovers no longer count towards the dead letter.
-    updated = Run.objects.filter(id=run.id, lease_owner=owner, wakeups=wakeups).update(
-        status=RunStatus.WAITING,
-        lease_owner="",
-        lease_expires_at=None,
+    if transitions.transition(
+        run.id,
+        "suspend",
+        workflow=run.workflow.name,
+        lease_owner=owner,
+        wakeups=wakeups,
         waiting_for=reason[:300],
-        recoveries=0,
-    )
-    if updated:
-        lifecycle.announce_run(run.id, RunStatus.WAITING, workflow=run.workflow.name)
+    ):
         return "waiting"
     if Run.objects.filter(id=run.id, lease_owner=owner).exists():
         return "again"

@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from django.db import connections
-from django.db.models import F, Q, QuerySet
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
-from automation import lifecycle
-from automation.engine import clock
+from automation.engine import clock, transitions
 from automation.engine.errors import Cancelled, LeaseLost
-from automation.models import FINISHED_STATUSES, Run, RunStatus
+from automation.models import Run
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
@@ -48,48 +46,37 @@ def claim(run_id: Any, owner: str) -> bool:
     """Take a pending run. False when it is not pending (finished, waiting, held by another
     worker, or held back by its concurrency limit): then there is nothing to do."""
     now = clock.now()
-    claimed = Run.objects.filter(id=run_id, status=RunStatus.PENDING, queued=False).update(
-        status=RunStatus.RUNNING,
-        lease_owner=owner,
-        lease_expires_at=now + _duration(),
-        started_at=Coalesce(F("started_at"), now),
+    return transitions.transition(
+        run_id, "claim", now=now, lease_owner=owner, lease_expires_at=now + _duration()
     )
-    if claimed:
-        lifecycle.announce_run(run_id, RunStatus.RUNNING)
-    return bool(claimed)
 
 
 def hold(run: Run, owner: str) -> None:
     """Mark a run about to be created as already taken by ``owner`` (``claim`` without the
     UPDATE: the creator advances it at once)."""
     now = clock.now()
-    run.status, run.lease_owner = RunStatus.RUNNING, owner
-    run.lease_expires_at, run.started_at = now + _duration(), now
+    transitions.prepare(run, "hold", now=now, lease_owner=owner, lease_expires_at=now + _duration())
 
 
 def take_finished(run_id: Any, owner: str) -> bool:
     """Hold a finished run to write to its journal (its parent compensating it). False when
     another worker holds it and its lease has not expired."""
     now = clock.now()
-    free = Q(lease_owner="") | Q(lease_expires_at__lt=now)
-    return bool(
-        Run.objects.filter(free, id=run_id, status__in=FINISHED_STATUSES).update(
-            lease_owner=owner, lease_expires_at=now + _duration()
-        )
+    return transitions.transition(
+        run_id, "take_finished", now=now, lease_owner=owner, lease_expires_at=now + _duration()
     )
 
 
 def release(run_id: Any, owner: str) -> None:
     """Let go of a run held by ``owner`` (if it still is)."""
-    Run.objects.filter(id=run_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    transitions.transition(run_id, "let_go", lease_owner=owner)
 
 
 def renew(ctx: Context, extra: float = 0) -> None:
     """Before each step: extend our lease (by the step's timeout too) and learn whether the run
     was cancelled meanwhile, in one UPDATE. Raises Cancelled, or LeaseLost when another worker
     took the run."""
-    owner = getattr(ctx, "owner", None)
-    if owner is None:
+    if ctx.owner is None:
         return
     expires = clock.now() + _duration(extra)
     if still_mine(ctx).update(lease_expires_at=expires):
@@ -130,7 +117,7 @@ def refused(ctx: Context) -> NoReturn:
 
 def keep_run(ctx: Context, extra: float = 0) -> AbstractContextManager[None]:
     """Keep renewing our lease on the run while a step runs (a long step is not a dead worker)."""
-    owner = getattr(ctx, "owner", None)
+    owner = ctx.owner
 
     def renew_once() -> bool:
         expires = clock.now() + _duration(extra)

@@ -13,10 +13,18 @@ import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from automation import lifecycle
-from automation.engine import clock, dispatch, journal, leases, matching, ports, registry
+from automation.engine import (
+    clock,
+    dispatch,
+    journal,
+    leases,
+    matching,
+    ports,
+    registry,
+    transitions,
+)
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
@@ -152,9 +160,8 @@ def _apply_limits(run: Run, spec: registry.WorkflowSpec | None) -> None:
         run.queued = True
         run.waiting_for = "a free slot (concurrency limit)"
     elif limit.on_limit == "skip":
-        run.status = RunStatus.CANCELLED
-        run.finished_at = clock.now()
-        run.error = {"message": f"skipped: {limit.limit} run(s) already active for this key"}
+        message = f"skipped: {limit.limit} run(s) already active for this key"
+        transitions.prepare(run, "skip", error={"message": message})
     else:
         for previous in active:
             run_cancel(run=previous)
@@ -167,12 +174,6 @@ def _concurrency_key(limit: registry.Concurrency, data: dict[str, Any]) -> str:
     return "" if value is None or value is matching.MISSING else str(value)[:200]
 
 
-def run_dispatch(run_id: Any) -> None:
-    """Send a pending run to a worker now (after commit) and note when it was sent."""
-    Run.objects.filter(id=run_id).update(dispatched_at=clock.now())
-    dispatch.advance(run_id)
-
-
 # --- waking runs ----------------------------------------------------------------------------
 
 
@@ -183,14 +184,8 @@ def run_wake(*, run_id: Any) -> bool:
     the wake-up and replays instead of going to sleep on it.
     """
     with transaction.atomic():
-        Run.objects.filter(id=run_id, status__in=ACTIVE_STATUSES).update(wakeups=F("wakeups") + 1)
-        woke = Run.objects.filter(id=run_id, status=RunStatus.WAITING).update(
-            status=RunStatus.PENDING, waiting_for="", dispatched_at=clock.now()
-        )
-        if woke:
-            lifecycle.announce_run(run_id, RunStatus.PENDING)
-            dispatch.advance(run_id)
-    return bool(woke)
+        transitions.transition(run_id, "count_wakeup")
+        return transitions.transition(run_id, "wake")
 
 
 def wait_accepts(wait: Wait, event: Any, problems: list[str] | None = None) -> bool:
@@ -306,8 +301,7 @@ def _start_queued(run: Run) -> None:
     active = same_key.filter(status__in=ACTIVE_STATUSES, queued=False).count()
     waiting = same_key.filter(queued=True, status=RunStatus.PENDING).order_by("created_at")
     for nxt in waiting[: max(0, spec_limit - active)]:
-        if Run.objects.filter(id=nxt.id, queued=True).update(queued=False, waiting_for=""):
-            run_dispatch(nxt.id)
+        transitions.transition(nxt.id, "unqueue")
 
 
 def _limit(run: Run) -> int:
@@ -325,23 +319,16 @@ def run_cancel(*, run: Run) -> Run:
     """Ask a run to stop: its waits and approvals close now, its child runs are cancelled, and
     its completed steps are compensated. A running run stops before its next step."""
     with transaction.atomic():
-        updated = Run.objects.filter(id=run.id, status__in=ACTIVE_STATUSES).update(
-            cancel_requested=True, wakeups=F("wakeups") + 1
-        )
-        if not updated:
+        if not transitions.transition(run.id, "request_cancel"):
             raise WorkflowError(f"run {run.id} has already finished ({run.status})")
         Wait.objects.filter(run_id=run.id, status=Wait.Status.OPEN).update(
             status=Wait.Status.CANCELLED, resolved_at=clock.now()
         )
         ports.run_close_hooks_call(run.id)  # approvals: its pending approvals
         runs_cancel_children(run_id=run.id)
-        if Run.objects.filter(id=run.id, status=RunStatus.WAITING).update(
-            status=RunStatus.PENDING
-        ) or Run.objects.filter(id=run.id, status=RunStatus.PENDING, queued=True).update(
-            queued=False
-        ):
-            lifecycle.announce_run(run.id, RunStatus.PENDING, workflow=run.workflow.name)
-            run_dispatch(run.id)
+        # Without a worker (waiting, or queued) it is made runnable to compensate and end.
+        if not transitions.transition(run.id, "wake_to_cancel", workflow=run.workflow.name):
+            transitions.transition(run.id, "unqueue_to_cancel", workflow=run.workflow.name)
     run.refresh_from_db()
     return run
 

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ChildBusy", "ChildNotCompensated", "child_compensate"]
 
-#: How the engine replays a run: ``Context(run, journal, spec)`` (passed in by the Context
-#: itself, which imports this module).
-NewContext = Callable[[Run, list[StepRecord], Any], "Context"]
+#: How the engine replays a run: ``Context(run, journal, spec, owner)`` (passed in by the
+#: Context itself, which imports this module).
+NewContext = Callable[[Run, list[StepRecord], Any, str], "Context"]
 
 
 class ChildNotCompensated(Exception):
@@ -63,8 +63,8 @@ def _undo(child: Run, owner: str, new_context: NewContext) -> dict[str, Any]:
         run=child, kind=StepRecord.Kind.COMPENSATION, status=StepStatus.FAILED
     ).update(status=StepStatus.WAITING, next_attempt_at=None)
     spec = specs.spec_of(child)
-    ctx = new_context(child, list(StepRecord.objects.filter(run=child)), spec)
-    ctx.owner = owner  # type: ignore[attr-defined]  # every write checks the lease
+    # Every write checks our lease on the child.
+    ctx = new_context(child, list(StepRecord.objects.filter(run=child)), spec, owner)
     ctx.cancelling = True  # a finished run: no cancel or deadline applies to its replay
     try:
         spec.fn(ctx, specs.trigger_of(child))

@@ -13,10 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from automation import lifecycle
-from automation.engine import clock, dispatch
+from automation.engine import clock, dispatch, transitions
 from automation.engine.branches import fail_branch_dead_letter
 from automation.engine.endings import run_end
 from automation.engine.runs import run_wake
@@ -76,18 +76,8 @@ def runs_recover() -> int:
         with transaction.atomic():
             if run.recoveries >= settings.AUTOMATION_MAX_RECOVERIES:
                 return _dead_letter(run)
-            if not Run.objects.filter(
-                id=run.id, status=RunStatus.RUNNING, lease_owner=run.lease_owner
-            ).update(
-                status=RunStatus.PENDING,
-                lease_owner="",
-                lease_expires_at=None,
-                recoveries=F("recoveries") + 1,
-                dispatched_at=clock.now(),
-            ):
+            if not transitions.transition(run.id, "recover", lease_owner=run.lease_owner):
                 return False
-            lifecycle.announce_run(run.id, RunStatus.PENDING)
-            dispatch.advance(run.id)
         logger.warning("run %s recovered from %s (lease expired)", run.id, run.lease_owner)
         return True
 
@@ -119,12 +109,7 @@ def runs_redispatch() -> int:
 
     def resend(run_id: Any) -> bool:
         with transaction.atomic():
-            if Run.objects.filter(id=run_id, status=RunStatus.PENDING).update(
-                dispatched_at=clock.now()
-            ):
-                dispatch.advance(run_id)
-                return True
-        return False
+            return transitions.transition(run_id, "redispatch")
 
     return _each(list(stale.values_list("id", flat=True)[:BATCH]), resend, "run")
 
