@@ -8,13 +8,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from automation.commands import run_retry, runs_retry_failed
+from automation.commands import circuit_close, run_retry, runs_retry_failed
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
 from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
     TIMELINE_ORDER,
+    Circuit,
     DeadLetterRun,
     Heartbeat,
     Run,
@@ -161,3 +162,22 @@ class WaitAdmin(ReadOnlyAdmin):
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["name", "seen_at", "worker"]
+
+
+@admin.register(Circuit)
+class CircuitAdmin(ReadOnlyAdmin):
+    list_display = ["key", "state", "failures", "opened_at", "retry_at", "updated_at"]
+    list_filter = ["state"]
+    search_fields = ["key"]
+    readonly_fields = ["key", "state", "failures", "window_start", "opened_at", "retry_at"]
+    actions = ["close_now"]
+
+    def has_close_now_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("automation.change_circuit")
+
+    @admin.action(description="Close now (the next call goes through)", permissions=["close_now"])
+    def close_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        keys = list(queryset.exclude(state=Circuit.State.CLOSED).values_list("key", flat=True))
+        for key in keys:
+            circuit_close(key=key, user=request.user)
+        self.message_user(request, f"{len(keys)} circuit(s) closed.")

@@ -46,6 +46,8 @@ urlpatterns = [
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
+    path("circuits/", automation.circuits, name="circuits"),
+    path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
 ]

@@ -12,12 +12,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 
 from automation.definitions import validation
-from automation.engine import clock, dispatch, registry, transitions
+from automation.engine import circuits, clock, dispatch, registry, transitions
 from automation.engine.errors import UnknownWorkflow, WorkflowError
+from automation.lib.errors import DomainError
 from automation.models import (
+    Circuit,
     Run,
     RunStatus,
     StepRecord,
@@ -190,3 +193,29 @@ def workflow_definition_save(
             wf.active = active
         wf.save(update_fields=["description", "active", "updated_at"])
     return wf, latest, created
+
+
+# --- circuit breakers -----------------------------------------------------------------------
+
+
+class CircuitNotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+def circuit_close(*, key: str, user: Any) -> Circuit:
+    """Close the circuit ``key`` now (an operator knows the service is back): the next call
+    goes through. Written to the admin's history of the circuit, with who closed it."""
+    with transaction.atomic():
+        if not circuits.close(key):
+            raise CircuitNotFound(f"no circuit {key!r}; GET /api/circuits/ lists the circuits")
+        circuit = Circuit.objects.get(key=key)
+        LogEntry.objects.log_actions(
+            user_id=user.pk,
+            queryset=[circuit],
+            action_flag=CHANGE,
+            change_message="Closed the circuit now.",
+            single_object=True,
+        )
+    logger.info("circuit %s closed by %s", key, user.get_username())
+    return circuit

@@ -172,6 +172,43 @@ def _database_gauges() -> Iterator[GaugeMetricFamily]:
     oldest = backlog["oldest"]
     lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
     yield lag
+    yield from _circuit_gauges()
+
+
+#: Circuits not closed shown by key; the rest are counted by state only. Keys are hosts and
+#: action names, a bounded set in practice, but a workflow calling many hosts must not grow
+#: /metrics without limit.
+MAX_CIRCUIT_KEYS = 50
+
+
+def _circuit_gauges() -> Iterator[GaugeMetricFamily]:
+    from automation.models import Circuit
+
+    by_state = GaugeMetricFamily(
+        "automation_circuits", "Circuit breakers, by state.", labels=["state"]
+    )
+    counts = dict(
+        Circuit.objects.values("state")
+        .annotate(n=Count("key"))
+        .order_by()
+        .values_list("state", "n")
+    )
+    for state in Circuit.State.values:
+        by_state.add_metric([state], counts.get(state, 0))
+    yield by_state
+    tripped = GaugeMetricFamily(
+        "automation_circuit_open",
+        "1 for a circuit breaker that is open, 0.5 half-open (the most recently opened ones).",
+        labels=["key"],
+    )
+    shown = (
+        Circuit.objects.exclude(state=Circuit.State.CLOSED)
+        .order_by("-opened_at", "key")
+        .values_list("key", "state")[:MAX_CIRCUIT_KEYS]
+    )
+    for key, state in shown:
+        tripped.add_metric([labels.clean(key)], 1.0 if state == Circuit.State.OPEN else 0.5)
+    yield tripped
 
 
 def _broker_depth() -> Iterator[GaugeMetricFamily]:

@@ -389,3 +389,34 @@ class Wait(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} waits for {self.event_type} ({self.status})"
+
+
+class Circuit(models.Model):
+    """The shared state of one circuit breaker (an action, or a host for ``http.request`` and
+    ``slack.post``). Every worker reads and changes the same row, with conditional updates,
+    so a circuit opened by one worker holds the others back too."""
+
+    class State(models.TextChoices):
+        CLOSED = "closed", "Closed"
+        OPEN = "open", "Open"
+        HALF_OPEN = "half_open", "Half-open (one probe call)"
+
+    key = models.CharField(primary_key=True, max_length=255)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.CLOSED)
+    failures = models.PositiveIntegerField(
+        default=0, help_text="Failures counted since window_start."
+    )
+    window_start = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Open: when a probe call may go. Half-open: when a lost probe is given up.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

@@ -440,3 +440,12 @@ REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [
     "automation.api.authentication.TokenAuthentication",
     "rest_framework.authentication.SessionAuthentication",
 ]
+
+# Circuit breakers (docs/circuit-breakers.md): the thresholds a circuit uses unless its action or
+# step gives its own, and the actions that get one without asking ("*": every action).
+AUTOMATION_CIRCUIT = {
+    "failures": env_int("AUTOMATION_CIRCUIT_FAILURES", 5, minimum=1),
+    "within": env_str("AUTOMATION_CIRCUIT_WITHIN", "1m"),
+    "open_for": env_str("AUTOMATION_CIRCUIT_OPEN_FOR", "30s"),
+    "actions": env_list("AUTOMATION_CIRCUIT_ACTIONS", []),
+}

@@ -13,13 +13,14 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import health, selectors
 from automation import metrics as prometheus
-from automation.commands import run_retry
+from automation.commands import circuit_close, run_retry
 from automation.engine.errors import WorkflowError
 from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
+from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
-from automation.models import Run, RunOrigin, RunStatus, Workflow
+from automation.models import Circuit, Run, RunOrigin, RunStatus, Workflow
 
 
 @never_cache
@@ -132,6 +133,12 @@ class StartRunForm(forms.Form):
         return value
 
 
+# --- Operator UI: circuit breakers ------------------------------------------------------------
+
+VIEW_CIRCUITS = "automation.view_circuit"
+CLOSE_CIRCUITS = "automation.change_circuit"
+
+
 @login_required
 @require_safe
 @permission_required(VIEW_WORKFLOWS, raise_exception=True)
@@ -164,6 +171,16 @@ def _render_workflow(
     return response
 
 
+@permission_required(VIEW_CIRCUITS, raise_exception=True)
+def circuits(request: HttpRequest) -> HttpResponse:
+    context = {
+        "circuits": Circuit.objects.order_by("key")[:500],
+        "can_close": request.user.has_perm(CLOSE_CIRCUITS),
+        "section": "circuits",
+    }
+    return render_page(request, "app/circuits.html", context)
+
+
 @login_required
 @require_POST
 @permission_required(START_RUNS, raise_exception=True)
@@ -192,3 +209,15 @@ def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
     if request.user.has_perm(VIEW_RUNS):
         return redirect("app:run", run_id=run.id)
     return redirect("app:workflow", name=workflow.name)
+
+
+@permission_required(CLOSE_CIRCUITS, raise_exception=True)
+def circuit_close_page(request: HttpRequest, key: str) -> HttpResponse:
+    """ "Close now" on the circuits page; the same service as the API."""
+    try:
+        circuit_close(key=key, user=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Circuit {key} closed: the next call goes through.")
+    return redirect("app:circuits")

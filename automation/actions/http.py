@@ -89,7 +89,12 @@ class HTTPStatusError(Exception):
     """A status outside expected_status that a retry may fix (5xx, or listed in retry_on)."""
 
 
-@action("http.request", input_schema=INPUT_SCHEMA, redact=redact_input)
+def circuit_host(input: Any) -> str | None:
+    """The circuit a request belongs to: its host (one failing API does not stop the others)."""
+    return urlsplit(input["url"]).hostname
+
+
+@action("http.request", input_schema=INPUT_SCHEMA, redact=redact_input, circuit_key=circuit_host)
 def http_request(input: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Send an HTTP request; the response's status, headers and body."""
     userinfo = _userinfo(input["url"])

@@ -7,11 +7,17 @@ from typing import Any
 from django.conf import settings
 
 from automation import NonRetryableError, action
-from automation.actions.http import http_request
+from automation.actions.http import circuit_host, http_request
+
+
+def _webhook_host(input: Any) -> str | None:
+    """The circuit a post belongs to: the webhook's host, as for ``http.request``."""
+    return circuit_host({"url": input.get("webhook_url") or settings.AUTOMATION_SLACK_WEBHOOK_URL})
 
 
 @action(
     "slack.post",
+    circuit_key=_webhook_host,
     stores_input=("text", "blocks"),  # posted to a channel (the webhook URL may be a secret)
     input_schema={
         "type": "object",

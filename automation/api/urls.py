@@ -1,6 +1,6 @@
 from django.urls import path
 
-from automation.api import views, workflows
+from automation.api import circuits, views, workflows
 
 urlpatterns = [
     path("runs/", views.run_list, name="api-runs"),
@@ -12,4 +12,6 @@ urlpatterns = [
     path("workflows/<str:name>/", workflows.workflow_detail, name="api-workflow"),
     path("workflows/<str:name>/runs/", workflows.workflow_run_start, name="api-workflow-runs"),
     path("actions/", workflows.action_list, name="api-actions"),
+    path("circuits/", circuits.circuit_list, name="api-circuits"),
+    path("circuits/<str:key>/close/", circuits.circuit_close_view, name="api-circuit-close"),
 ]

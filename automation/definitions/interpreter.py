@@ -135,7 +135,7 @@ def _render(ctx: Any, step_id: str, value: Any, scope: Scope) -> Any:
 def _action(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
     step_id = step["id"]
     input = _render(ctx, step_id, step.get("input", {}), scope)
-    options = {key: step[key] for key in ("retry", "timeout") if key in step}
+    options = {key: step[key] for key in ("retry", "timeout", "circuit") if key in step}
     if uses_secrets(step.get("input", {})):
         options["invoke"] = with_secrets(step["action"], step["input"], dict(scope))
     return ctx.action(step_id, step["action"], input, **options)

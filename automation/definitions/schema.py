@@ -31,6 +31,23 @@ _RETRY = {
     },
 }
 
+# An action step's circuit breaker: true (the settings' thresholds), false (none), or some of
+# the thresholds (the others from the settings).
+_CIRCUIT = {
+    # if/then rather than anyOf, so an error names the field inside the object.
+    "if": {"type": "object"},
+    "then": {
+        "additionalProperties": False,
+        "properties": {
+            "failures": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "within": {"$ref": "#/definitions/duration"},
+            "open_for": {"$ref": "#/definitions/duration"},
+        },
+    },
+    "else": {"type": "boolean"},
+    "description": "Stop calling after `failures` failures within `within`, for `open_for`.",
+}
+
 # An object, or one template standing for a whole object: "{{ trigger.data }}".
 _OBJECT_OR_TEMPLATE = {
     "anyOf": [
@@ -54,6 +71,7 @@ _MODIFIERS = {
     "if": {"$ref": "#/definitions/cel"},
     "retry": {"$ref": "#/definitions/retry"},
     "timeout": {"$ref": "#/definitions/duration"},
+    "circuit": {"$ref": "#/definitions/circuit"},
     "compensate": {"$ref": "#/definitions/action_call"},
     "description": {"type": "string"},
 }
@@ -129,6 +147,7 @@ SCHEMA: dict[str, Any] = {
             "(webhook:stripe, webhook:*). Default: any source, API clients' included.",
         },
         "retry": _RETRY,
+        "circuit": _CIRCUIT,
         "action_call": _ACTION_CALL,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
         # Exactly one kind key; then the rules of that kind (if/then rather than a oneOf of

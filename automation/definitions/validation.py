@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from jsonschema import Draft7Validator
@@ -206,6 +206,11 @@ class _Checker:
                 self.error(f"{path}.timeout", f"a {kind} step takes no timeout")
             else:
                 self.duration(f"{path}.timeout", step["timeout"])
+        if "circuit" in step:
+            if kind != "action":
+                self.error(f"{path}.circuit", f"a {kind} step calls no action to break")
+            elif isinstance(step["circuit"], dict):
+                self.circuit(f"{path}.circuit", step["circuit"])
 
     def both_timeouts(self, path: str, step: dict[str, Any], kind: str) -> None:
         if "timeout" in step and "timeout" in step[kind]:
@@ -219,7 +224,7 @@ class _Checker:
             inside = set(available)
             for s, inner in enumerate(branch):
                 where = f"{path}.parallel[{b}][{s}]"
-                for modifier in ("retry", "timeout", "compensate"):
+                for modifier in ("retry", "timeout", "compensate", "circuit"):
                     if modifier in inner:
                         self.error(
                             f"{where}.{modifier}",
@@ -228,7 +233,11 @@ class _Checker:
                         )
                 added = self.step(
                     where,
-                    {k: v for k, v in inner.items() if k not in ("retry", "timeout", "compensate")},
+                    {
+                        k: v
+                        for k, v in inner.items()
+                        if k not in ("retry", "timeout", "compensate", "circuit")
+                    },
                     inside,
                 )
                 inside |= added
@@ -330,6 +339,18 @@ class _Checker:
             RetryPolicy.from_value(retry)
         except ValueError as exc:
             self.error(path, str(exc))
+
+    def circuit(self, path: str, circuit: dict[str, Any]) -> None:
+        for field in ("within", "open_for"):
+            if field not in circuit:
+                continue
+            try:
+                duration = parse_duration(circuit[field])
+            except ValueError as exc:
+                self.error(f"{path}.{field}", str(exc))
+                continue
+            if duration <= timedelta(0):
+                self.error(f"{path}.{field}", "give a duration longer than zero")
 
     def duration(self, path: str, value: Any) -> None:
         try:

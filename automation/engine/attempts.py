@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import DatabaseError, IntegrityError, transaction
 
-from automation.engine import clock, leases
+from automation.engine import circuits, clock, leases
 from automation.engine.errors import Cancelled, LeaseLost, StepFailed, StepTimeout, Suspend
 from automation.engine.journal import NotJSONError, announce, error_info, to_json
 from automation.engine.retry import RetryPolicy
@@ -77,11 +77,37 @@ def intercepted(step_id: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def attempt_call(
-    step_id: str, fn: Callable, args: tuple, kwargs: dict, timeout: float | None
+    step_id: str,
+    fn: Callable,
+    args: tuple,
+    kwargs: dict,
+    timeout: float | None,
+    gate: circuits.Gate | None = None,
+    policy: RetryPolicy | None = None,
 ) -> Any:
-    """Call a step's function as the harness wants it, within ``timeout``; its result as JSON."""
+    """Call a step's function as the harness wants it, within ``timeout``; its result as JSON.
+    Through a circuit's ``gate``: a failure ``policy`` would retry counts towards opening it
+    (one it would not, a bad input, says nothing about the service)."""
     fn = intercepted(step_id, fn)
-    return to_json(_call(fn, args, kwargs, timeout), f"the result of step {step_id!r}")
+    if gate is None:
+        return to_json(_call(fn, args, kwargs, timeout), f"the result of step {step_id!r}")
+    try:
+        result = _call(fn, args, kwargs, timeout)
+    except Exception as exc:
+        if policy is None or policy.is_retryable(exc):
+            _count(gate.failed, step_id)
+        raise
+    _count(gate.succeeded, step_id)
+    return to_json(result, f"the result of step {step_id!r}")
+
+
+def _count(outcome: Callable[[], None], step_id: str) -> None:
+    """Tell the circuit how the call went. A database error here must not change the step's
+    own outcome (the call was made): it is logged, and the circuit misses one count."""
+    try:
+        outcome()
+    except DatabaseError as exc:
+        logger.warning("step %r: could not update its circuit: %s", step_id, exc)
 
 
 # --- recording attempts ---------------------------------------------------------------------
@@ -168,11 +194,12 @@ def execute(
     policy: RetryPolicy,
     timeout: float | None,
     recorded_input: Any = None,
+    circuit: circuits.Breaker | None = None,
 ) -> tuple[StepRecord, Any]:
     """Run one attempt of a step and record its outcome. Returns (record, output); raises
-    Suspend when a retry is scheduled and StepFailed when the step failed for good.
-    ``recorded_input``: what the journal shows as the input instead of the arguments (an
-    action's input with its credentials hidden)."""
+    Suspend when a retry is scheduled, or the step's ``circuit`` is open, and StepFailed when
+    the step failed for good. ``recorded_input``: what the journal shows as the input instead
+    of the arguments (an action's input with its credentials hidden)."""
     if ctx.run.cancel_requested and not ctx.cancelling:  # learnt when the last step was recorded
         raise Cancelled("cancel requested")
     if record is not None or leases.renewal_due(ctx, extra=timeout or 0):
@@ -180,17 +207,81 @@ def execute(
     shown = (
         _input_json(args, kwargs) if recorded_input is None else _input_json((recorded_input,), {})
     )
+    gate = circuits.enter(circuit, timeout) if circuit is not None else None
+    if gate is not None and gate.blocked_until is not None:
+        _wait_for_circuit(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown, gate=gate)
     if record is None and ctx.owner is not None:
-        return _first_attempt(ctx, step_id, seq, kind, shown, fn, args, kwargs, policy, timeout)
+        return _first_attempt(
+            ctx, step_id, seq, kind, shown, fn, args, kwargs, policy, timeout, gate
+        )
     record = _begin_attempt(ctx, record, step_id=step_id, seq=seq, kind=kind, input=shown)
     try:
         with leases.keep_run(ctx, extra=timeout or 0), logcontext.scope(step_id=step_id):
-            output = attempt_call(step_id, fn, args, kwargs, timeout)
+            output = attempt_call(step_id, fn, args, kwargs, timeout, gate, policy)
     except Exception as exc:
         record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)
         raise AssertionError("record_failure always raises") from exc
     record_success(record, output)
     return record, output
+
+
+def _wait_for_circuit(
+    ctx: Context,
+    record: StepRecord | None,
+    *,
+    step_id: str,
+    seq: int,
+    kind: str,
+    input: Any,
+    gate: circuits.Gate,
+) -> NoReturn:
+    """Journal the step as waiting for its open circuit, with the timer that wakes the run
+    when the circuit may be probed, and suspend. The attempt counter stays as it was: a call
+    that was never made is neither an attempt nor a failure."""
+    due = gate.blocked_until
+    assert due is not None
+    reason = circuits.waiting_reason(gate.breaker.key, due)
+    note = circuits.waiting_note(gate.breaker.key, due)
+    with transaction.atomic():
+        if record is None:
+            fields = {
+                "run": ctx.run,
+                "step_id": step_id,
+                "seq": seq,
+                "kind": kind,
+                "status": StepStatus.WAITING,
+                "attempt": 0,
+                "input": input,
+                "started_at": clock.now(),
+                "next_attempt_at": due,
+                "error": note,
+            }
+            try:
+                if ctx.owner is not None:
+                    record = insert_if(StepRecord, leases.still_mine(ctx), **fields)
+                    if record is None:
+                        leases.refused(ctx)
+                else:
+                    record = insert(StepRecord, **fields)
+            except IntegrityError:  # another worker journaled it first: the run is not ours
+                raise LeaseLost(f"step {step_id!r} was journaled by another worker") from None
+        else:
+            history = list(record.attempts)
+            if record.status == StepStatus.RUNNING:  # the worker running it stopped answering
+                lost = {"type": "WorkerLost", "message": "worker stopped"}
+                history.append(_history(record, lost))
+            _update_from(
+                record,
+                record.status,
+                status=StepStatus.WAITING,
+                next_attempt_at=due,
+                error=note,
+                attempts=history,
+            )
+            record.status, record.next_attempt_at, record.error = StepStatus.WAITING, due, note
+        Timer.objects.create(run_id=record.run_id, step_id=step_id, due_at=due)
+    announce(record)
+    raise Suspend(reason)
 
 
 #: A first attempt still running after this many seconds is journaled as running (by the lease
@@ -209,6 +300,7 @@ def _first_attempt(
     kwargs: dict[str, Any],
     policy: RetryPolicy,
     timeout: float | None,
+    gate: circuits.Gate | None = None,
 ) -> tuple[StepRecord, Any]:
     """Run a step's first attempt and journal it with one INSERT when it ends (as Temporal
     records an activity's start only with its outcome): a no-op step costs one statement, not
@@ -222,7 +314,7 @@ def _first_attempt(
             leases.keeping(attempt.journal_running, every=RUNNING_VISIBLE_AFTER),
             logcontext.scope(step_id=step_id),
         ):
-            output = attempt_call(step_id, fn, args, kwargs, timeout)
+            output = attempt_call(step_id, fn, args, kwargs, timeout, gate, policy)
     except Exception as exc:
         record = attempt.end() or attempt.insert(status=StepStatus.RUNNING)
         record_failure(record, exc, policy, timer_kind=Timer.Kind.WAKE)

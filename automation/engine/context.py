@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from automation.engine import attempts, clock, journal, outward, ports, saga, waits
+from automation.engine import attempts, circuits, clock, journal, outward, ports, saga, waits
 from automation.engine import branches as branch_ops
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
@@ -196,17 +196,22 @@ class Context:
         input: dict[str, Any] | None = None,
         *,
         invoke: Callable[[Any, Any], Any] | None = None,
+        circuit: bool | dict[str, Any] | None = None,
         **options: Any,
     ) -> Any:
         """Run the registered action ``name`` with ``input`` as a step. The journal records
         ``input`` as the action's ``redact`` hook shows it (credential headers hidden).
         ``invoke(input, ctx)``, when given, is called instead of the action's own function
         (named like it, so fakes still find it): the interpreter uses it to put the
-        definition's secrets into the input at call time, so the journal never holds them."""
+        definition's secrets into the input at call time, so the journal never holds them.
+        ``circuit``: this step's circuit breaker (see ``@action``), over the action's own."""
         spec = get_action(name)
         if spec.retry is not None and options.get("retry") is None:
             options["retry"] = spec.retry
         input = input or {}
+        options["circuit"] = circuits.breaker_for(
+            spec.name, spec.circuit, circuit, _circuit_key(spec, input)
+        )
         fn = spec.invoke
         if invoke is not None:
             fn = invoke
@@ -240,6 +245,7 @@ class Context:
         timeout: str | float | timedelta | None = None,
         compensate: Callable[[Any], Any] | None = None,
         recorded_input: Any = None,
+        circuit: circuits.Breaker | None = None,
     ) -> Any:
         record, seq = self._enter(step_id, kind, ordered=kind not in _UNORDERED_KINDS)
         if record is not None and record.status == "succeeded":
@@ -266,6 +272,7 @@ class Context:
             policy=policy,
             timeout=limit,
             recorded_input=recorded_input,
+            circuit=circuit,
         )
         self._remember(record)
         if compensate is not None:
@@ -470,3 +477,14 @@ class Context:
             record = journal.record_value(self, step_id=step_id, seq=seq, value=produce())
             self._remember(record)
         return record.output
+
+
+def _circuit_key(spec: Any, input: Any) -> str | None:
+    """The circuit a call of the action belongs to when the action keys them (a host); an
+    input it cannot read (no URL yet) falls back to the action's own circuit."""
+    if spec.circuit_key is None:
+        return None
+    try:
+        return spec.circuit_key(input) or None
+    except Exception:  # a bad input fails the step itself, with a clearer message
+        return None

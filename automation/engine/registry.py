@@ -18,6 +18,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from automation.engine.circuits import CircuitPolicy
 from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
 from automation.engine.retry import RetryPolicy
@@ -83,11 +84,20 @@ class ActionSpec:
     # Input fields the action stores or shows (a log line, an event, a record, an email):
     # ``{{ secrets.* }}`` is refused there when a definition is saved. "*": the whole input.
     stores_input: tuple[str, ...] = ()
+    # The action's circuit breaker (None: as the AUTOMATION_CIRCUIT setting says), and the
+    # circuit a call belongs to when it is not the action's own (a host: ``circuit_key(input)``).
+    circuit: bool | dict[str, Any] | None = None
+    circuit_key: Callable[[Any], str | None] | None = None
     invoke: Callable[..., Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.input_schema is not None:
             Draft7Validator.check_schema(self.input_schema)
+        if isinstance(self.circuit, dict):
+            try:
+                CircuitPolicy.from_value(self.circuit)
+            except ValueError as exc:
+                raise WorkflowError(f"action {self.name!r}: {exc}") from exc
 
         def invoke(input: Any, ctx: Any) -> Any:
             self.check_input(input)
@@ -187,6 +197,8 @@ def action(
     retry: dict[str, Any] | RetryPolicy | None = None,
     redact: Callable[[Any], Any] | None = None,
     stores_input: tuple[str, ...] = (),
+    circuit: bool | dict[str, Any] | None = None,
+    circuit_key: Callable[[Any], str | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(input, ctx)`` as the action ``name`` (usable from code and definitions).
 
@@ -194,7 +206,11 @@ def action(
     every call: an input that breaks it fails the step at once, naming the field.
     ``redact(input)``: the input as the journal records it (credentials hidden); it must not
     change ``input``. ``stores_input``: the input fields the action writes somewhere people
-    read (``("*",)`` for all), where a definition may not put ``{{ secrets.NAME }}``."""
+    read (``("*",)`` for all), where a definition may not put ``{{ secrets.NAME }}``.
+    ``circuit``: a circuit breaker for its calls (True: the AUTOMATION_CIRCUIT thresholds; a
+    dict ``{failures, within, open_for}`` overrides them; False: none even if the setting
+    lists the action); ``circuit_key(input)``: the circuit a call belongs to (a host), when
+    not the action's own."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if not NAME_RE.match(name):
@@ -209,6 +225,8 @@ def action(
             retry=RetryPolicy.from_value(retry) if retry is not None else None,
             redact=redact,
             stores_input=stores_input,
+            circuit=circuit,
+            circuit_key=circuit_key,
         )
         fn.action_name = name  # type: ignore[attr-defined]
         return fn

@@ -24,7 +24,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from approvals.models import Approval
 from automation.commands import workflow_definition_save
 from automation.engine.runs import run_start
-from automation.models import Run
+from automation.models import Circuit, Run
 from events.models import Event
 from events.services import emit
 from events.webhooks import webhook_endpoint_create
@@ -118,6 +118,10 @@ ROUTES: dict[str, list[Rule]] = {
     "app/workflows/<slug:name>/start/": [
         Rule(PERM, "POST", perm="automation.add_run", ok=302, page=True, body={"input": "{}"},
              path=lambda w: "/app/workflows/matrix/start/")],
+    "app/circuits/": [Rule(PERM, perm="automation.view_circuit", page=True)],
+    "app/circuits/<str:key>/close/": [
+        Rule(PERM, "POST", perm="automation.change_circuit", ok=302, page=True,
+             path=lambda w: "/app/circuits/api.example.com/close/")],
     "app/events/": [Rule(PERM, perm="events.view_event", page=True)],
     "app/events/<uuid:event_id>/": [
         Rule(PERM, perm="events.view_event", page=True, path=lambda w: f"/app/events/{_ev(w)}/")],
@@ -158,6 +162,10 @@ ROUTES: dict[str, list[Rule]] = {
         Rule(PERM, "POST", perm="automation.add_run", ok=202, body={"input": {}},
              path=lambda w: "/api/workflows/matrix/runs/")],
     "api/actions/": [Rule(S)],
+    "api/circuits/": [Rule(PERM, perm="automation.view_circuit")],
+    "api/circuits/<str:key>/close/": [
+        Rule(PERM, "POST", perm="automation.change_circuit",
+             path=lambda w: "/api/circuits/api.example.com/close/")],
     # API: events and webhook endpoints
     "api/events/": [
         Rule(PERM, perm="events.view_event"),
@@ -256,6 +264,7 @@ def world(people) -> World:
     run = run_start(workflow="matrix", input={})
     approval = Approval.objects.create(run=run, step_id="ok", title="Pay?", assignees=["x"])
     webhook_endpoint_create(slug="open", scheme="none")
+    Circuit.objects.create(key="api.example.com", state="open", failures=5)
     return World(event=emit("matrix.seen", {"n": 1}), run=run, approval=approval)
 
 
