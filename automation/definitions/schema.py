@@ -110,6 +110,33 @@ SCHEMA: dict[str, Any] = {
                 },
                 "filter": {"$ref": "#/definitions/cel"},
                 "source": {"$ref": "#/definitions/source"},
+                "rate_limit": {
+                    "$ref": "#/definitions/limit",
+                    "description": "Events beyond `limit` starts per `period` (per `key`) start "
+                    "nothing; the event's page says why.",
+                },
+                "throttle": {
+                    "$ref": "#/definitions/limit",
+                    "description": "Starts beyond `limit` per `period` (per `key`) are delayed "
+                    "until the period allows them, not dropped.",
+                },
+                "debounce": {
+                    "type": "object",
+                    "required": ["period"],
+                    "additionalProperties": False,
+                    "description": "One run with the last event, `period` after it; at most "
+                    "`timeout` after the first event.",
+                    "properties": {
+                        "period": {"$ref": "#/definitions/duration"},
+                        "timeout": {"$ref": "#/definitions/duration"},
+                        "key": {"$ref": "#/definitions/cel"},
+                    },
+                },
+                "priority": {
+                    "$ref": "#/definitions/cel",
+                    "description": "A whole number (CEL over trigger): higher runs first when "
+                    "workers are busy.",
+                },
             },
         },
         "steps": {"$ref": "#/definitions/steps"},
@@ -129,6 +156,19 @@ SCHEMA: dict[str, Any] = {
             "(webhook:stripe, webhook:*). Default: any source, API clients' included.",
         },
         "retry": _RETRY,
+        "limit": {
+            "type": "object",
+            "required": ["limit", "period"],
+            "additionalProperties": False,
+            "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                "period": {"$ref": "#/definitions/duration"},
+                "key": {
+                    "$ref": "#/definitions/cel",
+                    "description": "CEL over trigger: each value has its own limit.",
+                },
+            },
+        },
         "action_call": _ACTION_CALL,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
         # Exactly one kind key; then the rules of that kind (if/then rather than a oneOf of

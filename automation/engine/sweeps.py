@@ -53,9 +53,10 @@ def timers_fire() -> int:
     def fire(timer: Timer) -> bool:
         with transaction.atomic():
             fired_at = clock.now()
-            if not Timer.objects.filter(pk=timer.pk, fired_at__isnull=True).update(
-                fired_at=fired_at
-            ):
+            # Still due: a debounce may have pushed it back since it was listed.
+            if not Timer.objects.filter(
+                pk=timer.pk, fired_at__isnull=True, due_at__lte=fired_at
+            ).update(fired_at=fired_at):
                 return False  # another sweep got there first
             lifecycle.announce_timer(timer.run_id, timer.kind, timer.due_at, fired_at)
             if timer.kind == Timer.Kind.BRANCH:
