@@ -373,11 +373,15 @@ class FlowKey(models.Model):
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     first_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+    # When the row holds nothing any more (its starts are out of their period, its debounce
+    # window closed): the sweep deletes it then, so keys seen once do not pile up.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["workflow", "kind", "key"], name="flow_key_unique"),
         ]
+        indexes = [models.Index(fields=["expires_at"], name="flow_key_expires_idx")]
 
     def __str__(self) -> str:
         return f"{self.workflow.name} {self.kind} {self.key!r}"

@@ -30,6 +30,7 @@ from automation.models import FlowKey, Run, TriggerOutcome, Workflow, WorkflowVe
 
 logger = logging.getLogger(__name__)
 Outcome = TriggerOutcome.Outcome
+EXPIRY_MARGIN = timedelta(minutes=5)
 
 
 class _Refused(Exception):
@@ -124,6 +125,7 @@ def _debounce(
             due = min(due, row.first_at + debounce.timeout)
         # The run still waits (its timer has not fired): it takes this event instead.
         if run_start_again_later(run_id=row.run_id, event=event, due_at=due):
+            FlowKey.objects.filter(pk=row.pk).update(expires_at=_latest(due))
             _record(event, workflow, row.run_id, Outcome.DEBOUNCED, key, reason)
             return None
     if debounce.timeout is not None:
@@ -136,7 +138,7 @@ def _debounce(
         delay_until=due,
         waiting_for="a quiet period (debounce)",
     )
-    FlowKey.objects.filter(pk=row.pk).update(run=run, first_at=now)
+    FlowKey.objects.filter(pk=row.pk).update(run=run, first_at=now, expires_at=_latest(due))
     _record(event, workflow, run, Outcome.DEBOUNCED, key, reason)
     return run
 
@@ -148,7 +150,7 @@ def _rate_limit_admit(workflow: Workflow, key: str, limit: Limit) -> datetime | 
     starts = [t for t in _times(row.starts) if t > now - limit.period]
     if len(starts) >= limit.limit:
         return starts[-limit.limit] + limit.period
-    _save_starts(row, [*starts, now][-limit.limit :])
+    _save_starts(row, [*starts, now][-limit.limit :], limit.period)
     return None
 
 
@@ -161,7 +163,7 @@ def _throttle_slot(workflow: Workflow, key: str, limit: Limit) -> datetime:
     slot = now
     if len(starts) >= limit.limit:
         slot = max(now, starts[-limit.limit] + limit.period)
-    _save_starts(row, [*starts, slot][-limit.limit :])
+    _save_starts(row, [*starts, slot][-limit.limit :], limit.period)
     return slot
 
 
@@ -184,8 +186,28 @@ def _times(values: list[str]) -> list[datetime]:
     return [datetime.fromisoformat(value) for value in values]
 
 
-def _save_starts(row: FlowKey, starts: list[datetime]) -> None:
-    FlowKey.objects.filter(pk=row.pk).update(starts=[t.isoformat() for t in starts])
+def _save_starts(row: FlowKey, starts: list[datetime], period: timedelta) -> None:
+    FlowKey.objects.filter(pk=row.pk).update(
+        starts=[t.isoformat() for t in starts], expires_at=_latest(starts[-1] + period)
+    )
+
+
+def _latest(moment: datetime) -> datetime:
+    """A row's expiry: a sweep interval's margin after the moment it stops mattering, so a
+    delayed timer still finds its debounce row."""
+    return moment + EXPIRY_MARGIN
+
+
+def flow_keys_expire(*, limit: int = 1000) -> int:
+    """Delete key rows that hold nothing any more (what the sweep calls). A routing worker
+    that locked one meanwhile set a later expiry in the same transaction: the conditional
+    DELETE then leaves it."""
+    now = clock.now()
+    ids = list(FlowKey.objects.filter(expires_at__lt=now).values_list("id", flat=True)[:limit])
+    if not ids:
+        return 0
+    deleted, _ = FlowKey.objects.filter(id__in=ids, expires_at__lt=now).delete()
+    return deleted
 
 
 def _key(option: str, expression: str, context: dict[str, Any]) -> str:

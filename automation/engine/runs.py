@@ -218,15 +218,16 @@ def run_dispatch(run_id: Any) -> None:
 # --- waking runs ----------------------------------------------------------------------------
 
 
-def run_wake(*, run_id: Any) -> bool:
+def run_wake(*, run_id: Any, priority: int = 0) -> bool:
     """Something a run waits for happened: make it runnable. Returns True if it was waiting.
+    ``priority``: the run's, for its message (a run a throttle or debounce held back).
 
     ``wakeups`` is bumped in every case, so a worker that is about to suspend this run sees
     the wake-up and replays instead of going to sleep on it.
     """
     with transaction.atomic():
         transitions.transition(run_id, "count_wakeup")
-        return transitions.transition(run_id, "wake")
+        return transitions.transition(run_id, "wake", priority=priority)
 
 
 def wait_accepts(wait: Wait, event: Any, problems: list[str] | None = None) -> bool:

@@ -198,6 +198,7 @@ def transition(
     workflow: str = "",
     now: datetime | None = None,
     before_announcing: Callable[[], None] | None = None,
+    priority: int = 0,
     **given: Any,
 ) -> bool:
     """Make the transition ``name`` with one conditional UPDATE; ``given`` holds the values
@@ -207,7 +208,8 @@ def transition(
 
     When a row changed: ``before_announcing`` runs (what the move closes is announced before
     it), then the change is announced (``workflow``: the run's workflow name, "" where the
-    caller knows only the id) and the run dispatched, both once the transaction commits."""
+    caller knows only the id) and the run dispatched (with ``priority``, its trigger's), both
+    once the transaction commits."""
     move = TRANSITIONS[name]
     if move.new_run:
         raise ValueError(f"{name!r} is made on a run about to be created: use prepare()")
@@ -228,7 +230,7 @@ def transition(
     if move.announce:
         lifecycle.announce_run(run_id, move.announced_status, workflow=workflow)
     if move.dispatch:
-        dispatch.advance(run_id)
+        dispatch.advance(run_id, priority=priority)
     return True
 
 

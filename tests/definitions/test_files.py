@@ -163,9 +163,7 @@ def test_example_timeout(workflow_harness, loaded):
     assert mail.outbox[0].subject == "KYC of c-2 is late"
 
 
-def test_example_order_sync_debounces_into_one_run_with_the_last_revision(
-    workflow_harness, loaded
-):
+def test_example_order_sync_debounces_into_one_run_with_the_last_revision(workflow_harness, loaded):
     for revision in range(1, 4):
         workflow_harness.emit(
             "example.declared.order.updated",

@@ -154,6 +154,27 @@ def test_priority_is_sent_with_the_run(workflow_harness):
     assert 10 in sent
 
 
+def test_a_run_held_back_keeps_its_priority_when_its_turn_comes(workflow_harness):
+    sent = []
+    original = workflow_harness.backend.advance
+
+    def advance(run_id, priority=0):
+        sent.append(priority)
+        original(run_id)
+
+    workflow_harness.backend.advance = advance
+    declare(
+        "held",
+        debounce={"period": "5s"},
+        priority="trigger.data.plan == 'enterprise' ? 10 : 0",
+    )
+    workflow_harness.emit("order.updated", {"plan": "enterprise"})
+    assert sent == []
+    workflow_harness.advance_time("5s")
+    assert sent == [10]
+    assert Run.objects.get().status == RunStatus.SUCCEEDED
+
+
 def test_broker_priority_puts_higher_first():
     from automation.tasks import broker_priority
 
@@ -213,3 +234,15 @@ def test_bad_flow_control_is_400_by_path_and_saves_nothing(client, users, trigge
     assert not Run.objects.exists()
 
     assert not Workflow.objects.filter(name="bad-flow").exists()
+
+
+def test_the_sweep_deletes_key_rows_that_hold_nothing_any_more(workflow_harness):
+    declare("expiring", rate_limit={"key": "trigger.data.customer", "limit": 1, "period": "1m"})
+    workflow_harness.emit("order.updated", {"customer": "acme"})
+    workflow_harness.advance_time("1m")
+    assert FlowKey.objects.count() == 1  # within the margin: kept
+    workflow_harness.advance_time("5m")
+    assert not FlowKey.objects.exists()
+    # Nothing is lost with it: the key starts afresh.
+    event = workflow_harness.emit("order.updated", {"customer": "acme"})
+    assert TriggerOutcome.objects.get(event=event).outcome == "started"
