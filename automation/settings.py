@@ -267,7 +267,7 @@ if EMBEDDED:
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
-        # A list per priority (Redis takes 0 first). Messages default to the middle one, so a
+        # A list per priority (Redis takes 0 first). Runs default to the middle one, so a
         # trigger's priority can send a run ahead of them, or behind (automation.tasks).
         "priority_steps": list(range(10)),
         "queue_order_strategy": "priority",

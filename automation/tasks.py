@@ -60,10 +60,7 @@ class CeleryBackend:
     batches what piles up: the webhook request does not pay for the publish."""
 
     def advance(self, run_id: str, priority: int = 0) -> None:
-        if priority:
-            advance_run.apply_async((run_id,), retry=False, priority=broker_priority(priority))
-        else:
-            advance_run.apply_async((run_id,), retry=False)
+        advance_run.apply_async((run_id,), retry=False, priority=broker_priority(priority))
 
     def branch(self, run_id: str, step_id: str) -> None:
         run_branch.apply_async((run_id, step_id), retry=False)
