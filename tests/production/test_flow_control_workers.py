@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from celery import Celery
-from django.db import transaction
 
 from automation.commands import workflow_definition_save
 from automation.engine import dispatch
@@ -17,7 +16,6 @@ from automation.engine.runs import run_start
 from automation.models import Heartbeat, Run, RunStatus, TriggerOutcome
 from automation.tasks import broker_priority
 from events.models import Event
-from events.services import emit
 from tests.processes import celery_worker, manage, project_env, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
@@ -100,8 +98,10 @@ def test_workers_racing_on_one_key_keep_the_limit_and_debounce_into_one_run(env,
         wait_for(Heartbeat.objects.exists, timeout=40, message=f"no worker:\n{logs[0].read_text()}")
         manage(env, "shell", "-v0", "-c", EMIT_MANY)
         wait_for(
-            lambda: not Event.objects.filter(routed_at__isnull=True).exists()
-            and Event.objects.count() == EVENTS,
+            lambda: (
+                not Event.objects.filter(routed_at__isnull=True).exists()
+                and Event.objects.count() == EVENTS
+            ),
             timeout=60,
             message="the events were not routed",
         )
@@ -133,12 +133,11 @@ def test_waiting_messages_go_to_the_worker_higher_priority_first(env, tmp_path):
     log = tmp_path / "worker.log"
     with celery_worker(env, log, concurrency=1):
         wait_for(
-            lambda: Run.objects.filter(workflow__name="flow-ordered", status="succeeded").count()
-            == 5,
+            lambda: (
+                Run.objects.filter(workflow__name="flow-ordered", status="succeeded").count() == 5
+            ),
             timeout=40,
             message=f"the runs did not finish:\n{log.read_text()[-3000:]}",
         )
-    started = {
-        run.id: run.started_at for run in Run.objects.filter(workflow__name="flow-ordered")
-    }
+    started = {run.id: run.started_at for run in Run.objects.filter(workflow__name="flow-ordered")}
     assert started[high.id] < min(started[run.id] for run in low), started
