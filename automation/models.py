@@ -362,6 +362,7 @@ class FlowKey(models.Model):
         RATE_LIMIT = "rate_limit", "Rate limit"
         THROTTLE = "throttle", "Throttle"
         DEBOUNCE = "debounce", "Debounce"
+        BATCH = "batch", "Batch"
 
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
@@ -369,7 +370,7 @@ class FlowKey(models.Model):
     # Rate limit: when the starts of the period happened; throttle: when the latest starts are
     # due. Oldest first, at most the limit's number of entries (ISO 8601 times).
     starts = models.JSONField(default=list, blank=True)
-    # Debounce: the run waiting for the quiet period, and when its first event came.
+    # Debounce, batch: the run waiting for its window to close, and when its first event came.
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     first_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -395,6 +396,7 @@ class TriggerOutcome(models.Model):
         STARTED = "started", "Started"
         DELAYED = "delayed", "Delayed"
         DEBOUNCED = "debounced", "Debounced"
+        BATCHED = "batched", "Batched"
         SKIPPED = "skipped", "Skipped"
 
     event = models.ForeignKey(

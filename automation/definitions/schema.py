@@ -132,6 +132,19 @@ SCHEMA: dict[str, Any] = {
                         "key": {"$ref": "#/definitions/cel"},
                     },
                 },
+                "batch": {
+                    "type": "object",
+                    "required": ["max_size", "timeout"],
+                    "additionalProperties": False,
+                    "description": "One run per batch of up to `max_size` events (per `key`), "
+                    "started when full or `timeout` after the first; `trigger.events` is the "
+                    "list, `trigger` the first.",
+                    "properties": {
+                        "max_size": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "timeout": {"$ref": "#/definitions/duration"},
+                        "key": {"$ref": "#/definitions/cel"},
+                    },
+                },
                 "priority": {
                     "$ref": "#/definitions/cel",
                     "description": "A whole number (CEL over trigger): higher runs first when "

@@ -162,14 +162,14 @@ class _Checker:
         return self.errors
 
     def flow_control(self, trigger: dict[str, Any]) -> None:
-        """rate_limit, throttle, debounce, priority: durations, CEL over trigger only."""
+        """rate_limit, throttle, debounce, batch, priority: durations, CEL over trigger only."""
         problems = flowspec.errors(trigger)
         for path, message in problems:
             self.error(f"trigger.{path}", message)
         refused = {path for path, _ in problems}
         expressions = {"priority": trigger.get("priority")} | {
             f"{option}.key": (trigger.get(option) or {}).get("key")
-            for option in ("rate_limit", "throttle", "debounce")
+            for option in ("rate_limit", "throttle", "debounce", "batch")
         }
         for path, expression in expressions.items():
             if isinstance(expression, str) and path not in refused:

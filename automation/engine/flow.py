@@ -5,6 +5,8 @@
 - debounce: the events of a key fold into one run, held back until ``period`` has passed
   without another (at most ``timeout`` after the first); it runs with the last event;
 - throttle: a start beyond ``limit`` in ``period`` is delayed until the period allows it;
+- batch: the events of a key fold into one run, started when ``max_size`` have come or
+  ``timeout`` after the first; its trigger's ``events`` is the list;
 - priority: the run's messages go to workers before those of lower priority.
 
 The state of each key is a FlowKey row, which the routing worker updates before it reads it:
@@ -24,7 +26,12 @@ from django.db import IntegrityError, transaction
 
 from automation.engine import clock, matching
 from automation.engine.flowspec import PRIORITY_RANGE, FlowControl, Limit
-from automation.engine.runs import run_start, run_start_again_later
+from automation.engine.runs import (
+    run_batch_hold,
+    run_batch_release,
+    run_start,
+    run_start_again_later,
+)
 from automation.lib.db import update_returning
 from automation.models import FlowKey, Run, TriggerOutcome, Workflow, WorkflowVersion
 
@@ -72,6 +79,8 @@ def start(
                     return None
             if control.debounce is not None:
                 return _debounce(version, event, control, priority)
+            if control.batch is not None:
+                return _batch(version, event, control, priority)
             delay_until, key, reason = None, "", ""
             if control.throttle is not None:
                 key = _key("throttle", control.throttle.key, context)
@@ -140,6 +149,41 @@ def _debounce(
     )
     FlowKey.objects.filter(pk=row.pk).update(run=run, first_at=now, expires_at=_latest(due))
     _record(event, workflow, run, Outcome.DEBOUNCED, key, reason)
+    return run
+
+
+def _batch(version: WorkflowVersion, event: Any, control: FlowControl, priority: int) -> Run | None:
+    batch = control.batch
+    assert batch is not None
+    workflow = version.workflow
+    key = _key("batch", batch.key, {"trigger": event.as_trigger()})
+    now = clock.now()
+    row = _lock(workflow, FlowKey.Kind.BATCH, key, now)
+    reason = (
+        f"batch: one run per {batch.max_size} event(s) {_for_key(key)}or per "
+        f"{_human(batch.timeout)} after the first"
+    )
+    if row.run_id is not None and run_batch_hold(run_id=row.run_id):
+        _record(event, workflow, row.run_id, Outcome.BATCHED, key, reason)
+        joined = TriggerOutcome.objects.filter(run_id=row.run_id, outcome=Outcome.BATCHED)
+        if joined.count() >= batch.max_size:
+            run_batch_release(run_id=row.run_id, priority=priority)
+            FlowKey.objects.filter(pk=row.pk).update(run=None, first_at=None)
+        return None
+    due = now + batch.timeout
+    run = run_start(
+        workflow=workflow,
+        version=version,
+        event=event,
+        priority=priority,
+        delay_until=due,
+        waiting_for="its batch to fill (batch)",
+    )
+    _record(event, workflow, run, Outcome.BATCHED, key, reason)
+    if batch.max_size == 1:
+        run_batch_release(run_id=run.id, priority=priority)
+        return run
+    FlowKey.objects.filter(pk=row.pk).update(run=run, first_at=now, expires_at=_latest(due))
     return run
 
 

@@ -1,5 +1,6 @@
 """The flow-control options of a workflow's trigger, read from a definition's ``trigger`` or
-from ``@workflow``'s arguments: ``rate_limit``, ``throttle``, ``debounce`` and ``priority``.
+from ``@workflow``'s arguments: ``rate_limit``, ``throttle``, ``debounce``, ``batch`` and
+``priority``.
 
 Keys and the priority are CEL over ``trigger``, evaluated within matching's bounds. What the
 options do with an event is :mod:`automation.engine.flow`.
@@ -15,7 +16,8 @@ from automation.engine import matching
 from automation.engine.durations import parse_duration
 from automation.engine.errors import WorkflowError
 
-OPTIONS = ("rate_limit", "throttle", "debounce", "priority")
+OPTIONS = ("rate_limit", "throttle", "debounce", "batch", "priority")
+MAX_BATCH = 1000  # events in one run's trigger.events
 MAX_LIMIT = 10_000  # starts remembered per key; more is a typo and a large row
 PRIORITY_RANGE = (-100, 100)
 
@@ -39,14 +41,27 @@ class Debounce:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """One run for up to ``max_size`` events of a key, started when the batch is full or
+    ``timeout`` after its first event."""
+
+    max_size: int
+    timeout: timedelta
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class FlowControl:
     rate_limit: Limit | None = None
     throttle: Limit | None = None
     debounce: Debounce | None = None
+    batch: Batch | None = None
     priority: str = ""
 
     def __bool__(self) -> bool:
-        return bool(self.rate_limit or self.throttle or self.debounce or self.priority)
+        return bool(
+            self.rate_limit or self.throttle or self.debounce or self.batch or self.priority
+        )
 
 
 NONE = FlowControl()
@@ -89,12 +104,24 @@ def errors(options: dict[str, Any]) -> list[tuple[str, str]]:
             if value.get("timeout") is not None:
                 problems += _duration("debounce.timeout", value["timeout"], positive=True)
             problems += _cel("debounce.key", value.get("key"))
-    if options.get("debounce") is not None and options.get("throttle") is not None:
+    value = options.get("batch")
+    if value is not None:
+        if not isinstance(value, dict):
+            problems.append(("batch", "an object {max_size, timeout, key?} is required"))
+        else:
+            size = value.get("max_size")
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH:
+                problems.append(("batch.max_size", f"a whole number from 1 to {MAX_BATCH:,}"))
+            problems += _duration("batch.timeout", value.get("timeout"), positive=True)
+            problems += _cel("batch.key", value.get("key"))
+    grouping = [name for name in ("debounce", "batch", "throttle") if options.get(name) is not None]
+    if len(grouping) > 1:
         problems.append(
             (
-                "throttle",
-                "a trigger may debounce or throttle, not both: a debounced run already starts "
-                "once per quiet period; use rate_limit to cap those starts as well",
+                grouping[1],
+                f"a trigger may have one of debounce, batch and throttle, not {grouping[0]} and "
+                f"{grouping[1]}: debounced and batched runs already start once per window; use "
+                "rate_limit to cap those starts as well",
             )
         )
     if options.get("priority") is not None:
@@ -135,7 +162,15 @@ def _build(options: dict[str, Any]) -> FlowControl:
         )
 
     debounce = options.get("debounce")
+    batch = options.get("batch")
     return FlowControl(
+        batch=None
+        if batch is None
+        else Batch(
+            max_size=batch["max_size"],
+            timeout=parse_duration(batch["timeout"]),
+            key=batch.get("key") or "",
+        ),
         rate_limit=limit(options.get("rate_limit")),
         throttle=limit(options.get("throttle")),
         debounce=None

@@ -136,6 +136,7 @@ def workflow(
     rate_limit: dict[str, Any] | None = None,
     throttle: dict[str, Any] | None = None,
     debounce: dict[str, Any] | None = None,
+    batch: dict[str, Any] | None = None,
     priority: str | None = None,
 ) -> Any:
     """Register a code workflow: ``fn(ctx, event)``. Usable bare (``@workflow``) or with options.
@@ -146,8 +147,8 @@ def workflow(
     registered under the old version until they finish); ``retry``: default step policy;
     ``timeout``: whole-run limit; ``concurrency``: see Concurrency; ``on_failure``:
     ``handler(ctx, error)`` run after compensations when the run fails. ``rate_limit``,
-    ``throttle``, ``debounce`` and ``priority``: the trigger's flow control, as in a
-    definition's trigger (docs/flow-control.md).
+    ``throttle``, ``debounce``, ``batch`` and ``priority``: the trigger's flow control, as in
+    a definition's trigger (docs/flow-control.md).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -165,7 +166,12 @@ def workflow(
                 f"({existing.code_ref} and {fn.__module__}:{fn.__qualname__})"
             )
         conc = Concurrency(**concurrency) if isinstance(concurrency, dict) else concurrency
-        options = {"rate_limit": rate_limit, "throttle": throttle, "debounce": debounce}
+        options = {
+            "rate_limit": rate_limit,
+            "throttle": throttle,
+            "debounce": debounce,
+            "batch": batch,
+        }
         try:
             flow = flowspec.from_options({**options, "priority": priority})
         except WorkflowError as exc:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from automation import lifecycle
 from automation.engine import (
@@ -148,6 +149,33 @@ def run_start_again_later(*, run_id: Any, event: Any, due_at: datetime) -> bool:
             started_by_id=event.actor_id,
         )
     return True
+
+
+def run_batch_hold(*, run_id: Any) -> bool:
+    """Whether a run held back by its trigger's batch still waits to start, its timer locked
+    until this transaction ends (a sweep firing it waits, then sees the events added to the
+    batch meanwhile). False when it has started (or is being cancelled): the caller opens
+    another batch."""
+    return bool(
+        Timer.objects.filter(
+            run_id=run_id,
+            kind=Timer.Kind.WAKE,
+            fired_at__isnull=True,
+            run__status=RunStatus.WAITING,
+            run__cancel_requested=False,
+        ).update(due_at=F("due_at"))
+    )
+
+
+def run_batch_release(*, run_id: Any, priority: int = 0) -> bool:
+    """The batch is full: its run starts now rather than at its timeout."""
+    with transaction.atomic():
+        now = clock.now()
+        if not Timer.objects.filter(
+            run_id=run_id, kind=Timer.Kind.WAKE, fired_at__isnull=True
+        ).update(due_at=now, fired_at=now):
+            return False
+        return run_wake(run_id=run_id, priority=priority)
 
 
 def _requester_id(event: Any, parent_run: Run | None) -> Any:

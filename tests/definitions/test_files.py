@@ -186,3 +186,17 @@ def test_example_invoice_mailing_throttles_without_dropping(workflow_harness, lo
     assert sorted(runs.values_list("status", flat=True)) == ["succeeded", "succeeded", "waiting"]
     workflow_harness.advance_time("1m")
     assert sorted(runs.values_list("status", flat=True)) == ["succeeded"] * 3
+
+
+def test_example_tenant_digest_batches_a_tenants_orders(workflow_harness, loaded):
+    for order in ("o-1", "o-2"):
+        workflow_harness.emit(
+            "example.declared.order.created", {"tenant": "acme", "order_id": order}
+        )
+    workflow_harness.emit("example.declared.order.created", {"tenant": "globex", "order_id": "o-3"})
+    workflow_harness.advance_time("5s")
+    runs = Run.objects.filter(workflow__name="declarative-tenant-digest").order_by("created_at")
+    batches = [
+        [e["data"]["order_id"] for e in workflow_harness.result(run)["orders"]] for run in runs
+    ]
+    assert batches == [["o-1", "o-2"], ["o-3"]]

@@ -215,7 +215,7 @@ def test_the_same_options_on_workflow(workflow_harness):
         (
             {"debounce": {"period": "5s"}, "throttle": {"limit": 1, "period": "1m"}},
             "trigger.throttle",
-            "debounce or throttle, not both",
+            "one of debounce, batch and throttle, not debounce and throttle",
         ),
         ({"priority": "trigger.data.plan =="}, "trigger.priority", "invalid CEL"),
     ],
@@ -246,3 +246,46 @@ def test_the_sweep_deletes_key_rows_that_hold_nothing_any_more(workflow_harness)
     # Nothing is lost with it: the key starts afresh.
     event = workflow_harness.emit("order.updated", {"customer": "acme"})
     assert TriggerOutcome.objects.get(event=event).outcome == "started"
+
+
+def declare_batch(name: str, **batch: object) -> None:
+    workflow_definition_save(
+        definition={
+            "name": name,
+            "trigger": {"event": "order.updated", "batch": batch},
+            "steps": [{"id": "note", "action": "log", "input": {"message": "batch"}}],
+            "output": {"first": "{{ trigger.data.n }}", "events": "{{ trigger.events }}"},
+        }
+    )
+
+
+def test_batch_starts_one_run_when_full_with_every_event(workflow_harness, client, users):
+    declare_batch("batched", max_size=3, timeout="5s", key="trigger.data.tenant")
+    events = [workflow_harness.emit("order.updated", {"tenant": "t1", "n": n}) for n in range(3)]
+    other = workflow_harness.emit("order.updated", {"tenant": "t2", "n": 9})
+    run = Run.objects.get(trigger_event=events[0])
+    assert run.status == RunStatus.SUCCEEDED  # full: started without waiting for the timeout
+    result = workflow_harness.result(run)
+    assert result["first"] == 0
+    assert [e["data"]["n"] for e in result["events"]] == [0, 1, 2]
+    assert [e["id"] for e in result["events"]] == [str(e.id) for e in events]
+    assert Run.objects.get(trigger_event=other).status == RunStatus.WAITING
+    assert all(
+        TriggerOutcome.objects.get(event=e).run_id == run.id
+        and TriggerOutcome.objects.get(event=e).outcome == "batched"
+        for e in events
+    )
+    client.force_login(users["admin"])
+    body = client.get(f"/api/events/{events[1].id}/").json()
+    assert body["flow"][0]["outcome"] == "batched"
+    assert body["flow"][0]["run"] == str(run.id)
+
+    # The next event of t1 opens a new batch; t2's closes at its timeout.
+    later = workflow_harness.emit("order.updated", {"tenant": "t1", "n": 3})
+    workflow_harness.advance_time("5s")
+    assert [
+        e["data"]["n"]
+        for e in workflow_harness.result(Run.objects.get(trigger_event=other))["events"]
+    ] == [9]
+    assert Run.objects.get(trigger_event=later).status == RunStatus.SUCCEEDED
+    assert Run.objects.count() == 3

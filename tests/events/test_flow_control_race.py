@@ -150,3 +150,19 @@ def test_two_workers_racing_on_a_throttle_key_delay_the_second():
         assert sorted(o.outcome for o in outcomes) == ["delayed", "started"]
         runs = Run.objects.filter(trigger_event__in=events)
         assert sorted(run.status for run in runs) == ["pending", "waiting"]
+
+
+def test_two_workers_racing_on_a_batch_key_fill_one_batch():
+    declare(batch={"key": "trigger.data.tenant", "max_size": 3, "timeout": "1m"})
+    for n in range(ROUNDS):
+        events = [emit("order.updated", {"tenant": f"t{n}", "i": i}) for i in range(3)]
+        event_route(event_id=events[0].id)  # opens the batch
+        route_together([event.id for event in events[1:]])  # the two that fill it
+        outcomes = list(TriggerOutcome.objects.filter(event__in=events))
+        assert {o.outcome for o in outcomes} == {"batched"}
+        assert len({o.run_id for o in outcomes}) == 1
+        run = Run.objects.get(id=outcomes[0].run_id)
+        assert run.status == RunStatus.PENDING  # full: released at once, exactly once
+        assert Timer.objects.filter(run=run, fired_at__isnull=True).count() == 0
+    assert Run.objects.count() == ROUNDS
+    assert not FlowKey.objects.filter(run__isnull=False).exists()  # every batch closed
