@@ -151,9 +151,9 @@ class EventAcceptedSerializer(EventSerializer):
 class FlowOutcomeSerializer(serializers.Serializer):
     workflow = serializers.CharField(source="workflow.name")
     outcome = serializers.ChoiceField(
-        choices=["started", "delayed", "debounced", "skipped"],
+        choices=["started", "delayed", "debounced", "batched", "skipped"],
         help_text="What the trigger's flow control did: started a run, delayed it (throttle), "
-        "folded the event into a run that starts later (debounce), or started none.",
+        "folded the event into a run that starts later (debounce, batch), or started none.",
     )
     run = serializers.UUIDField(
         source="run_id", allow_null=True, help_text="The run the event ended up in, if any."
@@ -167,8 +167,8 @@ class EventWithRunsSerializer(EventSerializer):
     runs = RunSummarySerializer(many=True, help_text="The runs this event started.")
     flow = FlowOutcomeSerializer(
         many=True,
-        help_text="What flow control (rate_limit, throttle, debounce) did with this event for "
-        "each workflow whose trigger has it.",
+        help_text="What flow control (rate_limit, throttle, debounce, batch) did with this "
+        "event for each workflow whose trigger has it.",
     )
 
     class Meta(EventSerializer.Meta):

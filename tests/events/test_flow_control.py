@@ -197,6 +197,20 @@ def test_the_same_options_on_workflow(workflow_harness):
         assert FlowKey.objects.get().kind == "rate_limit"
     finally:
         registry._workflows.pop(("code-limited", 1))
+        registry._synced_generation = -1  # the next sync mirrors the registry without it
+
+    @registry.workflow("code-batched", on="order.created", batch={"max_size": 2, "timeout": "1m"})
+    def code_batched(ctx, event):
+        return [e["data"]["n"] for e in event.events]
+
+    try:
+        registry.sync_code_workflows()
+        workflow_harness.emit("order.created", {"n": 1})
+        workflow_harness.emit("order.created", {"n": 2})
+        assert workflow_harness.result(Run.objects.get(workflow__name="code-batched")) == [1, 2]
+    finally:
+        registry._workflows.pop(("code-batched", 1))
+        registry._synced_generation = -1  # the next sync mirrors the registry without it
 
     with pytest.raises(WorkflowError, match=r"throttle.period: .* is not a duration"):
         registry.workflow("bad-throttle", throttle={"limit": 1, "period": "soon"})(lambda c, e: 1)
