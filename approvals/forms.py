@@ -26,6 +26,7 @@ from typing import Any
 from django import forms
 
 from automation.engine.errors import WorkflowError
+from automation.lib.errors import DomainError
 
 __all__ = [
     "FIELD_TYPES",
@@ -43,13 +44,21 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 MAX_FIELDS = 50
 
 
-class InvalidValues(Exception):
+class InvalidValues(DomainError):
     """Submitted values that do not fit the approval's fields; ``errors`` maps each field
     name to its messages."""
+
+    code = "invalid_values"
 
     def __init__(self, errors: dict[str, list[str]]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in errors.items()))
+
+    def describe(self) -> str:
+        return f"Check the fields: {self}"
+
+    def details(self) -> dict[str, Any]:
+        return {"fields": self.errors}
 
 
 # --- the specs ------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ anyone in, so a forwarded or leaked link gives nothing away.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,20 +19,22 @@ from django.urls import reverse
 
 from approvals.models import Approval, ApprovalLink
 from automation.engine import clock
+from automation.lib.errors import DomainError
 
 __all__ = ["LinkRefused", "link_create", "link_read", "link_url", "link_use"]
 
 SALT = "approvals.link"
 
 
-@dataclass
-class LinkRefused(Exception):
+class LinkRefused(DomainError):
     """Why a link cannot be followed: an HTTP status, a code and a sentence for the person."""
 
-    status: int
-    code: str
-    title: str
-    message: str
+    def __init__(self, status: int, code: str, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.message = message
 
 
 def link_create(*, approval: Approval, user: Any) -> tuple[ApprovalLink, str]:

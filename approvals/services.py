@@ -27,6 +27,7 @@ from automation.engine import clock
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import step_complete
 from automation.engine.waits import step_deadline_move
+from automation.lib.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,11 @@ REMIND_AUTO = "auto"
 DECISIONS = ("approve", "reject")
 
 
-class AlreadyDecided(Exception):
+class AlreadyDecided(DomainError):
     """The approval is no longer pending (or this user voted already)."""
+
+    code = "already_decided"
+    status = 409
 
 
 def _resolve_assignees(assignees: list[str]) -> tuple[list[Any], list[Group]]:

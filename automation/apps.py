@@ -9,6 +9,7 @@ class AutomationConfig(AppConfig):
     verbose_name = "Automation"
 
     def ready(self) -> None:
+        import automation.celery  # noqa: F401  (the Celery app, which @shared_task tasks bind to)
         from automation import (  # noqa: F401
             actions,  # registers the built-in actions
             live,  # connects the live UI's receivers

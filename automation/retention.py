@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from automation.lib.db import delete_in_batches
 from automation.models import FINISHED_STATUSES, Run
-from events.services import events_purge
+from events.retention import events_purge
 
 
 def runs_purge(

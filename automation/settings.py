@@ -13,9 +13,13 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from pythonjsonlogger.core import RESERVED_ATTRS as JSON_LOG_RESERVED_ATTRS
 from redis.connection import parse_url as parse_redis_url
 
+# Whole blocks that read the environment on their own (see automation/conf/).
+from automation.conf.logging import *  # noqa: F403  LOG_LEVEL, LOG_FORMAT, LOGGING
+from automation.conf.mail import *  # noqa: F403  SITE_URL, APPROVAL_*, EMAIL_*
+from automation.conf.openapi import *  # noqa: F403  SPECTACULAR_SETTINGS
+from automation.conf.signin import *  # noqa: F403  TRUSTED_PROXY_COUNT, AXES_*
 from automation.lib.env import (
     data_dir,
     env_bool,
@@ -326,28 +330,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 
-# --- Logging --------------------------------------------------------------------------------
-
-LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # One line per task received and finished drowns everything else at INFO.
-        "celery.worker.strategy": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
-        # beat logs every job it sends (the sweep runs every second).
-        "celery.beat": {"level": "WARNING"},
-    },
-}
-
-
 # --- Events ---------------------------------------------------------------------------------
 
 # Largest webhook (and POST /api/events/) body accepted, unless an endpoint sets its own.
@@ -389,28 +371,6 @@ REST_FRAMEWORK |= {
 }
 REST_FRAMEWORK |= {"DEFAULT_SCHEMA_CLASS": "automation.api.schema.AutoSchema"}
 INSTALLED_APPS += ["drf_spectacular_sidecar"]
-SPECTACULAR_SETTINGS = {
-    "TITLE": "django-automation API",
-    "DESCRIPTION": (
-        "Events in, durable workflow runs out, approvals by people. Authenticate with "
-        "`Authorization: Token <key>` (POST /api/auth/token/) or a browser session. Every "
-        'refusal is `{"error": {"code", "message", "fields"?}}`.'
-    ),
-    "VERSION": "1",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-    # Choice fields of different models share names ("status"): name their enums apart.
-    "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "automation.models.RunStatus",
-        "StepStatusEnum": "automation.models.StepStatus",
-        "ApprovalStatusEnum": "approvals.models.Approval.Status",
-        "WorkflowKindEnum": "automation.models.Workflow.Kind",
-        "StepKindEnum": "automation.models.StepRecord.Kind",
-    },
-}
 
 # Rate limits, "<count>/<period>" (s, m, h, d; e.g. 100/m) or off. Counted in the "ratelimit"
 # cache: Redis when REDIS_URL is set (shared by every process), else in-process memory (the
@@ -427,21 +387,6 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
     ),
 }
-
-# Logs: LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, and the
-# event_id / run_id / step_id / correlation_id of the work being done); plain text otherwise,
-# with those ids as key=value after the message (automation.lib.logcontext).
-LOG_FORMAT = env_choice("LOG_FORMAT", "plain", ("plain", "json"))
-LOGGING["filters"] = {"ids": {"()": "automation.lib.logcontext.ContextFilter"}}
-LOGGING["formatters"]["plain"]["format"] += "%(context)s"
-LOGGING["formatters"]["json"] = {
-    "()": "pythonjsonlogger.json.JsonFormatter",
-    "fmt": "%(levelname)s %(name)s %(message)s",
-    "timestamp": "time",  # ISO 8601, UTC
-    "rename_fields": {"levelname": "level", "name": "logger"},
-    "reserved_attrs": [*JSON_LOG_RESERVED_ATTRS, "context"],
-}
-LOGGING["handlers"]["console"] |= {"formatter": LOG_FORMAT, "filters": ["ids"]}
 
 # Retention: events and finished runs older than this many days are deleted by the periodic
 # `automation.purge` task (every RETENTION_INTERVAL seconds) and by `manage.py purge`. 0 keeps
@@ -480,36 +425,6 @@ AUTOMATION_AI_API_KEY = env_str("AI_API_KEY", "")
 AUTOMATION_AI_MODEL = env_str("AI_MODEL", "gpt-4o-mini")
 AUTOMATION_AI_TIMEOUT = env_float("AI_TIMEOUT", 60.0, minimum=1.0)
 
-# --- Approvals: emails and links ------------------------------------------------------------
-
-# The address people reach this site at; links in approval emails start with it.
-SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
-if not SITE_URL.startswith(("http://", "https://")):
-    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https://.")
-# Seconds a link in an approval email stays valid (it also works only once).
-APPROVAL_LINK_MAX_AGE = env_int("APPROVAL_LINK_MAX_AGE", 7 * 86400, minimum=60)
-# Email the assignees when an approval is requested, reminded and escalated.
-APPROVAL_EMAILS = env_bool("APPROVAL_EMAILS", True)
-# Outgoing mail: SMTP when EMAIL_HOST is set; otherwise emails are printed to the server's log
-# (the embedded mode has no mail server; the links in them work).
-EMAIL_HOST = env_str("EMAIL_HOST")
-EMAIL_BACKEND = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if EMAIL_HOST
-    else "django.core.mail.backends.console.EmailBackend"
-)
-EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-if EMAIL_USE_TLS and EMAIL_USE_SSL:
-    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL cannot both be true; pick one.")
-# Seconds to wait for the mail server before giving up (the failure is logged, never raised).
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Automation <automation@localhost>")
-
-
 # --- Worker database connections (issue 8) --------------------------------------------------
 # Celery's Django fixup force-closes every database connection before and after each task
 # unless this is set (celery#9824): a new PostgreSQL connection per task cost half of a
@@ -521,36 +436,11 @@ CELERY_DB_REUSE_MAX = 1_000_000_000
 
 
 # --- Sign-in protection (issue 14) ----------------------------------------------------------
+# The counts and lockouts are configured in automation/conf/signin.py.
 
-# How many proxies in front of the server append to X-Forwarded-For. 0: the header is ignored
-# and the client's address is the connection's (a client could write any address there).
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
-# Failed sign-ins (/app/login/, /admin/login/, POST /api/auth/token/) counted per account and
-# per address by django-axes, in the database (every process shares the counts); reaching the
-# limit locks that account, and that address, out for LOGIN_LOCKOUT_SECONDS. Admins unlock
-# early in the admin (Axes → Access attempts) or with `manage.py axes_reset`.
 INSTALLED_APPS.append("axes")
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out sign-ins
-    "django.contrib.auth.backends.ModelBackend",
-]
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")
-AXES_ENABLED = env_bool("LOGIN_LOCKOUT", default=True)
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-AXES_COOLOFF_TIME = timedelta(seconds=env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-# Axes' own reset on success deletes every count matching the request, the address's too: a
-# guesser who signs in as their own account from the same address would wipe the victim's
-# count. automation.logins resets only the counts of the account that signed in.
-AXES_RESET_ON_SUCCESS = False
-# A failure during a lockout does not restart it: otherwise one guess every
-# LOGIN_LOCKOUT_SECONDS would keep a named account locked forever.
-AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
-AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are not what it is for; the table would grow
-AXES_CLIENT_IP_CALLABLE = "automation.lib.clientip.client_address"
-AXES_LOCKOUT_CALLABLE = "automation.logins.lockout_response"
-AXES_VERBOSE = False
-LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per failed sign-in; lockouts warn
+
 # Wrong API tokens allowed per address; past it every token from there gets 429 for the window.
 API_TOKEN_FAILURE_LIMIT = env_rate("API_TOKEN_FAILURE_LIMIT", "10/m")
 REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = [

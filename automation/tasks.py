@@ -54,18 +54,10 @@ class CeleryBackend:
     AutomationConfig.ready.
 
     Publishes without Celery's publish retries: with the broker down, a request (a webhook)
-    must not hang on them. A message that could not be sent is re-sent by the sweeps.
-
-    "Route event X" is handed to this process's publisher thread (events.publisher), which
-    batches what piles up: the webhook request does not pay for the publish."""
+    must not hang on them. A message that could not be sent is re-sent by the sweeps."""
 
     def advance(self, run_id: str, priority: int = 0) -> None:
         advance_run.apply_async((run_id,), retry=False, priority=broker_priority(priority))
 
     def branch(self, run_id: str, step_id: str) -> None:
         run_branch.apply_async((run_id, step_id), retry=False)
-
-    def route(self, event_id: str) -> None:
-        from events import publisher
-
-        publisher.route(event_id)

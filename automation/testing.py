@@ -58,15 +58,22 @@ class WorkflowHarness:
         self.fakes: dict[str, Callable[..., Any]] = {}
         self.calls: dict[str, int] = {}
         self._previous_backend: Any = None
+        self._previous_router: Any = None
         self._previous_interceptor: Any = None
 
     def __enter__(self) -> WorkflowHarness:
+        from events import publisher
+
         self._previous_backend = dispatch.set_backend(self.backend)
+        self._previous_router = publisher.set_router(self.backend.route)
         self._previous_interceptor = attempts.set_interceptor(self._intercept)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        from events import publisher
+
         dispatch.set_backend(self._previous_backend)
+        publisher.set_router(self._previous_router)
         attempts.set_interceptor(self._previous_interceptor)
         clock.reset()
 
@@ -226,7 +233,7 @@ class WorkflowHarness:
         return True
 
     def _execute(self, what: str, args: tuple[str, ...]) -> None:
-        from events.services import event_route_and_advance
+        from events.routing import event_route_and_advance
 
         if what == "advance":
             self._committed(executor.run_advance, args[0])

@@ -34,7 +34,7 @@ from bench.common import free_port, percentile, table, wait_port
 FILTER = "trigger.data.a.exists(x, x == trigger.data.m)"
 SETUP = """
 from automation.models import Workflow, WorkflowVersion
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 webhook_endpoint_create(slug="flood", scheme="none", type_from="fixed", type_value="flood.posted")
 definition = {"name": "flood", "trigger": {"event": "flood.posted", "filter": FILTER},
               "steps": [{"id": "hello", "action": "log", "input": {"message": "hi"}}]}

@@ -124,7 +124,7 @@ def environment(args: argparse.Namespace, workdir: Path) -> dict[str, str]:
 
 
 CREATE_ENDPOINT = (
-    "from events.services import webhook_endpoint_create as c; "
+    "from events.webhooks import webhook_endpoint_create as c; "
     "print(c(slug='bench', scheme='standard_webhooks')[1])"
 )
 

@@ -148,7 +148,7 @@ class InlineBackend:
 
 
 def variants() -> dict[str, Any]:
-    """name -> (request kind, routing mode, dispatch backend or None for the default)."""
+    """name -> (request kind, routing mode, event router or None for the default)."""
     return {
         "bare": ("bare", "publish", None),
         "publish inline": ("ingest", "publish", InlineBackend()),
@@ -160,21 +160,19 @@ def variants() -> dict[str, Any]:
 def serve_variant(application, variant: tuple, count: int, secret: str) -> tuple[float, float]:
     from django.conf import settings
 
-    from automation.engine import dispatch
+    from events import publisher
 
     kind, mode, backend = variant
     settings.EVENTS_ROUTING = mode
-    previous = dispatch.set_backend(backend) if backend is not None else None
+    previous = publisher.set_router(backend.route) if backend is not None else None
     try:
         result = serve(application, requests(kind, count, secret))
         if kind == "ingest" and mode == "publish" and backend is None:
-            from events import publisher
-
             publisher._publisher.flush(timeout=10)  # its thread's CPU counts for this variant
         return result
     finally:
         if previous is not None:
-            dispatch.set_backend(previous)
+            publisher.set_router(previous)
 
 
 def main() -> None:
@@ -182,7 +180,7 @@ def main() -> None:
     configure(args)
     from django.core.wsgi import get_wsgi_application
 
-    from events.services import webhook_endpoint_create
+    from events.webhooks import webhook_endpoint_create
 
     _, secret = webhook_endpoint_create(slug="bench", scheme="standard_webhooks")
     application = get_wsgi_application()

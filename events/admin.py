@@ -20,7 +20,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from automation.lib.paging import LargeTablePaginator
-from events import selectors, services
+from events import routing, selectors, webhooks
 from events.models import Event, EventSchema, SignalBridge, WebhookEndpoint
 from events.validation import scheduled_kwargs_error
 
@@ -105,7 +105,7 @@ class EventAdmin(admin.ModelAdmin):
 
     @admin.display(description="headers")
     def headers_pretty(self, event: Event) -> SafeString:
-        return pretty_json(services.headers_without_secrets(event.headers))
+        return pretty_json(webhooks.headers_without_secrets(event.headers))
 
     @admin.display(description="caused by")
     def cause(self, event: Event) -> SafeString | str:
@@ -146,7 +146,7 @@ class EventAdmin(admin.ModelAdmin):
             self.message_user(request, "You need the replay permission.", messages.ERROR)
             return
         replayed = [
-            services.event_replay(event=event, actor_id=request.user.pk) for event in queryset[:100]
+            routing.event_replay(event=event, actor_id=request.user.pk) for event in queryset[:100]
         ]
         self.message_user(request, f"Replayed {len(replayed)} event(s).", messages.SUCCESS)
 
@@ -204,7 +204,7 @@ class WebhookEndpointForm(forms.ModelForm):
         if self.instance.pk is None and scheme:
             # Set before the model's own validation, which requires a secret for signed schemes.
             given = cleaned.get("initial_secret", "")
-            self.instance.secret = given or services.webhook_secret_generate(scheme)
+            self.instance.secret = given or webhooks.webhook_secret_generate(scheme)
         return cleaned
 
 
@@ -223,7 +223,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
     @admin.display(description="event type")
     def type_rule(self, endpoint: WebhookEndpoint) -> str:
-        how, value = services.webhook_type_rule(endpoint)
+        how, value = webhooks.webhook_type_rule(endpoint)
         return f"{endpoint.type_prefix}{{{how}: {value}}}"
 
     @admin.display(description="old secret valid until")
@@ -251,7 +251,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             self.message_user(request, "You need the change permission.", messages.ERROR)
             return None
         rotated = [
-            (endpoint, services.webhook_endpoint_rotate_secret(endpoint=endpoint))
+            (endpoint, webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint))
             for endpoint in queryset.exclude(scheme="none")
         ]
         return _secret_page(request, rotated, "New webhook secrets")

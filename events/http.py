@@ -6,10 +6,12 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 
+from automation.lib.errors import DomainError
+
 JSON_TYPES = ("application/json",)
 
 
-class HttpError(Exception):
+class HttpError(DomainError):
     """A request we refuse: status, machine-readable code and a message saying what to do."""
 
     def __init__(self, status: int, code: str, message: str) -> None:

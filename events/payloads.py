@@ -12,12 +12,13 @@ from typing import Any
 from django.conf import settings
 
 from automation.lib import jsonsafe
+from automation.lib.errors import DomainError
 
 _PATH_RE = re.compile(r"^[A-Za-z_][\w\-]*(\[\d+\])*(\.[A-Za-z_][\w\-]*(\[\d+\])*)*$")
 _PART_RE = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
-class BadPayload(ValueError):
+class BadPayload(DomainError, ValueError):
     """The body cannot be used; ``code`` is machine-readable, the message says what to fix."""
 
     def __init__(self, code: str, message: str) -> None:

@@ -1,9 +1,10 @@
 """Sends "route these events" to the broker from a background thread of each process.
 
-The request that stored an event only appends its id here, after commit; this process's
-publisher thread sends it: ``events.route_event`` for one id, ``events.route_events`` for the
-ids that piled up meanwhile. A Celery publish costs 0.3-1.5 ms of CPU, as much as the rest of a
-webhook request, so under load one message must carry many events.
+The request that stored an event only appends its id here after commit (``route_after_commit``);
+this process's publisher thread sends it: ``events.route_event`` for one id,
+``events.route_events`` for the ids that piled up meanwhile. A Celery publish costs 0.3-1.5 ms
+of CPU, as much as the rest of a webhook request, so under load one message must carry many
+events.
 
 How long the thread lets ids pile up between two messages (its window) grows with the square
 of the rate it sends at: ``EVENTS_PUBLISH_MAX_WAIT`` (50 ms) from ``FULL_WAIT_RATE`` (500
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +200,30 @@ os.register_at_fork(after_in_child=_after_fork)
 def route(event_id: str) -> None:
     """Queue ``event_id`` for routing (call after its transaction committed)."""
     _publisher.put(event_id)
+
+
+#: Where "route event X" goes once the event's transaction committed: this process's publisher
+#: thread, or what ``set_router`` installed instead (the testing harness queues it in memory).
+_router: Callable[[str], None] = route
+
+
+def set_router(router: Callable[[str], None]) -> Callable[[str], None]:
+    """Install ``router``; returns the previous one (for the testing harness)."""
+    global _router
+    previous, _router = _router, router
+    return previous
+
+
+def route_after_commit(event_id: Any) -> None:
+    """Route ``event_id`` once the surrounding transaction commits (at once outside one)."""
+    transaction.on_commit(lambda: _route(str(event_id)))
+
+
+def _route(event_id: str) -> None:
+    try:
+        _router(event_id)
+    except Exception:  # the event is stored unrouted: events.sweep_unrouted routes it
+        logger.exception("could not send the routing of event %s; the sweep will", event_id)
 
 
 @atexit.register

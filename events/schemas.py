@@ -15,14 +15,17 @@ from jsonschema import exceptions as schema_errors
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
 
+from automation.lib.errors import DomainError
 from events.models import EventSchema
 
 _validators: dict[str, Validator] = {}
 _loaded_at: float = float("-inf")
 
 
-class SchemaViolation(ValueError):
+class SchemaViolation(DomainError, ValueError):
     """Event data does not satisfy its schema; ``path`` names the failing place (data.x[0])."""
+
+    code = "schema_violation"
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")

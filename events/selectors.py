@@ -8,11 +8,14 @@ from datetime import UTC, datetime
 from django.db.models import QuerySet
 from django.utils.dateparse import parse_datetime
 
+from automation.lib.errors import DomainError
 from events.models import Event
 
 
-class BadFilter(ValueError):
+class BadFilter(DomainError, ValueError):
     """A filter value cannot be used; the message names the parameter."""
+
+    code = "invalid_filter"
 
 
 def events_filter(params: Mapping[str, str]) -> QuerySet[Event]:

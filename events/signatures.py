@@ -14,13 +14,17 @@ from datetime import UTC, datetime, timedelta
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from automation.lib.errors import DomainError
 from events.models import VerificationScheme, WebhookEndpoint
 
 TOLERANCE = timedelta(minutes=5)
 
 
-class SignatureError(Exception):
+class SignatureError(DomainError):
     """The request is not proven to come from the sender; the message says what was wrong."""
+
+    code = "invalid_signature"
+    status = 401
 
 
 def verify(

@@ -7,14 +7,14 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from events import services
+from events import routing, services
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(name="events.route_event")
 def route_event(event_id: str) -> int:
-    return services.event_route_and_advance(event_id=event_id)
+    return routing.event_route_and_advance(event_id=event_id)
 
 
 @shared_task(name="events.route_events")
@@ -26,7 +26,7 @@ def route_events(event_ids: list[str]) -> int:
     started = 0
     for event_id in event_ids:
         try:
-            started += services.event_route_and_advance(event_id=event_id)
+            started += routing.event_route_and_advance(event_id=event_id)
         except Exception:
             logger.exception("routing event %s failed; the sweep will retry it", event_id)
     return started
@@ -34,7 +34,7 @@ def route_events(event_ids: list[str]) -> int:
 
 @shared_task(name="events.sweep_unrouted")
 def sweep_unrouted() -> int:
-    return services.events_route_unrouted()
+    return routing.events_route_unrouted()
 
 
 @shared_task(name="events.emit_scheduled", bind=True)

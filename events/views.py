@@ -18,14 +18,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from automation import metrics
+from automation.api.errors import domain_error_response
 from automation.lib import ratelimit
 from automation.lib.db import refused_value
+from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
-from events import endpoints, selectors, services
+from events import endpoints, selectors, webhooks
 from events.http import HttpError, database_unavailable, error_response, is_json_type, read_body
 from events.models import Event
-from events.payloads import BadPayload
 from events.signatures import SignatureError
 
 logger = logging.getLogger(__name__)
@@ -42,14 +43,8 @@ def webhook(request: HttpRequest, slug: str) -> JsonResponse:
 def _answer(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         return _receive(request, slug)
-    except HttpError as exc:
-        return error_response(exc.status, exc.code, exc.message)
-    except SignatureError as exc:
-        return error_response(401, "invalid_signature", str(exc))
-    except BadPayload as exc:
-        return error_response(400, exc.code, exc.message)
-    except services.InvalidEvent as exc:
-        return error_response(400, "invalid_event", str(exc))
+    except DomainError as exc:
+        return domain_error_response(exc)
     except DataError as exc:
         return error_response(400, "unstorable_value", refused_value(exc))
     except DatabaseError:
@@ -86,7 +81,7 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
         )
     body = read_body(request, endpoint.max_body_bytes or settings.WEBHOOK_MAX_BODY_BYTES)
     try:
-        event, created = services.webhook_receive(
+        event, created = webhooks.webhook_receive(
             endpoint=endpoint, body=body, headers=request.headers
         )
     except SignatureError:
@@ -94,7 +89,7 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
         if fresh is None or fresh.secret == endpoint.secret:
             raise
         # The secret was rotated by another process since this one cached the endpoint.
-        event, created = services.webhook_receive(
+        event, created = webhooks.webhook_receive(
             endpoint=fresh, body=body, headers=request.headers
         )
     return JsonResponse({"event_id": str(event.id), "duplicate": not created}, status=202)

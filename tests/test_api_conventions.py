@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import running_gunicorn
 from tests.processes import free_port, project_env
 

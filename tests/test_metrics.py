@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import Group
 from prometheus_client.parser import text_string_to_metric_families
 
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from automation.lib.env import parse_rate
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import post, running_gunicorn
 from tests.processes import project_env
 

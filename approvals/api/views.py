@@ -15,7 +15,6 @@ from rest_framework.response import Response
 from approvals import selectors
 from approvals.api.filters import ApprovalFilter
 from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
-from approvals.forms import InvalidValues
 from approvals.models import Approval
 from approvals.services import AlreadyDecided, approval_decide
 from automation.api.responses import ListView, error, newest_first
@@ -83,11 +82,9 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
             comment=decision.validated_data["comment"],
             values=decision.validated_data["values"],
         )
-    except InvalidValues as invalid:
-        return error(400, "invalid_values", f"Check the fields: {invalid}", fields=invalid.errors)
     except PermissionDenied as denied:
         return error(403, "not_allowed", str(denied))
     except AlreadyDecided:
-        approval.refresh_from_db()
-        return error(409, "already_decided", f"This approval is {approval.status} already.")
+        approval.refresh_from_db()  # answered with the status it has now, whoever decided it
+        raise AlreadyDecided(f"This approval is {approval.status} already.") from None
     return Response(ApprovalSerializer(approval).data)

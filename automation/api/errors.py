@@ -5,6 +5,11 @@ message a person can act on and, for invalid input, the problems of each field. 
 ``exception_handler`` for every exception a view raises (REST_FRAMEWORK["EXCEPTION_HANDLER"]),
 so views written later conform without doing anything. Django's own 404 and 500 pages answer in
 the same shape under /api/ (``json_400``, ``json_404``, ``json_500`` in automation/urls.py).
+
+The domain's refusals (``automation.lib.errors.DomainError``: InvalidEvent, BadPayload,
+SignatureError, AlreadyDecided, InvalidDefinition ...) carry their code and status, and are
+turned into an answer here only: by ``exception_handler`` for the API views, by
+``domain_error_response`` for the plain Django views (the webhook).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from automation.lib.db import refused_value
+from automation.lib.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +43,8 @@ JSON_PREFIXES = ("/api/", "/hooks/", "/metrics")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(_body(exc.code, exc.describe(), **exc.details()), status=exc.status)
     if isinstance(exc, OperationalError | InterfaceError):
         # The database is unreachable (token lookup, a query): the request can be retried.
         logger.warning("API answered 503: database unavailable (%s)", exc)
@@ -59,6 +67,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         response.data = _validation_body(response.data)
     else:
         response.data = _body(_code(exc), _message(response.data))
+    return response
+
+
+def domain_error_response(exc: DomainError) -> JsonResponse:
+    """The answer of a plain Django view to a refusal: ``{"error": {"code", "message"}}``, the
+    webhook's documented shape (the API's ``details`` are for API clients)."""
+    response = JsonResponse(_body(exc.code, exc.describe()), status=exc.status)
+    response.error_code = exc.code  # type: ignore[attr-defined]  (counted by the webhook view)
     return response
 
 

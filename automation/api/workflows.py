@@ -20,7 +20,6 @@ from automation.api.schema import ErrorSerializer
 from automation.api.serializers import RunSerializer
 from automation.commands import workflow_definition_save
 from automation.definitions.schema import definition_schema
-from automation.definitions.validation import InvalidDefinition
 from automation.engine import registry
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_start
@@ -127,10 +126,6 @@ def versions_with_in_flight(wf: Workflow) -> Any:
     )
 
 
-def _invalid(exc: InvalidDefinition) -> Response:
-    return error(400, "invalid_definition", str(exc), errors=[e.as_dict() for e in exc.errors])
-
-
 class ManagesWorkflows(permissions.BasePermission):
     """automation.view_workflow to list, automation.add_workflow to create."""
 
@@ -171,12 +166,9 @@ def _create(request: Request) -> Response:
     name = definition.get("name") if isinstance(definition, dict) else None
     if name and Workflow.objects.filter(name=name).exists():
         return error(409, "exists", f"workflow {name!r} exists; PUT /api/workflows/{name}/")
-    try:
-        wf, _, _ = workflow_definition_save(
-            definition=definition, user=request.user, active=body.validated_data.get("active")
-        )
-    except InvalidDefinition as exc:
-        return _invalid(exc)
+    wf, _, _ = workflow_definition_save(
+        definition=definition, user=request.user, active=body.validated_data.get("active")
+    )
     return Response(_detail(wf.name), status=201)
 
 
@@ -208,15 +200,12 @@ def workflow_detail(request: Request, name: str) -> Response:
         return error(409, "code_workflow", f"{name!r} is written in code; change it there")
     body = DefinitionInput(data=request.data)
     body.is_valid(raise_exception=True)
-    try:
-        _, _, created = workflow_definition_save(
-            definition=body.validated_data["definition"],
-            user=request.user,
-            name=name,
-            active=body.validated_data.get("active"),
-        )
-    except InvalidDefinition as exc:
-        return _invalid(exc)
+    _, _, created = workflow_definition_save(
+        definition=body.validated_data["definition"],
+        user=request.user,
+        name=name,
+        active=body.validated_data.get("active"),
+    )
     return Response({**_detail(name), "version_created": created})
 
 

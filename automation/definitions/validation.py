@@ -23,6 +23,7 @@ from automation.engine import flowspec, matching, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
+from automation.lib.errors import DomainError
 
 STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
@@ -45,12 +46,17 @@ class DefinitionError:
         return {"path": self.path, "message": self.message}
 
 
-class InvalidDefinition(ValueError):
+class InvalidDefinition(DomainError, ValueError):
     """The definition cannot be saved; ``errors`` says where and why."""
+
+    code = "invalid_definition"
 
     def __init__(self, errors: list[DefinitionError]) -> None:
         super().__init__("; ".join(map(str, errors[:10])))
         self.errors = errors
+
+    def details(self) -> dict[str, Any]:
+        return {"errors": [error.as_dict() for error in self.errors]}
 
 
 def format_path(parts: list[Any]) -> str:

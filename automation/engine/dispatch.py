@@ -40,10 +40,6 @@ def branch(run_id: Any, step_id: str) -> None:
     transaction.on_commit(lambda: _send("branch", str(run_id), step_id))
 
 
-def route(event_id: Any) -> None:
-    transaction.on_commit(lambda: _send("route", str(event_id)))
-
-
 def _send(what: str, *args: str, **options: Any) -> None:
     try:
         getattr(ports.dispatch_backend(), what)(*args, **options)

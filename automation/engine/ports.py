@@ -61,8 +61,6 @@ class DispatchBackend(Protocol):
 
     def branch(self, run_id: str, step_id: str) -> None: ...
 
-    def route(self, event_id: str) -> None: ...
-
 
 class _NoBackend:
     def _missing(self, *args: Any, **options: Any) -> None:
@@ -71,7 +69,7 @@ class _NoBackend:
             "Celery backend), or install one with automation.engine.dispatch.set_backend()"
         )
 
-    advance = branch = route = _missing
+    advance = branch = _missing
 
 
 _dispatch_backend: DispatchBackend = _NoBackend()

@@ -237,12 +237,6 @@ def _concurrency_key(limit: registry.Concurrency, data: dict[str, Any]) -> str:
     return "" if value is None or value is matching.MISSING else str(value)[:200]
 
 
-def run_dispatch(run_id: Any) -> None:
-    """Send a pending run to a worker now (after commit) and note when it was sent."""
-    Run.objects.filter(id=run_id).update(dispatched_at=clock.now())
-    dispatch.advance(run_id)
-
-
 # --- waking runs ----------------------------------------------------------------------------
 
 

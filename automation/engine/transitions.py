@@ -1,12 +1,13 @@
 """Every change of a run's state, declared in one table: from which statuses, under which
 further conditions, to which status, which fields it writes, and whether it is announced.
 
-The engine and the services never write ``Run.status`` themselves: they call
-:func:`transition`, which makes the change with one conditional UPDATE (the declared sources
-and guards are its WHERE clause) and, when a row changed, announces it once the transaction
-commits (:mod:`automation.lifecycle`). An undeclared move, or one another process made first,
-changes no row, so it cannot happen twice. Two moves are made on a run not yet saved
-(:func:`prepare`): its creation announces them.
+Nothing writes ``Run.status`` itself: the engine (leases, executor, sweeps, endings, runs)
+and the operator commands call :func:`transition`, which makes the change with one
+conditional UPDATE (the declared sources and guards are its WHERE clause) and, when a row
+changed, announces it once the transaction commits (:mod:`automation.lifecycle`). An
+undeclared move, or one another process made first, changes no row, so it cannot happen
+twice. Two moves are made on a run not yet saved (:func:`prepare`): its creation announces
+them.
 
 The states of a run (``RunStatus``) and how each is reached:
 

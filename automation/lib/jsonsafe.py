@@ -15,9 +15,13 @@ import math
 import re
 from typing import Any
 
+from automation.lib.errors import DomainError
 
-class UnstorableJSON(ValueError):
+
+class UnstorableJSON(DomainError, ValueError):
     """JSON that parses but cannot be stored; ``path`` names the value (``data.items[2]``)."""
+
+    code = "unstorable_value"
 
     def __init__(self, path: str, problem: str) -> None:
         self.path = path or "(the document)"

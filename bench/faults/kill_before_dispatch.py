@@ -38,12 +38,14 @@ class KillOnSend:
 def crash_once(n: int) -> None:
     from automation.engine import dispatch
     from automation.engine.runs import run_start
+    from events import publisher
     from events.services import emit
 
     if n % 3 == 2:
         emit("bench.fault", {"i": n, "step_seconds": 0.01})
         os.kill(os.getpid(), signal.SIGKILL)  # the publisher thread may or may not have sent
     dispatch.set_backend(KillOnSend())
+    publisher.set_router(KillOnSend().route)
     if n % 3:
         emit("bench.fault", {"i": n, "step_seconds": 0.01})
     else:

@@ -49,7 +49,7 @@ def main() -> None:
         args.seconds, args.clients, args.every, args.down = 4.0, 2, 1.5, 1.0
 
     with fault_stack("bench-pg-", own_postgres=True) as stack:
-        from events.services import webhook_endpoint_create
+        from events.webhooks import webhook_endpoint_create
 
         _, secret = webhook_endpoint_create(
             slug="fault", scheme="standard_webhooks", type_from="fixed", type_value="bench.fault"

@@ -379,7 +379,7 @@ def test_a_wildcard_trigger_with_a_filter_starts_once_per_matching_event(workflo
         workflow_harness.emit(event_type, {"user": user})
     runs = Run.objects.filter(workflow__name="test-wildcard")
     assert sorted(run.output for run in runs) == ["audit.login", "audit.logout"]
-    from events.services import event_route
+    from events.routing import event_route
 
     event = runs[0].trigger_event
     # Routing the same event again (a redelivered task, a sweep) starts nothing new.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from events import services
+from events import webhooks
 from events.models import Event
 
 
@@ -11,7 +11,7 @@ def make_endpoint(db):
     """Create a webhook endpoint; returns (endpoint, secret)."""
 
     def make(slug: str = "shop", scheme: str = "standard_webhooks", **options):
-        return services.webhook_endpoint_create(slug=slug, scheme=scheme, **options)
+        return webhooks.webhook_endpoint_create(slug=slug, scheme=scheme, **options)
 
     return make
 

@@ -7,7 +7,8 @@ import pytest
 
 from automation.models import Run, Workflow, WorkflowVersion
 from events.models import Event, WebhookEndpoint
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from rest_framework.test import APIClient
 
 from automation.models import Run, Workflow, WorkflowVersion
 from events.models import Event, EventSchema, WebhookEndpoint
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 from tests.events.signing import body_of, standard_webhooks_headers
 
 pytestmark = pytest.mark.django_db

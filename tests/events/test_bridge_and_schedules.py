@@ -13,7 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from events import bridge
 from events.models import Event, EventSchema, SignalBridge
-from events.services import schedule_create
+from events.schedules import schedule_create
 from events.tasks import emit_scheduled
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,9 @@ from django.db import connection
 from automation.commands import workflow_definition_save
 from automation.engine import dispatch
 from automation.models import FlowKey, Run, RunStatus, Timer, TriggerOutcome
-from events.services import emit, event_route
+from events import publisher
+from events.routing import event_route
+from events.services import emit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROUNDS = 4
@@ -63,8 +65,10 @@ def slow_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
 def recorder() -> Iterator[_Recorder]:
     backend = _Recorder()
     previous = dispatch.set_backend(backend)
+    previous_router = publisher.set_router(backend.route)
     yield backend
     dispatch.set_backend(previous)
+    publisher.set_router(previous_router)
 
 
 def declare(**trigger: Any) -> None:

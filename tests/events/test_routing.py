@@ -16,8 +16,10 @@ from django.utils import timezone
 
 from automation.models import Run, RunStatus, Workflow, WorkflowVersion
 from events.models import Event
-from events.services import emit, event_route, events_route_unrouted, webhook_endpoint_create
+from events.routing import event_route, events_route_unrouted
+from events.services import emit
 from events.tasks import route_events
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import post
 from tests.events.signing import body_of, standard_webhooks_headers
 from tests.processes import ROOT, project_env, running_server, stop, wait_for

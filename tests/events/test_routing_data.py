@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from automation.models import Run, Workflow, WorkflowVersion
 from events.models import Event
-from events.services import emit, event_route
+from events.routing import event_route
+from events.services import emit
 
 pytestmark = pytest.mark.django_db
 

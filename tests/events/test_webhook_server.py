@@ -10,7 +10,7 @@ from threading import Barrier
 import pytest
 
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import post, running_gunicorn
 from tests.events.signing import body_of, standard_webhooks_headers
 from tests.processes import free_port, project_env, running_server

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from events import services
+from events import webhooks
 from events.models import Event, EventSchema
 from tests.events.signing import (
     body_of,
@@ -87,7 +87,7 @@ def test_missing_standard_webhooks_header_is_401(make_endpoint, post_hook, missi
 
 def test_a_signature_made_with_another_secret_is_401(make_endpoint, post_hook):
     make_endpoint()
-    other = services.webhook_secret_generate("standard_webhooks")
+    other = webhooks.webhook_secret_generate("standard_webhooks")
     body = body_of(SIGNUP)
     response = post_hook("shop", body, standard_webhooks_headers(other, body))
     assert_refused(response, 401, "invalid_signature", mentions="matches")
@@ -131,7 +131,7 @@ def test_one_matching_signature_among_several_is_enough(make_endpoint, post_hook
     body = body_of(SIGNUP)
     headers = standard_webhooks_headers(secret, body)
     wrong = standard_webhooks_headers(
-        services.webhook_secret_generate("standard_webhooks"), body, msg_id=headers["webhook-id"]
+        webhooks.webhook_secret_generate("standard_webhooks"), body, msg_id=headers["webhook-id"]
     )
     headers["webhook-signature"] = f"{wrong['webhook-signature']} {headers['webhook-signature']}"
     assert post_hook("shop", body, headers).status_code == 202
@@ -141,7 +141,7 @@ def test_after_rotation_old_and_new_secrets_verify_until_the_grace_period_ends(
     make_endpoint, post_hook
 ):
     endpoint, old = make_endpoint()
-    new = services.webhook_endpoint_rotate_secret(endpoint=endpoint, grace=timedelta(hours=1))
+    new = webhooks.webhook_endpoint_rotate_secret(endpoint=endpoint, grace=timedelta(hours=1))
     assert new != old
     for secret in (old, new):
         body = body_of(SIGNUP)
@@ -161,7 +161,7 @@ def test_github_delivery_takes_its_type_from_the_header_and_dedupes_on_its_body(
     make_endpoint, post_hook
 ):
     make_endpoint("gh", "github", type_prefix="github.")
-    _, secret = services.webhook_endpoint_create(slug="gh2", scheme="github")
+    _, secret = webhooks.webhook_endpoint_create(slug="gh2", scheme="github")
     body = body_of({"ref": "refs/heads/main", "commits": []})
     headers = github_headers(secret, body, event="push", delivery="d-1")
     first = post_hook("gh2", body, headers)
@@ -411,7 +411,7 @@ def test_a_secret_rotated_by_another_process_is_accepted_at_once(make_endpoint, 
     body = body_of(SIGNUP)
     assert post_hook("shop", body, standard_webhooks_headers(old, body)).status_code == 202
     # Another process rotates: this process's cached endpoint still has the old secret.
-    new = services.webhook_secret_generate("standard_webhooks")
+    new = webhooks.webhook_secret_generate("standard_webhooks")
     type(endpoint).objects.filter(pk=endpoint.pk).update(secret=new)
     body = body_of({**SIGNUP, "data": {"email": "second@b.c"}})
     response = post_hook("shop", body, standard_webhooks_headers(new, body))

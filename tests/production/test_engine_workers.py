@@ -14,6 +14,7 @@ from django.db import transaction
 
 from automation.engine import dispatch
 from automation.models import Heartbeat, Run, StepRecord, Timer
+from events import publisher
 from events.services import emit
 from tests.engine_app.workflows import executions
 from tests.processes import celery_worker, kill_hard, project_env, wait_for
@@ -39,7 +40,9 @@ class SendToRedis:
 
 @pytest.fixture
 def env(redis_url) -> Iterator[dict[str, str]]:
-    previous = dispatch.set_backend(SendToRedis(redis_url))
+    backend = SendToRedis(redis_url)
+    previous = dispatch.set_backend(backend)
+    previous_router = publisher.set_router(backend.route)
     yield project_env(
         DJANGO_SETTINGS_MODULE="tests.settings",
         CELERY_BROKER_URL=redis_url,
@@ -48,6 +51,7 @@ def env(redis_url) -> Iterator[dict[str, str]]:
         SWEEP_INTERVAL="1",
     )
     dispatch.set_backend(previous)
+    publisher.set_router(previous_router)
 
 
 def ready(worker: subprocess.Popen, log: Path) -> None:

@@ -15,6 +15,7 @@ from automation.engine import dispatch
 from automation.engine.runs import run_start
 from automation.models import Heartbeat, Run, RunStatus, TriggerOutcome
 from automation.tasks import broker_priority
+from events import publisher
 from events.models import Event
 from tests.processes import celery_worker, manage, project_env, wait_for
 
@@ -55,7 +56,9 @@ class SendToRedis:
 
 @pytest.fixture
 def env(redis_url) -> Iterator[dict[str, str]]:
-    previous = dispatch.set_backend(SendToRedis(redis_url))
+    backend = SendToRedis(redis_url)
+    previous = dispatch.set_backend(backend)
+    previous_router = publisher.set_router(backend.route)
     yield project_env(
         DJANGO_SETTINGS_MODULE="tests.settings",
         CELERY_BROKER_URL=redis_url,
@@ -63,6 +66,7 @@ def env(redis_url) -> Iterator[dict[str, str]]:
         SWEEP_INTERVAL="1",
     )
     dispatch.set_backend(previous)
+    publisher.set_router(previous_router)
 
 
 def declare(name: str, trigger: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from automation.engine import dispatch
 from automation.models import Run
+from events import publisher
 from events.services import emit
 from tests.events.servers import running_gunicorn
 from tests.processes import (
@@ -47,7 +48,9 @@ class SendToRedis:
 
 @pytest.fixture
 def env(redis_url, tmp_path) -> Iterator[dict[str, str]]:
-    previous = dispatch.set_backend(SendToRedis(redis_url))
+    backend = SendToRedis(redis_url)
+    previous = dispatch.set_backend(backend)
+    previous_router = publisher.set_router(backend.route)
     metrics_dir = tmp_path / "prometheus"
     metrics_dir.mkdir()
     yield project_env(
@@ -57,6 +60,7 @@ def env(redis_url, tmp_path) -> Iterator[dict[str, str]]:
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
     dispatch.set_backend(previous)
+    publisher.set_router(previous_router)
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

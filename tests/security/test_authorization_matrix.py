@@ -26,7 +26,8 @@ from automation.commands import workflow_definition_save
 from automation.engine.runs import run_start
 from automation.models import Run
 from events.models import Event
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -430,7 +431,7 @@ def test_admin_actions_need_their_permission(
     from automation.celery import app
     from automation.models import Workflow
     from events.models import WebhookEndpoint
-    from events.services import schedule_create
+    from events.schedules import schedule_create
 
     webhook_endpoint_create(slug="signed", scheme="standard_webhooks")
     schedule_create(name="tick", event_type="tick.due", every_seconds=3600)

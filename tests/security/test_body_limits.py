@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import running_gunicorn
 from tests.processes import Server, project_env, running_server
 

@@ -16,7 +16,8 @@ from automation.definitions.validation import validate
 from automation.engine import celcost
 from automation.models import Run, Workflow, WorkflowVersion
 from events.models import Event
-from events.services import emit, event_route
+from events.routing import event_route
+from events.services import emit
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.signing import body_of, standard_webhooks_headers, stripe_headers
 
 pytestmark = pytest.mark.django_db

@@ -20,7 +20,8 @@ from automation.commands import workflow_definition_save
 from automation.models import Run
 from events import bridge
 from events.models import Event, SignalBridge
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 
@@ -257,7 +258,7 @@ def test_running_a_schedule_from_the_admin_makes_the_clicker_the_requester(act, 
     from django_celery_beat.models import PeriodicTask
 
     from automation.celery import app
-    from events.services import schedule_create
+    from events.schedules import schedule_create
 
     ann, bob = scheduler
     schedule_create(name="nightly-spend", event_type="spend.requested", every_seconds=3600)
@@ -305,7 +306,7 @@ def test_engine_work_done_in_a_request_is_not_credited_to_its_user(
     a save a run makes there (a signal turns it into an event) is the run's, not the signed-in
     user's. Otherwise bob, resuming ann's run, would become the requester of what it starts."""
     from automation.lib.requestuser import RequestUserMiddleware
-    from events.services import event_route
+    from events.routing import event_route
 
     ann, bob = approvers
     settings.AUTOMATION_RECORD_MODELS = ["auth.Group"]

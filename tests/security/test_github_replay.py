@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.signing import body_of, github_headers
 
 pytestmark = pytest.mark.django_db

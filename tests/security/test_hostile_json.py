@@ -16,7 +16,7 @@ from approvals.models import Approval
 from automation.commands import workflow_definition_save
 from automation.lib import jsonsafe
 from automation.models import Run, Workflow
-from events import services
+from events import webhooks
 from events.models import Event
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,7 @@ def _refused_naming_the_path(response, path: str, mentions: str) -> None:
 
 @pytest.mark.parametrize(("value", "mentions"), HOSTILE.values(), ids=HOSTILE.keys())
 def test_a_webhook_with_an_unstorable_value_is_400_naming_its_path(client, value, mentions):
-    services.webhook_endpoint_create(slug="lan", scheme="none")
+    webhooks.webhook_endpoint_create(slug="lan", scheme="none")
     body = b'{"type": "order.created", "items": [1, {"note": ' + value + b"}]}"
     response = client.post("/hooks/lan/", data=body, content_type="application/json")
     _refused_naming_the_path(response, "items[1].note", mentions)
@@ -91,7 +91,7 @@ def test_a_lone_surrogate_in_a_key_is_refused(admin_api):
 
 
 def test_the_events_pages_keep_working_after_a_hostile_delivery(client, users):
-    services.webhook_endpoint_create(slug="lan", scheme="none")
+    webhooks.webhook_endpoint_create(slug="lan", scheme="none")
     client.post("/hooks/lan/", data=_event_body(b'"\\ud800"'), content_type="application/json")
     fine = b'{"type": "a.b", "x": "fine"}'
     client.post("/hooks/lan/", data=fine, content_type="application/json")
@@ -199,7 +199,7 @@ def _refused_as_not_utf8(response) -> None:
 
 @pytest.mark.parametrize("encode", NOT_UTF8.values(), ids=NOT_UTF8.keys())
 def test_a_webhook_body_that_is_not_utf8_is_400(client, encode):
-    services.webhook_endpoint_create(slug="lan", scheme="none")
+    webhooks.webhook_endpoint_create(slug="lan", scheme="none")
     body = encode('{"type": "order.created", "note": "\\ud800"}')
     response = client.post("/hooks/lan/", data=body, content_type="application/json")
     _refused_as_not_utf8(response)

@@ -16,7 +16,7 @@ import urllib.error
 import pytest
 
 from events.models import Event
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.servers import post
 from tests.events.signing import body_of, standard_webhooks_headers
 from tests.processes import project_env, start_server, stop

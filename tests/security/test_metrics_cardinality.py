@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 from automation import metric_labels
 from automation.commands import workflow_definition_save
 from automation.engine.matching import type_matches
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 
 pytestmark = pytest.mark.django_db
 

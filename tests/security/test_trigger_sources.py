@@ -16,7 +16,7 @@ from automation import workflow
 from automation.commands import workflow_definition_save
 from automation.definitions.validation import InvalidDefinition
 from automation.models import Run, RunStatus
-from events.services import webhook_endpoint_create
+from events.webhooks import webhook_endpoint_create
 from tests.events.signing import body_of, stripe_headers
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from events.models import Event, WebhookEndpoint
-from events.services import emit, webhook_endpoint_create
+from events.services import emit
+from events.webhooks import webhook_endpoint_create
 from tests.events.signing import body_of, stripe_signature
 
 pytestmark = pytest.mark.django_db

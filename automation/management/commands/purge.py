@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from automation.retention import runs_expired, runs_purge
-from events.services import events_expired, events_purge
+from events.retention import events_expired, events_purge
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from events import selectors, services
+from events import routing, selectors, services
 
 
 class Command(BaseCommand):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 replayed += 1
                 continue
             try:
-                copy = services.event_replay(event=event)
+                copy = routing.event_replay(event=event)
             except services.InvalidEvent as exc:  # e.g. a schema added since it was stored
                 self.stderr.write(f"not replayed {line}: {exc}")
                 failed += 1

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError, connections
 
-from events.services import events_route_unrouted
+from events.routing import events_route_unrouted
 
 
 class Command(BaseCommand):
