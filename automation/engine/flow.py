@@ -61,6 +61,7 @@ def start(
     with transaction.atomic():
         try:
             priority = _priority(control.priority, context, version, problems)
+            key = ""
             if control.rate_limit is not None:
                 key = _key("rate_limit", control.rate_limit.key, context)
                 next_free = _rate_limit_admit(workflow, key, control.rate_limit)
@@ -81,7 +82,7 @@ def start(
                 return _debounce(version, event, control, priority)
             if control.batch is not None:
                 return _batch(version, event, control, priority)
-            delay_until, key, reason = None, "", ""
+            delay_until, reason = None, ""
             if control.throttle is not None:
                 key = _key("throttle", control.throttle.key, context)
                 slot = _throttle_slot(workflow, key, control.throttle)

@@ -36,6 +36,7 @@ def test_rate_limit_starts_nothing_beyond_the_limit_and_says_why(workflow_harnes
     other = workflow_harness.emit("order.updated", {"customer": "globex"})
 
     assert Run.objects.filter(trigger_event=first, status=RunStatus.SUCCEEDED).exists()
+    assert TriggerOutcome.objects.get(event=first).key == "acme"
     assert not Run.objects.filter(trigger_event=second).exists()
     assert Run.objects.filter(trigger_event=other).exists()  # its own key, its own limit
     skipped = TriggerOutcome.objects.get(event=second)

@@ -17,7 +17,7 @@ from automation.models import Heartbeat, Run, RunStatus, TriggerOutcome
 from automation.tasks import broker_priority
 from events import publisher
 from events.models import Event
-from tests.processes import celery_worker, manage, project_env, wait_for
+from tests.processes import celery_worker, kill_hard, manage, project_env, wait_for
 
 pytestmark = [pytest.mark.production, pytest.mark.django_db(transaction=True)]
 
@@ -145,3 +145,61 @@ def test_waiting_messages_go_to_the_worker_higher_priority_first(env, tmp_path):
         )
     started = {run.id: run.started_at for run in Run.objects.filter(workflow__name="flow-ordered")}
     assert started[high.id] < min(started[run.id] for run in low), started
+
+
+KILLED_EVENTS = 150
+EMIT_FOR_KILL = (
+    "from django.db import transaction\nfrom events.services import emit\n"
+    "with transaction.atomic():\n"
+    f"    for n in range({KILLED_EVENTS}): emit('flow.order.updated', {{'customer': 'acme', "
+    "'n': n})"
+)
+
+
+def test_kill_9_while_routing_counts_every_event_once(env, tmp_path):
+    """A worker killed mid-routing leaves its events unrouted (their decisions rolled back
+    with the claim); another worker's sweep routes them: every event has exactly one outcome
+    per workflow and the limits hold."""
+    declare(
+        "flow-limited",
+        {
+            "event": "flow.order.updated",
+            "rate_limit": {"key": "trigger.data.customer", "limit": 5, "period": "1h"},
+        },
+    )
+    declare(
+        "flow-throttled",
+        {
+            "event": "flow.order.updated",
+            "throttle": {"key": "trigger.data.customer", "limit": 1, "period": "1h"},
+        },
+    )
+    logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
+    with celery_worker(env, logs[0], concurrency=2) as first:
+        wait_for(Heartbeat.objects.exists, timeout=40, message=f"no worker:\n{logs[0].read_text()}")
+        manage(env, "shell", "-v0", "-c", EMIT_FOR_KILL)
+        wait_for(
+            lambda: Event.objects.filter(routed_at__isnull=False).count() >= 10,
+            timeout=30,
+            message=f"nothing was routed:\n{logs[0].read_text()[-3000:]}",
+        )
+        kill_hard(first)
+    left = Event.objects.filter(routed_at__isnull=True).count()
+    with celery_worker(env, logs[1], concurrency=2, beat=True):
+        wait_for(
+            lambda: not Event.objects.filter(routed_at__isnull=True).exists(),
+            timeout=90,
+            message=f"the events left were not routed:\n{logs[1].read_text()[-3000:]}",
+        )
+    print(f"events left unrouted by the killed worker: {left} of {KILLED_EVENTS}")
+    limited = TriggerOutcome.objects.filter(workflow__name="flow-limited")
+    assert limited.count() == KILLED_EVENTS
+    assert limited.filter(outcome="started").count() == 5
+    throttled = TriggerOutcome.objects.filter(workflow__name="flow-throttled")
+    assert throttled.count() == KILLED_EVENTS
+    assert throttled.filter(outcome="started").count() == 1
+    assert Run.objects.filter(workflow__name="flow-limited").count() == 5
+    assert Run.objects.filter(workflow__name="flow-throttled").count() == KILLED_EVENTS
+    assert Run.objects.filter(workflow__name="flow-throttled", status="waiting").count() == (
+        KILLED_EVENTS - 1
+    )
