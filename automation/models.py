@@ -157,6 +157,9 @@ class Run(models.Model):
     deadline_at = models.DateTimeField(
         null=True, blank=True, help_text="The run fails when it is still active then."
     )
+    priority = models.SmallIntegerField(
+        default=0, help_text="Its trigger's priority: higher is sent to workers first."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -347,6 +350,73 @@ class Timer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.step_id or ''} at {self.due_at:%Y-%m-%d %H:%M:%S}"
+
+
+class FlowKey(models.Model):
+    """The state of one key of a workflow trigger's flow control: the starts a rate limit or a
+    throttle counts, or the run a debounce holds back. Routing workers deciding for the same key
+    update this row first, so the database serialises them (a row lock on PostgreSQL, the write
+    lock on SQLite) and no process keeps the state in memory."""
+
+    class Kind(models.TextChoices):
+        RATE_LIMIT = "rate_limit", "Rate limit"
+        THROTTLE = "throttle", "Throttle"
+        DEBOUNCE = "debounce", "Debounce"
+        BATCH = "batch", "Batch"
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=200, blank=True)
+    # Rate limit: when the starts of the period happened; throttle: when the latest starts are
+    # due. Oldest first, at most the limit's number of entries (ISO 8601 times).
+    starts = models.JSONField(default=list, blank=True)
+    # Debounce, batch: the run waiting for its window to close, and when its first event came.
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # When the row holds nothing any more (its starts are out of their period, its debounce
+    # window closed): the sweep deletes it then, so keys seen once do not pile up.
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "kind", "key"], name="flow_key_unique"),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="flow_key_expires_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name} {self.kind} {self.key!r}"
+
+
+class TriggerOutcome(models.Model):
+    """What a workflow trigger's flow control did with one event: the run it started, delayed
+    or folded the event into, or why it started none. Shown on the event's page and API."""
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "Started"
+        DELAYED = "delayed", "Delayed"
+        DEBOUNCED = "debounced", "Debounced"
+        BATCHED = "batched", "Batched"
+        SKIPPED = "skipped", "Skipped"
+
+    event = models.ForeignKey(
+        "events.Event", on_delete=models.CASCADE, related_name="trigger_outcomes"
+    )
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    key = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "workflow"], name="trigger_outcome_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.name}: {self.outcome}"
 
 
 class Wait(models.Model):

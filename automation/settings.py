@@ -269,7 +269,14 @@ if EMBEDDED:
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+        # A list per priority (Redis takes 0 first). Runs default to the middle one, so a
+        # trigger's priority can send a run ahead of them, or behind (automation.tasks).
+        "priority_steps": list(range(10)),
+        "queue_order_strategy": "priority",
+    }
+    CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 3.0, minimum=0.1)
 CELERY_TASK_ACKS_LATE = True

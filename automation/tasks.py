@@ -10,6 +10,16 @@ from automation.health import heartbeat_record
 from automation.lib import logcontext
 from automation.retention import retention_apply
 
+# The broker's priorities (Redis: 0 is taken first, 9 last) and the middle one every other
+# message has (CELERY_TASK_DEFAULT_PRIORITY).
+_BROKER_DEFAULT_PRIORITY = 5
+
+
+def broker_priority(priority: int) -> int:
+    """The broker priority of a run whose trigger gave it ``priority`` (higher first): the
+    broker has ten levels, so 5 and above share the first, -4 and below the last."""
+    return max(0, min(9, _BROKER_DEFAULT_PRIORITY - priority))
+
 
 @shared_task(name="automation.heartbeat")
 def heartbeat() -> None:
@@ -46,8 +56,8 @@ class CeleryBackend:
     Publishes without Celery's publish retries: with the broker down, a request (a webhook)
     must not hang on them. A message that could not be sent is re-sent by the sweeps."""
 
-    def advance(self, run_id: str) -> None:
-        advance_run.apply_async((run_id,), retry=False)
+    def advance(self, run_id: str, priority: int = 0) -> None:
+        advance_run.apply_async((run_id,), retry=False, priority=broker_priority(priority))
 
     def branch(self, run_id: str, step_id: str) -> None:
         run_branch.apply_async((run_id, step_id), retry=False)

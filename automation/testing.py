@@ -40,7 +40,7 @@ class _InMemoryBackend:
     def __init__(self) -> None:
         self.queue: deque[tuple[str, tuple[str, ...]]] = deque()
 
-    def advance(self, run_id: str) -> None:
+    def advance(self, run_id: str, priority: int = 0) -> None:
         self.queue.append(("advance", (run_id,)))
 
     def branch(self, run_id: str, step_id: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from automation.engine import matching, registry
+from automation.engine import flow, flowspec, matching, registry
+from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_start
 from automation.models import Run, Workflow, WorkflowVersion
 
@@ -38,19 +39,31 @@ def runs_start_for_event(
             continue
         if not _filter_passes(version, condition, event, problems):
             continue
-        # One workflow that cannot start never blocks the others: run_start writes only inside
-        # its own atomic block (a savepoint here), so a failure leaves this transaction usable.
+        # One workflow that cannot start never blocks the others: run_start (and flow.start)
+        # write only inside their own atomic block (a savepoint here), so a failure leaves this
+        # transaction usable.
         try:
-            run = run_start(
-                workflow=version.workflow,
-                version=version,
-                event=event,
-                lease_to="" if runs else lease_first_to,
-            )
+            control = _flow_control(version)
+            if control:
+                run = flow.start(
+                    version=version,
+                    event=event,
+                    control=control,
+                    lease_to="" if runs else lease_first_to,
+                    problems=problems,
+                )
+            else:
+                run = run_start(
+                    workflow=version.workflow,
+                    version=version,
+                    event=event,
+                    lease_to="" if runs else lease_first_to,
+                )
         except Exception:
             logger.exception("event %s could not start workflow %s", event.id, version.workflow)
             continue
-        runs.append(run)
+        if run is not None:
+            runs.append(run)
     return runs
 
 
@@ -77,6 +90,25 @@ def _trigger(version: WorkflowVersion) -> tuple[str, str, str]:
         return spec.on, spec.filter, spec.source
     source = (version.definition or {}).get("trigger", {}).get("source", "")
     return version.trigger_event, version.trigger_filter, source
+
+
+def _flow_control(version: WorkflowVersion) -> flowspec.FlowControl:
+    """The trigger's flow control: the code's for code workflows, the definition's trigger
+    otherwise (checked when it was saved)."""
+    if version.workflow.kind == Workflow.Kind.CODE:
+        known = registry.known_versions(version.workflow.name)
+        if not known:
+            return flowspec.NONE
+        number = version.number if version.number in known else None
+        return registry.get_workflow(version.workflow.name, number).flow
+    trigger = (version.definition or {}).get("trigger") or {}
+    if not any(trigger.get(option) is not None for option in flowspec.OPTIONS):
+        return flowspec.NONE
+    try:
+        return flowspec.from_options(trigger)
+    except WorkflowError as exc:  # saved before these checks existed
+        logger.warning("workflow %s v%d: trigger: %s", version.workflow.name, version.number, exc)
+        return flowspec.NONE
 
 
 def _filter_passes(

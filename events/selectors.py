@@ -58,6 +58,12 @@ def event_runs(event: Event) -> list:
     return list(event.runs.select_related("workflow").order_by("created_at"))
 
 
+def event_flow(event: Event) -> list:
+    """What the flow control of each workflow it matched did with this event (started,
+    delayed, debounced into a run, skipped and why), with the workflow and run (one query)."""
+    return list(event.trigger_outcomes.select_related("workflow", "run").order_by("created_at"))
+
+
 def events_caused_by_runs(run_ids: list) -> QuerySet[Event]:
     """Events emitted by these runs (their causation id is the run's id)."""
     return Event.objects.filter(causation_id__in=[str(run_id) for run_id in run_ids])

@@ -129,6 +129,7 @@ def event_page(request: HttpRequest, event_id: Any) -> HttpResponse:
     context = {
         "event": event,
         "runs": selectors.event_runs(event),
+        "flow": selectors.event_flow(event),
         "caused": list(selectors.events_caused_by(event)[:50]),
         "can_view_runs": request.user.has_perm("automation.view_run"),
         "section": "events",

@@ -128,6 +128,46 @@ SCHEMA: dict[str, Any] = {
                 },
                 "filter": {"$ref": "#/definitions/cel"},
                 "source": {"$ref": "#/definitions/source"},
+                "rate_limit": {
+                    "$ref": "#/definitions/limit",
+                    "description": "Events beyond `limit` starts per `period` (per `key`) start "
+                    "nothing; the event's page says why.",
+                },
+                "throttle": {
+                    "$ref": "#/definitions/limit",
+                    "description": "Starts beyond `limit` per `period` (per `key`) are delayed "
+                    "until the period allows them, not dropped.",
+                },
+                "debounce": {
+                    "type": "object",
+                    "required": ["period"],
+                    "additionalProperties": False,
+                    "description": "One run with the last event, `period` after it; at most "
+                    "`timeout` after the first event.",
+                    "properties": {
+                        "period": {"$ref": "#/definitions/duration"},
+                        "timeout": {"$ref": "#/definitions/duration"},
+                        "key": {"$ref": "#/definitions/cel"},
+                    },
+                },
+                "batch": {
+                    "type": "object",
+                    "required": ["max_size", "timeout"],
+                    "additionalProperties": False,
+                    "description": "One run per batch of up to `max_size` events (per `key`), "
+                    "started when full or `timeout` after the first; `trigger.events` is the "
+                    "list, `trigger` the first.",
+                    "properties": {
+                        "max_size": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "timeout": {"$ref": "#/definitions/duration"},
+                        "key": {"$ref": "#/definitions/cel"},
+                    },
+                },
+                "priority": {
+                    "$ref": "#/definitions/cel",
+                    "description": "A whole number (CEL over trigger): higher runs first when "
+                    "workers are busy.",
+                },
             },
         },
         "steps": {"$ref": "#/definitions/steps"},
@@ -148,6 +188,19 @@ SCHEMA: dict[str, Any] = {
         },
         "retry": _RETRY,
         "circuit": _CIRCUIT,
+        "limit": {
+            "type": "object",
+            "required": ["limit", "period"],
+            "additionalProperties": False,
+            "properties": {
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                "period": {"$ref": "#/definitions/duration"},
+                "key": {
+                    "$ref": "#/definitions/cel",
+                    "description": "CEL over trigger: each value has its own limit.",
+                },
+            },
+        },
         "action_call": _ACTION_CALL,
         "steps": {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/step"}},
         # Exactly one kind key; then the rules of that kind (if/then rather than a oneOf of

@@ -19,7 +19,7 @@ from automation.definitions import secrets as secret_store
 from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
-from automation.engine import matching, registry
+from automation.engine import flowspec, matching, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
@@ -157,6 +157,7 @@ class _Checker:
         trigger = self.definition.get("trigger", {})
         if "filter" in trigger:
             self.cel("trigger.filter", trigger["filter"], available=set(), roots=("trigger",))
+        self.flow_control(trigger)
         available: set[str] = set()
         for index, step in enumerate(self.definition["steps"]):
             available |= self.step(f"steps[{index}]", step, available)
@@ -165,6 +166,20 @@ class _Checker:
         if "output" in self.definition:
             self.templates("output", self.definition["output"], self.all_ids)
         return self.errors
+
+    def flow_control(self, trigger: dict[str, Any]) -> None:
+        """rate_limit, throttle, debounce, batch, priority: durations, CEL over trigger only."""
+        problems = flowspec.errors(trigger)
+        for path, message in problems:
+            self.error(f"trigger.{path}", message)
+        refused = {path for path, _ in problems}
+        expressions = {"priority": trigger.get("priority")} | {
+            f"{option}.key": (trigger.get(option) or {}).get("key")
+            for option in ("rate_limit", "throttle", "debounce", "batch")
+        }
+        for path, expression in expressions.items():
+            if isinstance(expression, str) and path not in refused:
+                self.cel(f"trigger.{path}", expression, available=set(), roots=("trigger",))
 
     def step(self, path: str, step: dict[str, Any], available: set[str]) -> set[str]:
         """Check one step; return the step ids it makes available to later steps."""

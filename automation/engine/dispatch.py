@@ -27,17 +27,22 @@ def set_backend(backend: Backend) -> Backend:
     return ports.dispatch_backend_set(backend)
 
 
-def advance(run_id: Any) -> None:
-    transaction.on_commit(lambda: _send("advance", str(run_id)))
+def advance(run_id: Any, *, priority: int = 0) -> None:
+    """``priority``: a trigger's (higher goes to workers first); only a non-zero one is passed
+    on, so a backend that knows nothing of priorities keeps working."""
+    if priority:
+        transaction.on_commit(lambda: _send("advance", str(run_id), priority=priority))
+    else:
+        transaction.on_commit(lambda: _send("advance", str(run_id)))
 
 
 def branch(run_id: Any, step_id: str) -> None:
     transaction.on_commit(lambda: _send("branch", str(run_id), step_id))
 
 
-def _send(what: str, *args: str) -> None:
+def _send(what: str, *args: str, **options: Any) -> None:
     try:
-        getattr(ports.dispatch_backend(), what)(*args)
+        getattr(ports.dispatch_backend(), what)(*args, **options)
     except ports.PortNotFilled:
         raise  # a broken installation: no sweep will fix it
     except Exception:  # the recovery sweep re-sends; the state is safe in the database

@@ -57,13 +57,13 @@ class PortNotFilled(RuntimeError):
 class DispatchBackend(Protocol):
     """Sends the engine's messages; the state they point at is in the database."""
 
-    def advance(self, run_id: str) -> None: ...
+    def advance(self, run_id: str, priority: int = 0) -> None: ...
 
     def branch(self, run_id: str, step_id: str) -> None: ...
 
 
 class _NoBackend:
-    def _missing(self, *args: Any) -> None:
+    def _missing(self, *args: Any, **options: Any) -> None:
         raise PortNotFilled(
             "no dispatch backend: add 'automation' to INSTALLED_APPS (its ready() installs the "
             "Celery backend), or install one with automation.engine.dispatch.set_backend()"

@@ -18,9 +18,11 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
+from automation.engine import flowspec
 from automation.engine.circuits import CircuitPolicy
 from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
+from automation.engine.flowspec import FlowControl
 from automation.engine.retry import RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class WorkflowSpec:
     concurrency: Concurrency | None = None
     on_failure: Callable[..., Any] | None = None
     description: str = ""
+    flow: FlowControl = flowspec.NONE
 
     @property
     def code_ref(self) -> str:
@@ -140,6 +143,11 @@ def workflow(
     timeout: str | float | timedelta | None = None,
     concurrency: Concurrency | dict[str, Any] | None = None,
     on_failure: Callable[..., Any] | None = None,
+    rate_limit: dict[str, Any] | None = None,
+    throttle: dict[str, Any] | None = None,
+    debounce: dict[str, Any] | None = None,
+    batch: dict[str, Any] | None = None,
+    priority: str | None = None,
 ) -> Any:
     """Register a code workflow: ``fn(ctx, event)``. Usable bare (``@workflow``) or with options.
 
@@ -148,7 +156,9 @@ def workflow(
     ``version``: bump it when a change would break runs in flight (keep the old function
     registered under the old version until they finish); ``retry``: default step policy;
     ``timeout``: whole-run limit; ``concurrency``: see Concurrency; ``on_failure``:
-    ``handler(ctx, error)`` run after compensations when the run fails.
+    ``handler(ctx, error)`` run after compensations when the run fails. ``rate_limit``,
+    ``throttle``, ``debounce``, ``batch`` and ``priority``: the trigger's flow control, as in
+    a definition's trigger (docs/flow-control.md).
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,6 +176,16 @@ def workflow(
                 f"({existing.code_ref} and {fn.__module__}:{fn.__qualname__})"
             )
         conc = Concurrency(**concurrency) if isinstance(concurrency, dict) else concurrency
+        options = {
+            "rate_limit": rate_limit,
+            "throttle": throttle,
+            "debounce": debounce,
+            "batch": batch,
+        }
+        try:
+            flow = flowspec.from_options({**options, "priority": priority})
+        except WorkflowError as exc:
+            raise WorkflowError(f"workflow {wf_name!r}: {exc}") from None
         _workflows[(wf_name, version)] = WorkflowSpec(
             name=wf_name,
             fn=fn,
@@ -178,6 +198,7 @@ def workflow(
             concurrency=conc,
             on_failure=on_failure,
             description=inspect.getdoc(fn) or "",
+            flow=flow,
         )
         fn.workflow_name = wf_name  # type: ignore[attr-defined]
         global _generation

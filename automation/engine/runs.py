@@ -10,9 +10,11 @@ step), the operator commands, the admin and the API.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from automation import lifecycle
 from automation.engine import (
@@ -55,6 +57,9 @@ def run_start(
     started_via: str = RunOrigin.CODE,
     version: WorkflowVersion | None = None,
     lease_to: str = "",
+    priority: int = 0,
+    delay_until: datetime | None = None,
+    waiting_for: str = "",
 ) -> Run:
     """Start a run of the workflow's latest version; it is dispatched after commit.
 
@@ -64,6 +69,8 @@ def run_start(
     is sent: the caller advances it at once (if the caller dies first, the recovery sweep takes
     the run over when the lease expires). Not for a run its concurrency limit holds back.
     ``started_via``: the RunOrigin the run page shows when no event, parent or user started it.
+    ``priority``: higher is sent to workers first. ``delay_until``: the run waits (showing
+    ``waiting_for``) until then, when a timer wakes it (a trigger's throttle or debounce).
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
@@ -85,6 +92,7 @@ def run_start(
         correlation_id=correlation_id or (event.correlation_id if event is not None else ""),
         started_by=started_by,
         started_via=started_via,
+        priority=priority,
     )
     if started_by is None:
         # Whoever caused the trigger requested the run (approvals' four-eyes refuses them); a
@@ -94,7 +102,10 @@ def run_start(
     try:
         with transaction.atomic():
             _apply_limits(run, spec)
-            if run.status == RunStatus.PENDING and not run.queued:
+            delayed = delay_until is not None and run.status == RunStatus.PENDING
+            if delayed and not run.queued:
+                transitions.prepare(run, "delay", waiting_for=waiting_for)
+            elif run.status == RunStatus.PENDING and not run.queued:
                 run.dispatched_at = clock.now()
                 if lease_to:
                     leases.hold(run, lease_to)
@@ -103,8 +114,10 @@ def run_start(
             run.save()
             if run.deadline_at is not None:
                 Timer.objects.create(run=run, kind=Timer.Kind.RUN_TIMEOUT, due_at=run.deadline_at)
+            if run.status == RunStatus.WAITING:
+                Timer.objects.create(run=run, kind=Timer.Kind.WAKE, due_at=delay_until)
             if run.dispatched_at is not None and not run.lease_owner:
-                dispatch.advance(run.id)
+                dispatch.advance(run.id, priority=run.priority)
             lifecycle.announce_run(run.id, run.status, workflow=wf.name, created=True)
             if run.status == RunStatus.CANCELLED:  # skipped by its concurrency limit
                 run_finished(run=run)
@@ -113,6 +126,56 @@ def run_start(
             raise
         return Run.objects.get(workflow=wf, trigger_event=event)
     return run
+
+
+def run_start_again_later(*, run_id: Any, event: Any, due_at: datetime) -> bool:
+    """A run held back by its trigger's debounce takes ``event`` as its trigger (and input)
+    and waits until ``due_at``. False, changing nothing, when it no longer waits to start (its
+    timer fired, or it is being cancelled): the caller starts another run."""
+    with transaction.atomic():
+        moved = Timer.objects.filter(
+            run_id=run_id,
+            kind=Timer.Kind.WAKE,
+            fired_at__isnull=True,
+            run__status=RunStatus.WAITING,
+            run__cancel_requested=False,
+        ).update(due_at=due_at)
+        if not moved:
+            return False
+        Run.objects.filter(id=run_id).update(
+            trigger_event_id=event.id,
+            input=journal.to_json(event.data, "the run's input"),
+            correlation_id=event.correlation_id,
+            started_by_id=event.actor_id,
+        )
+    return True
+
+
+def run_batch_hold(*, run_id: Any) -> bool:
+    """Whether a run held back by its trigger's batch still waits to start, its timer locked
+    until this transaction ends (a sweep firing it waits, then sees the events added to the
+    batch meanwhile). False when it has started (or is being cancelled): the caller opens
+    another batch."""
+    return bool(
+        Timer.objects.filter(
+            run_id=run_id,
+            kind=Timer.Kind.WAKE,
+            fired_at__isnull=True,
+            run__status=RunStatus.WAITING,
+            run__cancel_requested=False,
+        ).update(due_at=F("due_at"))
+    )
+
+
+def run_batch_release(*, run_id: Any, priority: int = 0) -> bool:
+    """The batch is full: its run starts now rather than at its timeout."""
+    with transaction.atomic():
+        now = clock.now()
+        if not Timer.objects.filter(
+            run_id=run_id, kind=Timer.Kind.WAKE, fired_at__isnull=True
+        ).update(due_at=now, fired_at=now):
+            return False
+        return run_wake(run_id=run_id, priority=priority)
 
 
 def _requester_id(event: Any, parent_run: Run | None) -> Any:
@@ -177,15 +240,16 @@ def _concurrency_key(limit: registry.Concurrency, data: dict[str, Any]) -> str:
 # --- waking runs ----------------------------------------------------------------------------
 
 
-def run_wake(*, run_id: Any) -> bool:
+def run_wake(*, run_id: Any, priority: int = 0) -> bool:
     """Something a run waits for happened: make it runnable. Returns True if it was waiting.
+    ``priority``: the run's, for its message (a run a throttle or debounce held back).
 
     ``wakeups`` is bumped in every case, so a worker that is about to suspend this run sees
     the wake-up and replays instead of going to sleep on it.
     """
     with transaction.atomic():
         transitions.transition(run_id, "count_wakeup")
-        return transitions.transition(run_id, "wake")
+        return transitions.transition(run_id, "wake", priority=priority)
 
 
 def wait_accepts(wait: Wait, event: Any, problems: list[str] | None = None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from automation.engine import ports, registry
-from automation.models import Run, Workflow
+from automation.models import Run, TriggerOutcome, Workflow
 
 __all__ = ["EventView", "spec_of", "trigger_of"]
 
@@ -37,9 +37,29 @@ def spec_of(run: Run) -> registry.WorkflowSpec:
     return registry.get_workflow(run.workflow.name, run.version.number)
 
 
+def _batched(run: Run) -> bool:
+    """Whether the run's trigger batches events (read from the version, so the runs of other
+    workflows cost no query)."""
+    if run.workflow.kind == Workflow.Kind.DECLARATIVE:
+        return bool(((run.version.definition or {}).get("trigger") or {}).get("batch"))
+    known = registry.known_versions(run.workflow.name)
+    if run.version.number not in known:
+        return False
+    return registry.get_workflow(run.workflow.name, run.version.number).flow.batch is not None
+
+
 def trigger_of(run: Run) -> EventView:
     if run.trigger_event is not None:
-        return EventView(run.trigger_event.as_trigger())
+        trigger = run.trigger_event.as_trigger()
+        if _batched(run):
+            # Its batch, in the order the events joined it: "trigger" is the first.
+            joined = (
+                TriggerOutcome.objects.filter(run_id=run.id, outcome=TriggerOutcome.Outcome.BATCHED)
+                .select_related("event")
+                .order_by("created_at", "id")
+            )
+            trigger["events"] = [outcome.event.as_trigger() for outcome in joined]
+        return EventView(trigger)
     return EventView(
         {
             "id": None,

@@ -13,10 +13,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 
 from automation import lifecycle
-from automation.engine import clock, dispatch, transitions
+from automation.engine import clock, dispatch, flow, transitions
 from automation.engine.branches import fail_branch_dead_letter
 from automation.engine.endings import run_end
 from automation.engine.runs import run_wake
@@ -33,6 +33,7 @@ def sweep() -> dict[str, int]:
         "recovered": runs_recover(),
         "redispatched": runs_redispatch(),
         "branches": branches_recover(),
+        "flow_keys": flow.flow_keys_expire(),
     }
 
 
@@ -48,20 +49,25 @@ def _each(items: Any, handle: Any, what: str) -> int:
 
 def timers_fire() -> int:
     """Fire every timer that is due (claimed one by one, so two sweeps never fire one twice)."""
-    due = Timer.objects.filter(fired_at__isnull=True, due_at__lte=clock.now()).order_by("due_at")
+    due = (
+        Timer.objects.filter(fired_at__isnull=True, due_at__lte=clock.now())
+        .annotate(run_priority=F("run__priority"))
+        .order_by("due_at")
+    )
 
     def fire(timer: Timer) -> bool:
         with transaction.atomic():
             fired_at = clock.now()
-            if not Timer.objects.filter(pk=timer.pk, fired_at__isnull=True).update(
-                fired_at=fired_at
-            ):
+            # Still due: a debounce may have pushed it back since it was listed.
+            if not Timer.objects.filter(
+                pk=timer.pk, fired_at__isnull=True, due_at__lte=fired_at
+            ).update(fired_at=fired_at):
                 return False  # another sweep got there first
             lifecycle.announce_timer(timer.run_id, timer.kind, timer.due_at, fired_at)
             if timer.kind == Timer.Kind.BRANCH:
                 dispatch.branch(timer.run_id, timer.step_id)
             else:
-                run_wake(run_id=timer.run_id)
+                run_wake(run_id=timer.run_id, priority=timer.run_priority)
         return True
 
     return _each(list(due[:BATCH]), fire, "timer")

@@ -18,7 +18,8 @@ The states of a run (``RunStatus``) and how each is reached:
   (``wake_to_cancel``, ``unqueue_to_cancel``) and when an operator retries it (``retry``).
 - **running**: a worker holds its lease (``claim``; ``hold`` for a run its creator advances
   at once). Renewing the lease is no transition: leases.py extends it while a step runs.
-- **waiting**: suspended on a timer, an event, an approval or a child; no worker (``suspend``).
+- **waiting**: suspended on a timer, an event, an approval or a child; no worker (``suspend``;
+  ``delay`` for a run its trigger's throttle or debounce holds back from its creation).
 - **succeeded**, **failed**, **cancelled**: finished (``succeed``, ``fail``, ``cancel``, all
   through :func:`automation.engine.endings.run_end`; ``skip`` for a run its concurrency limit
   refuses at creation). Only ``retry`` leaves a finished state (failed). A finished run's
@@ -148,6 +149,10 @@ _TABLE = [
     # Refused at creation by its concurrency limit ("skip").
     Transition("skip", (S.PENDING,), S.CANCELLED,
                writes={"finished_at": NOW, "error": GIVEN}, announce=False, new_run=True),
+    # Held back at creation by its trigger's flow control (throttle, debounce): a timer
+    # wakes it when its turn comes.
+    Transition("delay", (S.PENDING,), S.WAITING, writes={"waiting_for": GIVEN},
+               announce=False, new_run=True),
     # Its worker stopped renewing the lease (the sweep saw it expired, held by that owner).
     Transition("recover", (S.RUNNING,), S.PENDING, guard=_HELD,
                writes={**_RELEASED, "recoveries": F("recoveries") + 1, "dispatched_at": NOW},
@@ -194,6 +199,7 @@ def transition(
     workflow: str = "",
     now: datetime | None = None,
     before_announcing: Callable[[], None] | None = None,
+    priority: int = 0,
     **given: Any,
 ) -> bool:
     """Make the transition ``name`` with one conditional UPDATE; ``given`` holds the values
@@ -203,7 +209,8 @@ def transition(
 
     When a row changed: ``before_announcing`` runs (what the move closes is announced before
     it), then the change is announced (``workflow``: the run's workflow name, "" where the
-    caller knows only the id) and the run dispatched, both once the transaction commits."""
+    caller knows only the id) and the run dispatched (with ``priority``, its trigger's), both
+    once the transaction commits."""
     move = TRANSITIONS[name]
     if move.new_run:
         raise ValueError(f"{name!r} is made on a run about to be created: use prepare()")
@@ -224,7 +231,7 @@ def transition(
     if move.announce:
         lifecycle.announce_run(run_id, move.announced_status, workflow=workflow)
     if move.dispatch:
-        dispatch.advance(run_id)
+        dispatch.advance(run_id, priority=priority)
     return True
 
 

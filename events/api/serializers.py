@@ -148,11 +148,31 @@ class EventAcceptedSerializer(EventSerializer):
         read_only_fields = fields
 
 
+class FlowOutcomeSerializer(serializers.Serializer):
+    workflow = serializers.CharField(source="workflow.name")
+    outcome = serializers.ChoiceField(
+        choices=["started", "delayed", "debounced", "batched", "skipped"],
+        help_text="What the trigger's flow control did: started a run, delayed it (throttle), "
+        "folded the event into a run that starts later (debounce, batch), or started none.",
+    )
+    run = serializers.UUIDField(
+        source="run_id", allow_null=True, help_text="The run the event ended up in, if any."
+    )
+    key = serializers.CharField(help_text="The flow-control key's value for this event.")
+    reason = serializers.CharField(help_text="Why, for all but a plain start.")
+    created_at = serializers.DateTimeField()
+
+
 class EventWithRunsSerializer(EventSerializer):
     runs = RunSummarySerializer(many=True, help_text="The runs this event started.")
+    flow = FlowOutcomeSerializer(
+        many=True,
+        help_text="What flow control (rate_limit, throttle, debounce, batch) did with this "
+        "event for each workflow whose trigger has it.",
+    )
 
     class Meta(EventSerializer.Meta):
-        fields = [*EventSerializer.Meta.fields, "runs"]
+        fields = [*EventSerializer.Meta.fields, "runs", "flow"]
         read_only_fields = fields
 
 

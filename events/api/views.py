@@ -34,6 +34,7 @@ from events.api.serializers import (
     EventInSerializer,
     EventSerializer,
     EventWithRunsSerializer,
+    FlowOutcomeSerializer,
     RotatedSecretSerializer,
     RotateSecretSerializer,
     RunSummarySerializer,
@@ -170,6 +171,7 @@ def event_detail(request: Request, event_id: str) -> Response:
     event = get_object_or_404(Event.objects.select_related("actor"), id=event_id)
     body = EventSerializer(event).data
     body["runs"] = RunSummarySerializer(selectors.event_runs(event), many=True).data
+    body["flow"] = FlowOutcomeSerializer(selectors.event_flow(event), many=True).data
     return Response(body)
 
 

@@ -161,3 +161,42 @@ def test_example_timeout(workflow_harness, loaded):
     assert workflow_harness.result(answered)["verified"]["data"]["passed"] is True
     assert workflow_harness.result(late)["verified"] == {"timed_out": True}
     assert mail.outbox[0].subject == "KYC of c-2 is late"
+
+
+def test_example_order_sync_debounces_into_one_run_with_the_last_revision(workflow_harness, loaded):
+    for revision in range(1, 4):
+        workflow_harness.emit(
+            "example.declared.order.updated",
+            {"order_id": "o-1", "customer": "acme", "plan": "enterprise", "revision": revision},
+        )
+        workflow_harness.advance_time("2s")
+    assert not Run.objects.filter(status="succeeded").exists()  # still not quiet for 5s
+    workflow_harness.advance_time("3s")
+    run = run_of("declarative-order-sync")
+    assert workflow_harness.result(run) == {"synced": 3}
+    assert run.priority == 10
+
+
+def test_example_invoice_mailing_throttles_without_dropping(workflow_harness, loaded):
+    for invoice in range(3):
+        workflow_harness.emit(
+            "example.declared.invoice.created", {"customer": "acme", "invoice": invoice}
+        )
+    runs = Run.objects.filter(workflow__name="declarative-invoice-mailing")
+    assert sorted(runs.values_list("status", flat=True)) == ["succeeded", "succeeded", "waiting"]
+    workflow_harness.advance_time("1m")
+    assert sorted(runs.values_list("status", flat=True)) == ["succeeded"] * 3
+
+
+def test_example_tenant_digest_batches_a_tenants_orders(workflow_harness, loaded):
+    for order in ("o-1", "o-2"):
+        workflow_harness.emit(
+            "example.declared.order.created", {"tenant": "acme", "order_id": order}
+        )
+    workflow_harness.emit("example.declared.order.created", {"tenant": "globex", "order_id": "o-3"})
+    workflow_harness.advance_time("5s")
+    runs = Run.objects.filter(workflow__name="declarative-tenant-digest").order_by("created_at")
+    batches = [
+        [e["data"]["order_id"] for e in workflow_harness.result(run)["orders"]] for run in runs
+    ]
+    assert batches == [["o-1", "o-2"], ["o-3"]]
