@@ -171,6 +171,8 @@ def _render_workflow(
     return response
 
 
+@login_required
+@require_safe
 @permission_required(VIEW_CIRCUITS, raise_exception=True)
 def circuits(request: HttpRequest) -> HttpResponse:
     context = {
@@ -211,6 +213,8 @@ def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("app:workflow", name=workflow.name)
 
 
+@login_required
+@require_POST
 @permission_required(CLOSE_CIRCUITS, raise_exception=True)
 def circuit_close_page(request: HttpRequest, key: str) -> HttpResponse:
     """ "Close now" on the circuits page; the same service as the API."""

@@ -19,7 +19,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 
 from automation.engine import flowspec
-from automation.engine.circuits import CircuitPolicy
+from automation.engine.circuitspec import CircuitPolicy
 from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
 from automation.engine.flowspec import FlowControl

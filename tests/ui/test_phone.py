@@ -38,7 +38,7 @@ print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start"}
+POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +88,7 @@ def pages(server):
         "run": f"/app/runs/{runs[0]}/",
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
+        "circuits": "/app/circuits/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
