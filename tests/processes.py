@@ -6,6 +6,7 @@ test database that pytest-django created, so what it writes is what the test rea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -179,6 +180,10 @@ def celery_worker(
         yield process
     finally:
         stop(process, sig=signal.SIGTERM)
+        # A worker that had to be killed leaves its pool and its beat process behind: end the
+        # whole session, so no worker outlives its test.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def kill_hard(process: subprocess.Popen) -> None:

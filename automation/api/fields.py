@@ -44,7 +44,10 @@ class IdPrefixField(forms.CharField):
         try:
             return id_lookup("id", text)
         except BadIdPrefix as exc:
-            raise ValidationError(str(exc), code="invalid") from None
+            # As a parameter: the refused text may hold "%", which a message would format.
+            raise ValidationError(
+                "%(problem)s", code="invalid", params={"problem": str(exc)}
+            ) from None
 
 
 ID_PREFIX_HELP = (

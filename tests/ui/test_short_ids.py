@@ -109,6 +109,16 @@ def test_the_api_filters_runs_and_events_by_id_prefix(manager, two_expenses):
     assert "id_prefix" in refused.json()["error"]["fields"]
 
 
+@pytest.mark.parametrize("text", ["%", "ab%", "%(x)s", "%s%s"])
+@pytest.mark.parametrize("path", ["/api/runs/", "/api/events/"])
+def test_a_percent_sign_in_an_id_prefix_is_refused_not_a_server_error(manager, path, text):
+    api = APIClient()
+    api.force_authenticate(manager)
+    refused = api.get(path, {"id_prefix": text})
+    assert refused.status_code == 400
+    assert text in str(refused.json()["error"]["fields"]["id_prefix"])
+
+
 def test_outsiders_find_nothing_by_id(client, users, two_expenses):
     runs, events = two_expenses
     client.force_login(users["outsider"])
