@@ -11,7 +11,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import F, Value
+from django.db.models.functions import Concat
 
+from approvals.models import Approval
 from approvals.services import approval_create, approval_expire, approvals_cancel_for_run
 from automation.engine import clock, journal, ports, waits
 from automation.engine.errors import Suspend
@@ -27,11 +30,21 @@ def register() -> None:
         "approval", ports.StepKind(start=start_approval, result=approval_result)
     )
     ports.run_close_hook_add(approvals_close_for_run)
+    ports.run_rerun_hook_add(approvals_set_aside_for_rerun)
 
 
 def approvals_close_for_run(run_id: Any) -> None:
     """The run ends or is being cancelled: its pending approvals are cancelled."""
     approvals_cancel_for_run(run_id=run_id)
+
+
+def approvals_set_aside_for_rerun(run_id: Any, step_ids: list[str], execution: int) -> None:
+    """A rerun asks these steps again: their approvals of the earlier execution stay (who was
+    asked, who decided) under the step id with ``~<execution>`` appended, so the rerun's
+    approval of the same step can be created."""
+    Approval.objects.filter(run_id=run_id, step_id__in=step_ids).update(
+        step_id=Concat(F("step_id"), Value(f"~{execution}"))
+    )
 
 
 def start_approval(

@@ -39,6 +39,11 @@ class Workflow(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     description = models.TextField(blank=True)
     active = models.BooleanField(default=True, help_text="Inactive workflows start no new runs.")
+    # Paused (unlike inactive): its triggers still create runs, held paused until it resumes.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -97,6 +102,7 @@ class RunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    PAUSED = "paused", "Paused"  # stopped by an operator (or its workflow's pause); no worker
 
 
 class RunOrigin(models.TextChoices):
@@ -107,7 +113,8 @@ class RunOrigin(models.TextChoices):
     COMMAND_LINE = "cli", "Command line (run_workflow)"
 
 
-ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+#: Not finished: a paused run still holds its concurrency slot and can be cancelled.
+ACTIVE_STATUSES = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.PAUSED)
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
@@ -142,6 +149,19 @@ class Run(models.Model):
         default=False, help_text="Held back by the workflow's concurrency limit."
     )
     cancel_requested = models.BooleanField(default=False)
+    pause_requested = models.BooleanField(
+        default=False, help_text="Paused while running: it stops before its next step."
+    )
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    held_by_workflow = models.BooleanField(
+        default=False, help_text="Paused because its workflow is: resuming the workflow resumes it."
+    )
+    execution = models.PositiveIntegerField(
+        default=1, help_text="1, then one more each time an operator reruns it from a step."
+    )
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     recoveries = models.PositiveIntegerField(
@@ -243,6 +263,15 @@ class StepRecordQuerySet(models.QuerySet):
         return self.order_by(*TIMELINE_ORDER)
 
 
+class CurrentStepManager(models.Manager.from_queryset(StepRecordQuerySet)):  # type: ignore[misc]
+    """The journal the run replays: records of its current execution and the ones it kept. A
+    rerun from a step marks the records from that step on superseded; only the ledger
+    (``StepRecord.ledger``) shows them."""
+
+    def get_queryset(self) -> StepRecordQuerySet:
+        return super().get_queryset().filter(superseded_at__isnull=True)
+
+
 class StepRecord(models.Model):
     """The journal: one row per step of a run, holding its result once it is known.
 
@@ -286,13 +315,27 @@ class StepRecord(models.Model):
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="Branch steps: when a silent worker loses its claim."
     )
+    superseded_in = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The run's execution (rerun) that replaced it."
+    )
+    superseded_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a rerun from it or an earlier step replaced it."
+    )
 
-    objects = StepRecordQuerySet.as_manager()
+    objects = CurrentStepManager()
+    #: Every record, superseded ones too: both executions side by side.
+    ledger = StepRecordQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", *TIMELINE_ORDER]
+        base_manager_name = "ledger"
         constraints = [
-            models.UniqueConstraint(fields=["run", "step_id"], name="step_unique_per_run"),
+            # One current record per step; superseded ones stay beside it.
+            models.UniqueConstraint(
+                fields=["run", "step_id"],
+                condition=models.Q(superseded_at__isnull=True),
+                name="step_unique_per_run",
+            ),
         ]
         indexes = [
             # Branch recovery sweep: parallel branches whose claim or dispatch expired.

@@ -28,6 +28,7 @@ from django.test import TestCase
 
 from approvals.services import approvals_remind_due
 from automation.commands import run_retry
+from automation.control import run_pause, run_rerun, run_resume
 from automation.engine import attempts, branches, clock, dispatch, executor, leases, sweeps
 from automation.engine.durations import parse_duration
 from automation.engine.runs import run_cancel, run_start
@@ -170,6 +171,24 @@ class WorkflowHarness:
     def retry(self, run: Run, *, drain: bool = True) -> Run:
         """Retry a failed run from its failed step as an operator does (``run_retry``)."""
         run = self._committed(run_retry, run=run)
+        self._drain_if(drain)
+        return run
+
+    def pause(self, run: Run, *, user: Any, drain: bool = True) -> Run:
+        """Pause the run as an operator does (``run_pause``)."""
+        run = self._committed(run_pause, run=run, user=user)
+        self._drain_if(drain)
+        return run
+
+    def resume(self, run: Run, *, user: Any, drain: bool = True) -> Run:
+        """Resume a paused run as an operator does (``run_resume``), then drive it on."""
+        run = self._committed(run_resume, run=run, user=user)
+        self._drain_if(drain)
+        return run
+
+    def rerun(self, run: Run, from_step: str, *, user: Any, drain: bool = True) -> Run:
+        """Rerun the run from ``from_step`` as an operator does (``run_rerun``)."""
+        run = self._committed(run_rerun, run=run, from_step=from_step, user=user)
         self._drain_if(drain)
         return run
 

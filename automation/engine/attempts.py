@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from django.db import DatabaseError, IntegrityError, transaction
 
 from automation.engine import circuits, clock, leases
-from automation.engine.errors import Cancelled, LeaseLost, StepFailed, StepTimeout, Suspend
+from automation.engine.errors import (
+    Cancelled,
+    LeaseLost,
+    Paused,
+    StepFailed,
+    StepTimeout,
+    Suspend,
+)
 from automation.engine.journal import NotJSONError, announce, error_info, to_json
 from automation.engine.retry import RetryPolicy
 from automation.lib import logcontext
@@ -202,6 +209,8 @@ def execute(
     of the arguments (an action's input with its credentials hidden)."""
     if ctx.run.cancel_requested and not ctx.cancelling:  # learnt when the last step was recorded
         raise Cancelled("cancel requested")
+    if ctx.run.pause_requested and not ctx.cancelling:
+        raise Paused("pause requested")
     if record is not None or leases.renewal_due(ctx, extra=timeout or 0):
         leases.renew(ctx, extra=timeout or 0)
     shown = (
@@ -354,7 +363,8 @@ class _Attempt:
             record = insert_if(StepRecord, leases.still_mine(self.ctx), **fields)
             if record is None and outcome.get("status") == StepStatus.SUCCEEDED:
                 record = insert_if(StepRecord, leases.held(self.ctx), **fields)
-                self.ctx.run.cancel_requested = record is not None
+                if record is not None:  # a cancel or a pause: acted on before the next step
+                    leases.learn_requests(self.ctx)
         except IntegrityError:  # another worker journaled it first: the run is not ours
             raise LeaseLost(f"step {fields['step_id']!r} was journaled by another worker") from None
         if record is None:
@@ -366,7 +376,7 @@ class _Attempt:
             if not self.ended and self.record is None:
                 try:
                     self.record = self.insert(status=StepStatus.RUNNING)
-                except (LeaseLost, Cancelled):
+                except (LeaseLost, Cancelled, Paused):
                     return False  # the attempt's own INSERT will find out and say so
                 except DatabaseError as exc:  # the attempt goes on, journaled when it ends
                     logger.warning(

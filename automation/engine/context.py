@@ -22,6 +22,7 @@ from automation.engine.errors import (
     TIMED_OUT,
     Cancelled,
     DeterminismError,
+    Paused,
     RunTimedOut,
     StepFailed,
     Suspend,
@@ -121,6 +122,8 @@ class Context:
         if unfinished and not self.cancelling:
             if self.run.cancel_requested:
                 raise Cancelled("cancel requested")
+            if self.run.pause_requested:
+                raise Paused("pause requested")
             if self.run.deadline_at is not None and clock.now() >= self.run.deadline_at:
                 raise RunTimedOut(f"the run passed its deadline {self.run.deadline_at.isoformat()}")
         return record, seq

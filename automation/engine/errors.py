@@ -58,6 +58,10 @@ class Cancelled(BaseException):
     """The run was asked to stop."""
 
 
+class Paused(BaseException):
+    """An operator paused the run while it ran: it stops before its next step."""
+
+
 class RunTimedOut(BaseException):
     """The run passed its deadline (the workflow's ``timeout``)."""
 

@@ -19,6 +19,7 @@ from automation.engine.errors import (
     Cancelled,
     DeterminismError,
     LeaseLost,
+    Paused,
     RunTimedOut,
     StepFailed,
     Suspend,
@@ -87,6 +88,8 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
         return _suspend(run, owner, wakeups, suspended.reason)
     except LeaseLost:
         return "lease lost"
+    except Paused:
+        return _stop_paused(run, owner)
     except Cancelled:
         return _unwind(ctx, run, owner, wakeups, error=None)
     except RunTimedOut as exc:
@@ -154,6 +157,16 @@ def _unwind(
 
 def _extra(problems: list[dict[str, Any]]) -> dict[str, Any]:
     return {"compensation_errors": problems} if problems else {}
+
+
+def _stop_paused(run: Run, owner: str) -> str:
+    """An operator paused the run: let go of it before its next step."""
+    with transaction.atomic():
+        if transitions.transition(
+            run.id, "stop_paused", workflow=run.workflow.name, lease_owner=owner
+        ):
+            return "paused"
+    return "lease lost"
 
 
 def _suspend(run: Run, owner: str, wakeups: int, reason: str) -> str:

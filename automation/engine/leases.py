@@ -24,7 +24,7 @@ from django.db import connections
 from django.db.models import QuerySet
 
 from automation.engine import clock, transitions
-from automation.engine.errors import Cancelled, LeaseLost
+from automation.engine.errors import Cancelled, LeaseLost, Paused
 from automation.models import Run
 
 if TYPE_CHECKING:
@@ -97,8 +97,11 @@ def renewal_due(ctx: Context, extra: float = 0) -> bool:
 
 
 def still_mine(ctx: Context) -> QuerySet[Run]:
-    """The run while we hold its lease and, unless we are cancelling, nobody asked to cancel."""
-    return held(ctx) if ctx.cancelling else held(ctx).filter(cancel_requested=False)
+    """The run while we hold its lease and, unless we are cancelling, nobody asked to cancel
+    or to pause it."""
+    if ctx.cancelling:
+        return held(ctx)
+    return held(ctx).filter(cancel_requested=False, pause_requested=False)
 
 
 def held(ctx: Context) -> QuerySet[Run]:
@@ -107,12 +110,23 @@ def held(ctx: Context) -> QuerySet[Run]:
 
 
 def refused(ctx: Context) -> NoReturn:
-    """Raise why ``still_mine`` found nothing: Cancelled if the run is still ours, else
-    LeaseLost (another worker took the run)."""
-    if not ctx.cancelling and held(ctx).exists():
-        ctx.run.cancel_requested = True
-        raise Cancelled("cancel requested")
+    """Raise why ``still_mine`` found nothing: Cancelled (or Paused) if the run is still ours,
+    else LeaseLost (another worker took the run)."""
+    if not ctx.cancelling and learn_requests(ctx):
+        if ctx.run.cancel_requested:
+            raise Cancelled("cancel requested")
+        raise Paused("pause requested")
     raise LeaseLost("the run's lease was taken over by another worker")
+
+
+def learn_requests(ctx: Context) -> bool:
+    """Read whether an operator asked to cancel or pause the run we hold, into ``ctx.run``.
+    False when we no longer hold it."""
+    flags = held(ctx).values_list("cancel_requested", "pause_requested").first()
+    if flags is None:
+        return False
+    ctx.run.cancel_requested, ctx.run.pause_requested = flags
+    return True
 
 
 def keep_run(ctx: Context, extra: float = 0) -> AbstractContextManager[None]:

@@ -40,6 +40,8 @@ __all__ = [
     "event_sink_set",
     "run_close_hook_add",
     "run_close_hooks_call",
+    "run_rerun_hook_add",
+    "run_rerun_hooks_call",
     "spec_builder",
     "spec_builder_set",
     "step_kind",
@@ -218,3 +220,24 @@ def run_close_hooks_call(run_id: Any) -> None:
     """Close what the outer apps keep open for the run (its pending approvals)."""
     for closer in _run_close_hooks:
         closer(run_id)
+
+
+# --- hooks when a run is rerun from a step --------------------------------------------------
+
+#: Called with a run id, the ids of its steps a rerun supersedes and the execution they
+#: belonged to, in the transaction of the rerun.
+RunRerunHook = Callable[[Any, list[str], int], Any]
+
+_run_rerun_hooks: list[RunRerunHook] = []
+
+
+def run_rerun_hook_add(hook: RunRerunHook) -> None:
+    """Call ``hook(run_id, step_ids, execution)`` whenever a rerun supersedes steps (once per
+    hook): what an outer app keeps per step (an approval) makes way for the step's new run."""
+    if hook not in _run_rerun_hooks:
+        _run_rerun_hooks.append(hook)
+
+
+def run_rerun_hooks_call(run_id: Any, step_ids: list[str], execution: int) -> None:
+    for hook in _run_rerun_hooks:
+        hook(run_id, step_ids, execution)

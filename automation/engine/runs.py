@@ -71,6 +71,7 @@ def run_start(
     ``started_via``: the RunOrigin the run page shows when no event, parent or user started it.
     ``priority``: higher is sent to workers first. ``delay_until``: the run waits (showing
     ``waiting_for``) until then, when a timer wakes it (a trigger's throttle or debounce).
+    A paused workflow's run is created paused (not delayed); resuming the workflow starts it.
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
@@ -103,7 +104,10 @@ def run_start(
         with transaction.atomic():
             _apply_limits(run, spec)
             delayed = delay_until is not None and run.status == RunStatus.PENDING
-            if delayed and not run.queued:
+            if wf.paused_at is not None and run.status == RunStatus.PENDING:
+                # Kept, not refused: it starts when the workflow resumes.
+                transitions.prepare(run, "hold_paused", waiting_for="its workflow to resume")
+            elif delayed and not run.queued:
                 transitions.prepare(run, "delay", waiting_for=waiting_for)
             elif run.status == RunStatus.PENDING and not run.queued:
                 run.dispatched_at = clock.now()

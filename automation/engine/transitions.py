@@ -15,15 +15,21 @@ The states of a run (``RunStatus``) and how each is reached:
   returns there when its worker lets go of it after replaying it too often (``release``), when
   its code is newer than the worker's (``defer``), when its worker died (``recover``), when
   what it waited for happened (``wake``), when a waiting or queued run is asked to cancel
-  (``wake_to_cancel``, ``unqueue_to_cancel``) and when an operator retries it (``retry``).
+  (``wake_to_cancel``, ``unqueue_to_cancel``), when an operator retries it (``retry``),
+  resumes it (``resume``) or reruns it from a step (``rerun``).
 - **running**: a worker holds its lease (``claim``; ``hold`` for a run its creator advances
   at once). Renewing the lease is no transition: leases.py extends it while a step runs.
 - **waiting**: suspended on a timer, an event, an approval or a child; no worker (``suspend``;
   ``delay`` for a run its trigger's throttle or debounce holds back from its creation).
+- **paused**: stopped by an operator; no worker (``pause`` for a pending or waiting run;
+  ``request_pause`` asks a running one, which stops before its next step, ``stop_paused``,
+  unless the request is withdrawn first, ``withdraw_pause``; ``hold_paused`` for a run
+  created while its workflow is paused). It leaves by ``resume`` (to pending), by
+  ``wake_to_cancel`` when cancelled, or by ``rerun``.
 - **succeeded**, **failed**, **cancelled**: finished (``succeed``, ``fail``, ``cancel``, all
   through :func:`automation.engine.endings.run_end`; ``skip`` for a run its concurrency limit
-  refuses at creation). Only ``retry`` leaves a finished state (failed). A finished run's
-  lease is held only while a parent compensates it (``take_finished``, ``let_go``).
+  refuses at creation). Only ``retry`` (failed) and ``rerun`` leave a finished state. A
+  finished run's lease is held only while a parent compensates it (``take_finished``, ``let_go``).
 
 Moves that keep the status are here too, as guarded UPDATEs like the others: a wake-up
 counted (``count_wakeup``), a cancel asked (``request_cancel``), a lost message sent again
@@ -117,6 +123,7 @@ _ENDED = {
     "finished_at": NOW,
     **_RELEASED,
     "waiting_for": "",
+    "pause_requested": False,
     # Whoever is about to suspend the run on an old reading sees that it moved.
     "wakeups": F("wakeups") + 1,
 }
@@ -174,7 +181,8 @@ _TABLE = [
     # next step, a waiting or queued one is made runnable to compensate and end.
     Transition("request_cancel", ACTIVE_STATUSES, None,
                writes={"cancel_requested": True, "wakeups": F("wakeups") + 1}, announce=False),
-    Transition("wake_to_cancel", (S.WAITING,), S.PENDING, writes={"dispatched_at": NOW},
+    Transition("wake_to_cancel", (S.WAITING, S.PAUSED), S.PENDING,
+               writes={"dispatched_at": NOW, "paused_at": None, "held_by_workflow": False},
                dispatch=True),
     Transition("unqueue_to_cancel", (S.PENDING,), None, guard={"queued": True},
                writes={"queued": False, "dispatched_at": NOW}, dispatch=True),
@@ -182,6 +190,38 @@ _TABLE = [
     Transition("retry", (S.FAILED,), S.PENDING,
                writes={"error": None, "output": None, "finished_at": None, "recoveries": 0,
                        "cancel_requested": False, "waiting_for": "", "dispatched_at": NOW},
+               dispatch=True),
+    # An operator pauses it. A pending or waiting one (no worker) is paused at once: its
+    # timers keep their due time, and what it waits for is recorded but wakes it only once
+    # resumed. A running one is asked to, and its worker stops before its next step
+    # ("stop_paused"), or the operator withdraws the request first.
+    Transition("pause", (S.PENDING, S.WAITING), S.PAUSED, guard={"cancel_requested": False},
+               writes={"paused_at": NOW, "paused_by": GIVEN, "held_by_workflow": GIVEN}),
+    Transition("request_pause", (S.RUNNING,), None,
+               guard={"cancel_requested": False, "pause_requested": False},
+               writes={"pause_requested": True, "paused_by": GIVEN,
+                       "held_by_workflow": GIVEN, "wakeups": F("wakeups") + 1}),
+    Transition("withdraw_pause", (S.RUNNING,), None, guard={"pause_requested": True},
+               writes={"pause_requested": False, "paused_by": None, "held_by_workflow": False}),
+    Transition("stop_paused", (S.RUNNING,), S.PAUSED, guard=_HELD,
+               writes={**_RELEASED, "pause_requested": False, "paused_at": NOW,
+                       "waiting_for": ""}),
+    # Created while its workflow is paused: it starts when the workflow resumes.
+    Transition("hold_paused", (S.PENDING,), S.PAUSED,
+               writes={"held_by_workflow": True, "paused_at": NOW, "waiting_for": GIVEN},
+               announce=False, new_run=True),
+    # An operator (or its workflow's resume) resumes it: it replays, and what became due or
+    # happened while it was paused takes effect now.
+    Transition("resume", (S.PAUSED,), S.PENDING,
+               writes={"paused_at": None, "paused_by": None, "held_by_workflow": False,
+                       "waiting_for": "", "dispatched_at": NOW}, dispatch=True),
+    # An operator reruns it from a step: a new execution, the journal before the step kept.
+    Transition("rerun", (*FINISHED_STATUSES, S.PAUSED), S.PENDING,
+               guard={"lease_owner": LEASE_FREE},
+               writes={"error": None, "output": None, "finished_at": None, "recoveries": 0,
+                       "cancel_requested": False, "pause_requested": False, "paused_at": None,
+                       "paused_by": None, "held_by_workflow": False, "waiting_for": "",
+                       **_RELEASED, "execution": F("execution") + 1, "dispatched_at": NOW},
                dispatch=True),
     # A parent compensating this finished child holds its lease while it writes its journal.
     Transition("take_finished", FINISHED_STATUSES, None, guard={"lease_owner": LEASE_FREE},

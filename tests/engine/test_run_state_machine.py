@@ -7,7 +7,8 @@ Rules: start runs of small workflows (sequence with a sleep; saga with compensat
 that fails for runs marked broken; approval with quorum and timeout; wait_for_event with timeout
 and lookback; parallel; child), deliver matching and non-matching events, move the clock, decide
 approvals (two decisions before the run moves on, too), cancel, retry from the failed step,
-deliver a message twice, let a worker die holding a run's lease and expire it.
+deliver a message twice, let a worker die holding a run's lease and expire it; pause a run,
+resume it, rerun it from its first step.
 
 Invariants: a finished run has no open step, approval, wait or timer; each (run, step) is
 recorded once and each step executed at most once per attempt of the run; compensations run at
@@ -49,6 +50,7 @@ from hypothesis.stateful import (
 
 from approvals.models import Approval
 from approvals.services import AlreadyDecided
+from automation.control import NotAllowedNow
 from automation.engine.errors import NonRetryableError, WorkflowError
 from automation.models import (
     ACTIVE_STATUSES,
@@ -215,6 +217,49 @@ class RunStates(RuleBasedStateMachine):
             self.cancelled_at.pop(retried, None)
         self.harness.retry(run, drain=drain)
 
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data(), drain=LEAVE_QUEUED_MOSTLY)
+    def pause(self, data, drain):
+        run = Run.objects.get(id=self.keys[data.draw(st.sampled_from(sorted(self.keys)))])
+        try:
+            self.harness.pause(run, user=self.cast["admin"], drain=drain)
+        except NotAllowedNow:  # only a finished, cancelling or paused run refuses a pause
+            run.refresh_from_db()
+            assert (
+                run.status in (*FINISHED_STATUSES, RunStatus.PAUSED)
+                or run.cancel_requested
+                or run.pause_requested
+            ), run.status
+
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data(), drain=LEAVE_QUEUED_MOSTLY)
+    def resume(self, data, drain):
+        paused = self._runs(RunStatus.PAUSED) or Run.objects.filter(
+            id__in=self.run_ids, pause_requested=True
+        )
+        if paused:
+            self.harness.resume(data.draw(st.sampled_from(list(paused))), **self._admin(drain))
+
+    @precondition(lambda self: self.keys)
+    @rule(data=st.data(), drain=LEAVE_QUEUED_MOSTLY)
+    def rerun_from_the_start(self, data, drain):
+        """A finished or paused run is rerun from its first step: every step runs again (a
+        rerun from a later step keeps the steps before it: test_pause_and_rerun.py)."""
+        done = [r for r in self._runs(*FINISHED_STATUSES, RunStatus.PAUSED) if not r.parent_run_id]
+        first = {r.id: _first_step(r) for r in done}
+        done = [r for r in done if first[r.id]]
+        if not done:
+            return
+        run = data.draw(st.sampled_from(done))
+        key = run.input["key"]
+        for again in (key, f"{key}-kid"):
+            self.epoch[again] = len(wf.EXECUTIONS)
+            self.cancelled_at.pop(again, None)
+        self.harness.rerun(run, first[run.id], **self._admin(drain))
+
+    def _admin(self, drain: bool) -> dict[str, Any]:
+        return {"user": self.cast["admin"], "drain": drain}
+
     # --- rules: time, brokers and workers -------------------------------------------------------
 
     @rule(duration=st.sampled_from(DURATIONS), drain=LEAVE_QUEUED_MOSTLY)
@@ -307,6 +352,8 @@ class RunStates(RuleBasedStateMachine):
         """Past every deadline (a day at a time, leases expiring), every run has ended."""
         self.harness.drain()
         for _ in range(10):
+            for paused in self._runs(RunStatus.PAUSED):  # an operator resumes what was paused
+                self.harness.resume(paused, user=self.cast["admin"])
             if not self._runs(*ACTIVE_STATUSES):
                 break
             self.harness.advance_time(timedelta(days=1))
@@ -322,6 +369,11 @@ class RunStates(RuleBasedStateMachine):
         RunStates.totals["outcomes"].update(run.status for run in self._runs())
 
     totals: dict[str, Any] = {}
+
+
+def _first_step(run: Run) -> str | None:
+    first = StepRecord.objects.filter(run=run, seq__isnull=False).order_by("seq").first()
+    return first.step_id if first is not None else None
 
 
 # --- reading the four views -----------------------------------------------------------------------
@@ -401,8 +453,9 @@ def cast(django_user_model, client):
     for name in ("ann", "bob", "cid"):
         approvers[name] = django_user_model.objects.create_user(name, f"{name}@example.com", "pw")
         approvers[name].groups.add(group)
-    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
-    return {"approvers": approvers, "client": client}
+    admin = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
+    client.force_login(admin)
+    return {"approvers": approvers, "client": client, "admin": admin}
 
 
 @pytest.mark.timeout(0 if DEEP else 600)

@@ -83,6 +83,8 @@ def _given(move: Transition) -> dict[str, Any]:
         "output": {"done": True},
         "error": {"message": "it broke"},
         "wakeups": 0,
+        "paused_by": None,
+        "held_by_workflow": True,
     }
     given = {key: samples.get(key) for key, value in move.writes.items() if value is GIVEN}
     if move.writes.get("lease_owner") is GIVEN:
@@ -109,8 +111,13 @@ def test_the_table_reaches_and_leaves_every_run_state():
     targets = {t.target for t in TRANSITIONS.values()}
     assert set(RunStatus.values) <= targets
     sources = {s for t in TRANSITIONS.values() if t.target is not None for s in t.sources or ()}
-    # Every active state has a way out; of the finished ones only "failed" (retry).
-    assert sources == {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING, RunStatus.FAILED}
+    # Every active state has a way out; every finished one too, by a rerun ("failed" by a
+    # retry as well).
+    assert sources == set(RunStatus.values)
+    assert {t.name for t in TRANSITIONS.values() if RunStatus.SUCCEEDED in (t.sources or ())} == {
+        "take_finished",
+        "rerun",
+    }
 
 
 def test_the_module_docstring_tells_every_run_state_and_every_transition():
