@@ -28,6 +28,9 @@ class RunSerializer(serializers.ModelSerializer):
         source="trigger_event_id", read_only=True, allow_null=True
     )
     parent_run = serializers.UUIDField(source="parent_run_id", read_only=True, allow_null=True)
+    paused_by = serializers.CharField(
+        source="paused_by.username", default=None, allow_null=True, read_only=True
+    )
 
     class Meta:
         model = Run
@@ -35,18 +38,37 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "workflow", "version", "status", "waiting_for", "input", "output", "error",
             "trigger_event", "correlation_id", "parent_run", "recoveries", "created_at",
             "started_at", "finished_at",
+            # Pause and rerun (docs/pause-and-rerun.md).
+            "pause_requested", "paused_at", "paused_by", "held_by_workflow", "execution",
         ]  # fmt: skip
+        read_only_fields = fields
+
+
+class SupersededStepSerializer(StepSerializer):
+    class Meta(StepSerializer.Meta):
+        fields = [*StepSerializer.Meta.fields, "superseded_in", "superseded_at"]
         read_only_fields = fields
 
 
 class RunDetailSerializer(RunSerializer):
     steps = serializers.SerializerMethodField()
+    superseded_steps = serializers.SerializerMethodField(
+        help_text="Records earlier executions made, replaced by a rerun (superseded_in: the "
+        "execution that replaced them)."
+    )
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "steps"]
+        fields = [*RunSerializer.Meta.fields, "steps", "superseded_steps"]
         read_only_fields = fields
 
     @extend_schema_field(StepSerializer(many=True))
     def get_steps(self, run: Run) -> list:
         journal = run.steps.timeline()
         return StepSerializer(journal, many=True).data
+
+    @extend_schema_field(SupersededStepSerializer(many=True))
+    def get_superseded_steps(self, run: Run) -> list:
+        if run.execution == 1:  # never rerun: nothing superseded, no query
+            return []
+        old = StepRecord.ledger.filter(run=run, superseded_at__isnull=False).timeline()
+        return SupersededStepSerializer(old, many=True).data

@@ -1,16 +1,21 @@
 from django.urls import path
 
-from automation.api import circuits, views, workflows
+from automation.api import circuits, control, views, workflows
 
 urlpatterns = [
     path("runs/", views.run_list, name="api-runs"),
     path("runs/<uuid:run_id>/", views.run_detail, name="api-run"),
     path("runs/<uuid:run_id>/cancel/", views.run_cancel_view, name="api-run-cancel"),
     path("runs/<uuid:run_id>/retry/", views.run_retry_view, name="api-run-retry"),
+    path("runs/<uuid:run_id>/pause/", control.run_pause_view, name="api-run-pause"),
+    path("runs/<uuid:run_id>/resume/", control.run_resume_view, name="api-run-resume"),
+    path("runs/<uuid:run_id>/rerun/", control.run_rerun_view, name="api-run-rerun"),
     path("workflows/", workflows.workflow_list, name="api-workflows"),
     path("workflows/schema/", workflows.workflow_schema, name="api-workflow-schema"),
     path("workflows/<str:name>/", workflows.workflow_detail, name="api-workflow"),
     path("workflows/<str:name>/runs/", workflows.workflow_run_start, name="api-workflow-runs"),
+    path("workflows/<str:name>/pause/", control.workflow_pause_view, name="api-workflow-pause"),
+    path("workflows/<str:name>/resume/", control.workflow_resume_view, name="api-workflow-resume"),
     path("actions/", workflows.action_list, name="api-actions"),
     path("circuits/", circuits.circuit_list, name="api-circuits"),
     path("circuits/<str:key>/close/", circuits.circuit_close_view, name="api-circuit-close"),

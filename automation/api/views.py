@@ -71,6 +71,9 @@ class ObtainToken(ObtainAuthToken):
 obtain_token = ObtainToken.as_view()
 
 
+RUNS = Run.objects.select_related("workflow", "version", "paused_by")
+
+
 class ViewsRuns(permissions.BasePermission):
     message = "Seeing runs needs the automation.view_run permission."
 
@@ -91,7 +94,7 @@ class RunList(ListView):
 
     permission_classes = [permissions.IsAuthenticated, ViewsRuns]
     serializer_class = RunSerializer
-    queryset = Run.objects.select_related("workflow", "version")
+    queryset = RUNS
     filterset_class = RunFilter
     ordering_fields = ["created_at"]
     ordering = ["-created_at", "-id"]
@@ -105,12 +108,12 @@ run_list = RunList.as_view()
 @permission_classes([permissions.IsAuthenticated, ViewsRuns])
 def run_detail(request: Request, run_id: Any) -> Response:
     """One run with its steps: status, attempts, input, output, error, timings."""
-    run = get_object_or_404(Run.objects.select_related("workflow", "version"), id=run_id)
+    run = get_object_or_404(RUNS, id=run_id)
     return Response(RunDetailSerializer(run).data)
 
 
 def _operate(run_id: Any, service: Any) -> Response:
-    run = get_object_or_404(Run.objects.select_related("workflow", "version"), id=run_id)
+    run = get_object_or_404(RUNS, id=run_id)
     try:
         run = service(run=run)
     except WorkflowError as exc:

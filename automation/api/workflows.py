@@ -54,6 +54,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
             "name",
             "kind",
             "active",
+            "paused_at",
             "description",
             "version",
             "trigger_event",

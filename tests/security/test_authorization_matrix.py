@@ -147,6 +147,23 @@ ROUTES: dict[str, list[Rule]] = {
     "api/runs/<uuid:run_id>/retry/": [  # 409: the run is not failed, but the user got through
         Rule(PERM, "POST", perm="automation.change_run", ok=409,
              path=lambda w: f"/api/runs/{_run(w)}/retry/")],
+    "api/runs/<uuid:run_id>/pause/": [  # the world's run is pending: paused at once
+        Rule(PERM, "POST", perm="automation.change_run", ok=202,
+             path=lambda w: f"/api/runs/{_run(w)}/pause/")],
+    "api/runs/<uuid:run_id>/resume/": [  # 409: the run is not paused
+        Rule(PERM, "POST", perm="automation.change_run", ok=409,
+             path=lambda w: f"/api/runs/{_run(w)}/resume/")],
+    "api/runs/<uuid:run_id>/rerun/": [  # 409: the run is still active
+        Rule(PERM, perm="automation.view_run", ok=409,
+             path=lambda w: f"/api/runs/{_run(w)}/rerun/?from_step=hello"),
+        Rule(PERM, "POST", perm="automation.change_run", ok=409, body={"from_step": "hello"},
+             path=lambda w: f"/api/runs/{_run(w)}/rerun/")],
+    "api/workflows/<str:name>/pause/": [
+        Rule(PERM, "POST", perm="automation.change_workflow",
+             path=lambda w: "/api/workflows/matrix/pause/")],
+    "api/workflows/<str:name>/resume/": [  # 409: the workflow is not paused
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=409,
+             path=lambda w: "/api/workflows/matrix/resume/")],
     "api/workflows/": [
         Rule(PERM, perm="automation.view_workflow"),
         Rule(PERM, "POST", perm="automation.add_workflow", ok=201,
