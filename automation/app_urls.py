@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from approvals import views as approvals
+from automation import control_views as control
 from automation import views as automation
 from events import views as events
 
@@ -43,9 +44,14 @@ urlpatterns = [
         {"operation": "retry"},
         name="run-retry",
     ),
+    path("runs/<uuid:run_id>/pause/", control.run_pause_page, name="run-pause"),
+    path("runs/<uuid:run_id>/resume/", control.run_resume_page, name="run-resume"),
+    path("runs/<uuid:run_id>/rerun/", control.run_rerun_page, name="run-rerun"),
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
+    path("workflows/<slug:name>/pause/", control.workflow_pause_page, name="workflow-pause"),
+    path("workflows/<slug:name>/resume/", control.workflow_resume_page, name="workflow-resume"),
     path("circuits/", automation.circuits, name="circuits"),
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),

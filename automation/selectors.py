@@ -88,6 +88,15 @@ def run_timeline(run: Run) -> list[StepRecord]:
     return list(StepRecord.objects.filter(run=run).exclude(kind=StepRecord.Kind.VALUE).timeline())
 
 
+def run_superseded(run: Run) -> list[StepRecord]:
+    """The records earlier executions made that a rerun replaced (none, without a query, for
+    a run never rerun)."""
+    if run.execution == 1:
+        return []
+    old = StepRecord.ledger.filter(run=run, superseded_at__isnull=False)
+    return list(old.exclude(kind=StepRecord.Kind.VALUE).timeline())
+
+
 @dataclass
 class Dashboard:
     events_last_minute: int

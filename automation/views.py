@@ -85,6 +85,7 @@ def run_page(request: HttpRequest, run_id: Any) -> HttpResponse:
         "run": run,
         "timeline": selectors.run_timeline(run),
         "approvals": run.approvals.all(),
+        "superseded": selectors.run_superseded(run),
         "can_operate": request.user.has_perm(OPERATE_RUNS),
         "section": "runs",
     }

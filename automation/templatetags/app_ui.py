@@ -26,6 +26,7 @@ TONES = {
     "expired": "bad",
     "cancelled": "muted",
     "skipped": "muted",
+    "paused": "warn",
 }
 
 

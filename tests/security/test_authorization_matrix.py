@@ -111,6 +111,21 @@ ROUTES: dict[str, list[Rule]] = {
     "app/runs/<uuid:run_id>/retry/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
              path=lambda w: f"/app/runs/{_run(w)}/retry/")],
+    "app/runs/<uuid:run_id>/pause/": [
+        Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
+             path=lambda w: f"/app/runs/{_run(w)}/pause/")],
+    "app/runs/<uuid:run_id>/resume/": [
+        Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
+             path=lambda w: f"/app/runs/{_run(w)}/resume/")],
+    "app/runs/<uuid:run_id>/rerun/": [  # the confirmation page; posting it reruns
+        Rule(PERM, perm="automation.change_run", page=True, also=("POST",),
+             path=lambda w: f"/app/runs/{_run(w)}/rerun/")],
+    "app/workflows/<slug:name>/pause/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/pause/")],
+    "app/workflows/<slug:name>/resume/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/resume/")],
     "app/workflows/": [Rule(PERM, perm="automation.view_workflow", page=True)],
     "app/workflows/<slug:name>/": [
         Rule(PERM, perm="automation.view_workflow", page=True,

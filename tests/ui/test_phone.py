@@ -39,6 +39,7 @@ print("TOKEN=" + Token.objects.create(user=ops).key)
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
 POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
+POST_ONLY |= {"run-pause", "run-resume", "workflow-pause", "workflow-resume"}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +87,7 @@ def pages(server):
         "approval": f"/app/approvals/{approvals[0]['id']}/",
         "runs": "/app/runs/",
         "run": f"/app/runs/{runs[0]}/",
+        "run-rerun": f"/app/runs/{runs[0]}/rerun/",
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
