@@ -5,12 +5,15 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.utils.html import format_html
 
 from automation.commands import circuit_close, run_retry, runs_retry_failed
+from automation.control import run_pause, run_resume
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
+from automation.lib.errors import DomainError
 from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
@@ -65,6 +68,34 @@ class StepInline(admin.TabularInline):
         return json.dumps(obj.output, default=str)[:300]
 
 
+class SupersededStepInline(admin.TabularInline):
+    """The records earlier executions made, replaced by a rerun (the ledger's other side)."""
+
+    model = StepRecord
+    verbose_name = "step of an earlier execution"
+    verbose_name_plural = "steps of earlier executions (replaced by a rerun)"
+    fields = ["old_step", "kind", "old_status", "superseded_in", "superseded_at", "summary"]
+    readonly_fields = fields
+    ordering = TIMELINE_ORDER
+    extra = 0
+    can_delete = False
+    summary = StepInline.summary
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return StepRecord.ledger.filter(superseded_at__isnull=False)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="step")
+    def old_step(self, obj: StepRecord) -> str:
+        return obj.step_id
+
+    @admin.display(description="status")
+    def old_status(self, obj: StepRecord) -> str:
+        return obj.get_status_display()
+
+
 @admin.register(Run)
 class RunAdmin(ReadOnlyAdmin):
     list_display = ["id", "workflow", "status", "created_at", "finished_at", "waiting_for"]
@@ -78,13 +109,14 @@ class RunAdmin(ReadOnlyAdmin):
     readonly_fields = [
         "id", "workflow", "version", "status", "waiting_for", "trigger_event", "correlation_id",
         "parent_run", "parent_step_id", "started_by", "concurrency_key", "queued",
-        "cancel_requested", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
+        "cancel_requested", "pause_requested", "paused_at", "paused_by", "held_by_workflow",
+        "execution", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
         "created_at", "started_at", "finished_at", "input_pretty", "output_pretty",
         "error_pretty",
     ]  # fmt: skip
     exclude = ["input", "output", "error"]
-    inlines = [StepInline]
-    actions = ["retry", "cancel"]
+    inlines = [StepInline, SupersededStepInline]
+    actions = ["retry", "cancel", "pause", "resume", "rerun"]
 
     @admin.display(description="input")
     def input_pretty(self, obj: Run) -> str:
@@ -102,6 +134,7 @@ class RunAdmin(ReadOnlyAdmin):
         return request.user.has_perm("automation.change_run")
 
     has_cancel_permission = has_retry_permission
+    has_pause_permission = has_resume_permission = has_rerun_permission = has_retry_permission
 
     @admin.action(description="Retry from the failed step", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -111,13 +144,30 @@ class RunAdmin(ReadOnlyAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset.filter(status__in=ACTIVE_STATUSES), run_cancel, "cancelled")
 
+    @admin.action(description="Pause (stops before the next step)", permissions=["pause"])
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, lambda run: run_pause(run=run, user=request.user), "paused")
+
+    @admin.action(description="Resume paused runs", permissions=["resume"])
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset, lambda run: run_resume(run=run, user=request.user), "resumed")
+
+    @admin.action(description="Rerun from a step… (one run)", permissions=["rerun"])
+    def rerun(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """The operator UI's confirmation page: choose the step, see what runs again."""
+        runs = list(queryset[:2])
+        if len(runs) != 1:
+            self.message_user(request, "Select exactly one run to rerun.", messages.WARNING)
+            return None
+        return redirect("app:run-rerun", run_id=runs[0].id)
+
     def _each(self, request: HttpRequest, runs: QuerySet, service: Any, verb: str) -> None:
         done = 0
         for run in runs:
             try:
                 service(run=run)
                 done += 1
-            except WorkflowError as exc:
+            except (WorkflowError, DomainError) as exc:
                 self.message_user(request, f"Run {run.id}: {exc}", messages.WARNING)
         self.message_user(request, f"{done} run(s) {verb}.")
 

@@ -21,9 +21,11 @@ from django.utils.safestring import mark_safe
 from django_json_widget.widgets import JSONEditorWidget
 
 from automation.commands import workflow_definition_save
+from automation.control import workflow_pause, workflow_resume
 from automation.definitions.dryrun import FakeError, dry_run
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition, validate
+from automation.lib.errors import DomainError
 from automation.models import ACTIVE_STATUSES, Workflow, WorkflowVersion
 
 STARTER = {
@@ -118,11 +120,11 @@ class VersionInline(admin.TabularInline):
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "active", "updated_at"]
+    list_display = ["name", "kind", "active", "paused_at", "updated_at"]
     list_filter = ["kind", "active"]
     search_fields = ["name", "description"]
     inlines = [VersionInline]
-    actions = ["activate", "deactivate"]
+    actions = ["activate", "deactivate", "pause", "resume"]
     change_form_template = "admin/automation/workflow/change_form.html"
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
@@ -169,6 +171,24 @@ class WorkflowAdmin(admin.ModelAdmin):
     @admin.action(description="Deactivate (start no new runs)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
         self.message_user(request, f"{queryset.update(active=False)} workflow(s) deactivated.")
+
+    @admin.action(description="Pause (keep new runs until resumed)", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset.filter(paused_at__isnull=True), workflow_pause, "paused")
+
+    @admin.action(description="Resume (start the runs kept meanwhile)", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._each(request, queryset.exclude(paused_at=None), workflow_resume, "resumed")
+
+    def _each(self, request: HttpRequest, workflows: QuerySet, service: Any, verb: str) -> None:
+        done = 0
+        for workflow in workflows:
+            try:
+                service(workflow=workflow, user=request.user)
+                done += 1
+            except DomainError as exc:  # paused or resumed by someone else meanwhile
+                self.message_user(request, f"{workflow.name}: {exc}", messages.WARNING)
+        self.message_user(request, f"{done} workflow(s) {verb}.")
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.dry_run_view)
