@@ -22,8 +22,10 @@ from django.db.models import Q
 
 from automation.engine import clock, ports, registry, transitions
 from automation.engine.errors import UnknownWorkflow, WorkflowError
+from automation.engine.runs import run_cancel
 from automation.lib.errors import DomainError
 from automation.models import (
+    ACTIVE_STATUSES,
     FINISHED_STATUSES,
     Run,
     RunStatus,
@@ -283,6 +285,7 @@ def run_rerun(*, run: Run, from_step: str, user: Any) -> Run:
             Q(step_id__in=ids) | Q(kind=Timer.Kind.RUN_TIMEOUT)
         ).delete()
         ports.run_rerun_hooks_call(locked.id, ids, execution)  # approvals: set the old aside
+        _cancel_superseded_children(locked, ids)
         if not transitions.transition(
             locked.id, "rerun", workflow=locked.workflow.name, priority=locked.priority
         ):
@@ -292,6 +295,23 @@ def run_rerun(*, run: Run, from_step: str, user: Any) -> Run:
     logger.info("run %s rerun from %s by %s", run.id, from_step, user.get_username())
     run.refresh_from_db()
     return run
+
+
+def _cancel_superseded_children(run: Run, step_ids: list[str]) -> None:
+    """A paused run's child runs still active for a superseded step are cancelled: the rerun
+    starts new ones, and nothing will wait for the old (their end tells the new step
+    nothing: it waits for its own child)."""
+    active = Run.objects.filter(
+        parent_run_id=run.id,
+        parent_step_id__in=step_ids,
+        status__in=ACTIVE_STATUSES,
+        cancel_requested=False,
+    ).select_related("workflow")
+    for child in active:
+        try:
+            run_cancel(run=child)
+        except WorkflowError:  # it finished meanwhile
+            continue
 
 
 def _rearm_deadline(run: Run) -> None:

@@ -251,3 +251,19 @@ def test_a_run_started_while_its_workflow_is_paused_is_paused_from_its_creation(
     run = run_start(workflow=wf.name, input={"key": "x"})
     assert Run.objects.get(id=run.id).status == RunStatus.PAUSED
     assert Run.objects.get(id=run.id).paused_at <= clock.now()
+
+
+def test_rerunning_a_paused_parent_cancels_the_child_of_a_superseded_step(workflow_harness, admin):
+    from tests.engine_app import state_workflows  # noqa: F401  (registers sm-child)
+
+    parent = workflow_harness.start("sm-child", {"key": "p"})
+    old_child = Run.objects.get(parent_run=parent)
+    assert old_child.status == RunStatus.WAITING
+    workflow_harness.pause(parent, user=admin)
+    workflow_harness.rerun(parent, "kid", user=admin)
+    assert workflow_harness.refresh(old_child).status == RunStatus.CANCELLED
+    new_child = Run.objects.filter(parent_run=parent).exclude(id=old_child.id).get()
+    assert new_child.status == RunStatus.WAITING
+    assert workflow_harness.refresh(parent).status == RunStatus.WAITING
+    workflow_harness.emit("sm.reply", {"key": "p-kid"})
+    assert workflow_harness.refresh(parent).status == RunStatus.SUCCEEDED
