@@ -163,3 +163,13 @@ def test_outsiders_cannot_pause_resume_or_rerun(client, users, workflow_harness)
     assert client.get(f"/api/runs/{run.id}/rerun/?from_step=first").status_code == 403
     assert workflow_harness.refresh(run).status == RunStatus.WAITING
     assert not LogEntry.objects.exists()
+
+
+def test_paused_runs_are_counted_in_the_metrics(client, workflow_harness, users):
+    from tests.test_metrics import scrape
+
+    run = workflow_harness.start("test-control", {"key": "m1"})
+    workflow_harness.pause(run, user=users["admin"])
+    samples = scrape(client)
+    assert samples[("automation_runs_active", (("status", "paused"),))] == 1
+    assert samples[("automation_runs_active", (("status", "waiting"),))] == 0
