@@ -61,7 +61,9 @@ def test_a_type_change_breaks_both_ways_and_widening_number_to_string_too():
     assert problems(ORDER, new, "backward") == [
         'backward: field `data.total` no longer accepts integer, number (type "string")'
     ]
-    assert problems(ORDER, new, "forward") == ["forward: field `data.total` now also accepts string"]
+    assert problems(ORDER, new, "forward") == [
+        "forward: field `data.total` now also accepts string"
+    ]
 
 
 def test_integer_to_number_widens_and_number_to_integer_narrows():

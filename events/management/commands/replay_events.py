@@ -29,7 +29,10 @@ class Command(BaseCommand):
             "--workflow", help="Start only this workflow (no other subscriber, no waiting run)."
         )
         parser.add_argument(
-            "--version", type=int, help="With --workflow: that version (default: its latest)."
+            "--workflow-version",
+            dest="workflow_version",
+            type=int,
+            help="With --workflow: that version (default: its latest).",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed; change nothing."
@@ -74,17 +77,19 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} event(s) could not be replayed (see above).")
 
     def _target(self, options: dict[str, Any]) -> dict[str, Any]:
-        if options["version"] is not None and not options["workflow"]:
-            raise CommandError("--version needs --workflow (the workflow whose version it is)")
+        if options["workflow_version"] is not None and not options["workflow"]:
+            raise CommandError(
+                "--workflow-version needs --workflow (the workflow whose version it is)"
+            )
         if not options["workflow"]:
             return {}
         if not options["type"].endswith("*"):
             try:  # refuse a workflow that cannot take these events before replaying any
                 target_version(
                     workflow=options["workflow"],
-                    version=options["version"],
+                    version=options["workflow_version"],
                     event_type=options["type"],
                 )
             except UnknownTarget as exc:
                 raise CommandError(str(exc)) from None
-        return {"workflow": options["workflow"], "version": options["version"]}
+        return {"workflow": options["workflow"], "version": options["workflow_version"]}
