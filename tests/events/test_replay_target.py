@@ -63,7 +63,8 @@ def test_a_replay_to_one_workflow_starts_only_that_one(
     workflow_harness.drain()
     assert runs_of(paid) == [("billing", 1)]
     copy = Event.objects.get(id=response.json()["id"])
-    assert copy.routed_at is not None and copy.causation_id == str(paid.id)
+    assert copy.routed_at is not None
+    assert copy.causation_id == str(paid.id)
 
 
 def test_a_replay_to_an_older_version_runs_that_version(
