@@ -48,7 +48,7 @@ class SchemaInSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=200, help_text="Exact event type, e.g. order.created")
     schema = serializers.JSONField(help_text="A JSON Schema for the events' data.")
     compatibility = serializers.ChoiceField(
-        choices=Compatibility.values,
+        choices=Compatibility.choices,
         required=False,
         help_text="The type's mode from now on; default: the type's current one (backward).",
     )
@@ -70,7 +70,7 @@ class SchemaInSerializer(serializers.Serializer):
 
 class SchemaTypeSerializer(serializers.Serializer):
     type = serializers.CharField()
-    compatibility = serializers.ChoiceField(choices=Compatibility.values)
+    compatibility = serializers.ChoiceField(choices=Compatibility.choices)
     latest_version = serializers.IntegerField()
     versions = SchemaVersionSerializer(many=True, help_text="Every version, newest first.")
 
