@@ -4,6 +4,8 @@ waits and replays without rewriting them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
@@ -262,3 +264,53 @@ def test_the_admin_shows_every_version_and_refuses_a_breaking_one(client, users)
     detail = client.get(f"/admin/events/eventschema/{row.pk}/change/").content.decode()
     assert "v1" in detail
     assert "v2" in detail
+
+
+def test_a_waiting_run_matches_an_old_event_by_its_latest_shape(
+    workflow_harness, django_capture_on_commit_callbacks
+):
+    workflow_definition_save(
+        definition={
+            "name": "await-payment",
+            "trigger": {"event": "shop.started"},
+            "steps": [
+                {
+                    "id": "paid",
+                    "wait_for_event": {
+                        "event": "shop.order",
+                        "match": {"amount": 12},
+                        "timeout": "1d",
+                        "lookback": "0s",
+                    },
+                }
+            ],
+        }
+    )
+    started = workflow_harness.emit("shop.started", {})
+    run = Run.objects.get(trigger_event=started)
+    assert workflow_harness.refresh(run).status == "waiting"
+    event = _old_event(total=12)  # v1 called it total; the wait matches v2's amount
+    from events.routing import event_route
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event_route(event_id=event.id)
+    workflow_harness.drain()
+    workflow_harness.result(run)  # it succeeded: the wait took the event
+    step = run.steps.get(step_id="paid")
+    assert step.output["data"] == {"amount": 12, "currency": "EUR"}
+
+
+def test_the_example_schema_versions_register_and_upcast_old_orders(schema_api):
+    from pathlib import Path
+
+    from events.services import emit
+
+    versions = json.loads(
+        (Path(__file__).parents[2] / "examples/schemas/example.order.placed.json").read_text()
+    )
+    assert register(schema_api, **versions[0]).status_code == 201
+    old = emit("example.order.placed", {"customer": "acme", "price": "9"})
+    assert register(schema_api, **versions[1]).status_code == 201
+    assert latest_data(old) == {"customer": "acme", "amount": "9", "currency": "EUR"}
+    detail = schema_api.get("/api/schemas/example.order.placed/").json()
+    assert [v["version"] for v in detail["versions"]] == [2, 1]
