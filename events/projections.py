@@ -105,7 +105,9 @@ def projections_advance(*, limit: int = BATCH_SIZE) -> int:
 def projection_advance(proj: Projection, *, limit: int = BATCH_SIZE) -> int:
     """Apply the next settled events (at most ``limit``) to ``proj`` in one transaction with its
     checkpoint. Returns how many were applied (0 when another process holds it)."""
-    ProjectionCheckpoint.objects.get_or_create(name=proj.name)
+    seen, _ = ProjectionCheckpoint.objects.get_or_create(name=proj.name)
+    if not pending(proj, seen).exists():
+        return 0  # nothing new: no lock taken (on SQLite a lock is the database's write lock)
     with transaction.atomic():
         checkpoint = _lock(proj.name)
         if checkpoint is None:
