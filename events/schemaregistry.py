@@ -17,7 +17,13 @@ from events import compat, schemas, upcasting
 from events.models import Compatibility, EventSchema
 from events.validation import event_type_error
 
-__all__ = ["IncompatibleSchema", "InvalidSchema", "previous_version", "schema_register"]
+__all__ = [
+    "ConcurrentVersion",
+    "IncompatibleSchema",
+    "InvalidSchema",
+    "previous_version",
+    "schema_register",
+]
 
 
 class InvalidSchema(DomainError, ValueError):
@@ -50,6 +56,13 @@ class IncompatibleSchema(DomainError):
 
     def details(self) -> dict[str, Any]:
         return {"problems": self.problems}
+
+
+class ConcurrentVersion(DomainError):
+    """Two versions of one type were saved at once; the other one won."""
+
+    code = "concurrent_version"
+    status = 409
 
 
 def previous_version(event_type: str, *, before: int | None = None) -> EventSchema | None:
@@ -108,8 +121,9 @@ def schema_register(
                     description=description,
                 )
         except IntegrityError:
-            raise InvalidSchema(
-                {"type": f"another version of {type} was saved at the same time; send it again"}
+            raise ConcurrentVersion(
+                f"Another version of {type} was saved at the same time; GET "
+                f"/api/schemas/{type}/ and send yours again if it is still needed."
             ) from None
     schemas.cache_clear()
     return row, True
