@@ -33,7 +33,7 @@ import logging
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -153,34 +153,35 @@ def _matching(proj: Projection) -> models.QuerySet[Event]:
     return Event.objects.filter(type=proj.on)
 
 
+def _after(
+    events: models.QuerySet[Event], checkpoint: ProjectionCheckpoint
+) -> models.QuerySet[Event]:
+    if checkpoint.last_received_at is None:
+        return events
+    return events.filter(
+        Q(received_at__gt=checkpoint.last_received_at)
+        | Q(received_at=checkpoint.last_received_at, id__gt=checkpoint.last_event_id)
+    )
+
+
 def pending(proj: Projection, checkpoint: ProjectionCheckpoint) -> models.QuerySet[Event]:
     """Events of ``proj`` after its checkpoint, settled, in log order."""
     settled = timezone.now() - timedelta(seconds=settings.PROJECTION_SETTLE_SECONDS)
-    events = _matching(proj).filter(received_at__lte=settled)
-    if checkpoint.last_received_at is not None:
-        events = events.filter(
-            Q(received_at__gt=checkpoint.last_received_at)
-            | Q(received_at=checkpoint.last_received_at, id__gt=checkpoint.last_event_id)
-        )
+    events = _after(_matching(proj).filter(received_at__lte=settled), checkpoint)
     return events.order_by("received_at", "id")
 
 
-def lag(proj: Projection, checkpoint: ProjectionCheckpoint | None) -> tuple[int, float]:
-    """(events not applied yet, capped at LAG_COUNT_CAP; age in seconds of the oldest one)."""
-    if checkpoint is None:
-        checkpoint = ProjectionCheckpoint(name=proj.name)
-    events = _matching(proj)
-    if checkpoint.last_received_at is not None:
-        events = events.filter(
-            Q(received_at__gt=checkpoint.last_received_at)
-            | Q(received_at=checkpoint.last_received_at, id__gt=checkpoint.last_event_id)
-        )
-    ids = list(events.order_by("received_at", "id").values_list("received_at")[:LAG_COUNT_CAP])
-    oldest: datetime | None = ids[0][0] if ids else None
-    return len(ids), (timezone.now() - oldest).total_seconds() if oldest else 0.0
-
-
 LAG_COUNT_CAP = 10_000  # counting further costs a scan of the log on every scrape
+
+
+def lag(proj: Projection, checkpoint: ProjectionCheckpoint | None) -> tuple[int, float]:
+    """(events not applied yet, counted up to LAG_COUNT_CAP; age in seconds of the oldest)."""
+    events = _after(_matching(proj), checkpoint or ProjectionCheckpoint(name=proj.name))
+    events = events.order_by("received_at", "id")
+    oldest = events.values_list("received_at", flat=True).first()
+    if oldest is None:
+        return 0, 0.0
+    return events[:LAG_COUNT_CAP].count(), (timezone.now() - oldest).total_seconds()
 
 
 def projection_rebuild(name: str, *, batch: int = BATCH_SIZE) -> int:
