@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
@@ -296,12 +297,24 @@ class EventSchemaAdmin(admin.ModelAdmin):
         # Stored events were validated by this schema: change it by adding a version.
         return ["type", "version", "schema", "upcast", "versions"]
 
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # "Add the next version" links here with ?type=...: the next number and the type's mode.
+        initial = super().get_changeform_initial_data(request)
+        latest = EventSchema.objects.filter(type=initial.get("type", "")).order_by("-version")
+        previous = latest.first()
+        if previous is not None:
+            initial.setdefault("version", previous.version + 1)
+            initial.setdefault("compatibility", previous.compatibility)
+            initial.setdefault("schema", previous.schema)
+        return initial
+
     @admin.display(description="all versions of this type")
     def versions(self, row: EventSchema) -> SafeString | str:
         if not row.type:
             return "-"
         rows = EventSchema.objects.filter(type=row.type).order_by("-version")
-        return format_html_join(
+        add = reverse("admin:events_eventschema_add") + "?" + urlencode({"type": row.type})
+        return format_html('<p><a href="{}">Add the next version</a></p>', add) + format_html_join(
             "",
             "<div>{} · {} · {}{}</div>",
             (

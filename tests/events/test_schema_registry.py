@@ -314,3 +314,13 @@ def test_the_example_schema_versions_register_and_upcast_old_orders(schema_api):
     assert latest_data(old) == {"customer": "acme", "amount": "9", "currency": "EUR"}
     detail = schema_api.get("/api/schemas/example.order.placed/").json()
     assert [v["version"] for v in detail["versions"]] == [2, 1]
+
+
+def test_the_admin_offers_the_next_version_with_the_previous_schema(client, users):
+    client.force_login(users["admin"])
+    row = EventSchema.objects.create(type="shop.order", version=3, schema=V1, compatibility="full")
+    detail = client.get(f"/admin/events/eventschema/{row.pk}/change/").content.decode()
+    assert "/admin/events/eventschema/add/?type=shop.order" in detail
+    form = client.get("/admin/events/eventschema/add/?type=shop.order").context["adminform"].form
+    assert form.initial["version"] == 4
+    assert form.initial["compatibility"] == "full"
