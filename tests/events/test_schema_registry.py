@@ -324,3 +324,30 @@ def test_the_admin_offers_the_next_version_with_the_previous_schema(client, user
     form = client.get("/admin/events/eventschema/add/?type=shop.order").context["adminform"].form
     assert form.initial["version"] == 4
     assert form.initial["compatibility"] == "full"
+
+
+def test_a_wait_looking_back_finds_an_old_event_by_its_latest_shape(workflow_harness):
+    event = _old_event(total=12)  # stored before the wait began, under v1's `total`
+    Event.objects.create(type="shop.order", source="api", data={"total": 5}, schema_version=1)
+    workflow_definition_save(
+        definition={
+            "name": "await-payment",
+            "trigger": {"event": "shop.started"},
+            "steps": [
+                {
+                    "id": "paid",
+                    "wait_for_event": {
+                        "event": "shop.order",
+                        "match": {"amount": 12},
+                        "timeout": "1d",
+                        "lookback": "1h",
+                    },
+                }
+            ],
+        }
+    )
+    run = Run.objects.get(trigger_event=workflow_harness.emit("shop.started", {}))
+    workflow_harness.result(run)  # the wait took the event at once
+    step = run.steps.get(step_id="paid")
+    assert step.output["id"] == str(event.id)
+    assert step.output["data"] == {"amount": 12, "currency": "EUR"}
