@@ -172,6 +172,14 @@ SCHEMA: dict[str, Any] = {
         },
         "steps": {"$ref": "#/definitions/steps"},
         "on_failure": {"$ref": "#/definitions/action_call"},
+        "search": {
+            "type": "object",
+            "description": "Search attributes set when a run starts (templates over trigger, "
+            "input and run): GET /api/runs/?search.<key>= filters on them.",
+            "maxProperties": 20,
+            "propertyNames": {"pattern": r"^[a-z][a-z0-9_]{0,39}$"},
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
         "output": {
             "description": "The run's output (templates allowed). Default: each step's output."
         },

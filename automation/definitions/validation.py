@@ -158,6 +158,10 @@ class _Checker:
         if "filter" in trigger:
             self.cel("trigger.filter", trigger["filter"], available=set(), roots=("trigger",))
         self.flow_control(trigger)
+        if "search" in self.definition:
+            self.templates(
+                "search", self.definition["search"], set(), roots=("trigger", "input", "run")
+            )
         available: set[str] = set()
         for index, step in enumerate(self.definition["steps"]):
             available |= self.step(f"steps[{index}]", step, available)
