@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 
+from approvals import delegations
 from approvals.links import link_create, link_url
 from approvals.models import Approval
 
@@ -35,14 +36,19 @@ KINDS = {
 
 
 def recipients(approval: Approval, kind: str) -> QuerySet:
-    """Active assignees (directly or through a group) with an email address, minus those who
-    cannot decide it (the requester under four-eyes) and, for reminders, those who voted."""
+    """Active assignees (directly or through a group) and the delegates of those out of office,
+    with an email address, minus those who cannot decide it (the requester under four-eyes)
+    and, for reminders, those who voted."""
+    assignees = get_user_model().objects.filter(
+        Q(assigned_approvals=approval) | Q(groups__assigned_approvals=approval), is_active=True
+    )
+    if approval.four_eyes and approval.requested_by_id:
+        assignees = assignees.exclude(pk=approval.requested_by_id)
+    # The delegates of assignees out of office hear of it too (approvals.delegations).
+    stand_ins = delegations.delegates_of(assignees)
     people = (
         get_user_model()
-        .objects.filter(
-            Q(assigned_approvals=approval) | Q(groups__assigned_approvals=approval),
-            is_active=True,
-        )
+        .objects.filter(Q(pk__in=assignees.values("pk")) | Q(pk__in=stand_ins.values("pk")))
         .exclude(email="")
         .distinct()
         .order_by("pk")

@@ -58,7 +58,7 @@ def _render_approval(
         "form": form,
         "may_decide": any(t.name == "approve" for t in available(approval, request.user)),
         "voted": approval.votes.filter(user=request.user).exists(),
-        "votes": approval.votes.select_related("user"),
+        "votes": approval.votes.select_related("user", "on_behalf_of"),
         "history": approval.history.select_related("actor"),
         "section": "approvals",
     }
