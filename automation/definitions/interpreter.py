@@ -189,6 +189,8 @@ def _approval(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
         four_eyes=spec.get("four_eyes", False),
         escalate_to=spec.get("escalate_to"),
         escalation_timeout=spec.get("escalation_timeout"),
+        fields=spec.get("fields"),
+        remind_before=spec.get("remind_before", "auto"),
     )
     if spec.get("on_reject") == "fail" and not result["approved"]:
         raise StepFailed(

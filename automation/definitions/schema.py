@@ -242,6 +242,16 @@ SCHEMA: dict[str, Any] = {
                     "four_eyes": {"type": "boolean"},
                     "escalate_to": _ASSIGNEES,
                     "escalation_timeout": {"$ref": "#/definitions/duration"},
+                    "fields": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "Form fields the approver fills in (docs/approvals.md).",
+                    },
+                    "remind_before": {
+                        "description": 'When to remind before the timeout: "auto" (default), '
+                        "a duration, or 0 for never.",
+                        "oneOf": [{"const": "auto"}, {"$ref": "#/definitions/duration"}],
+                    },
                 },
             },
         ),
