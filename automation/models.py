@@ -211,6 +211,12 @@ class Run(models.Model):
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
 
+    @property
+    def search_items(self) -> list[tuple[str, str]]:
+        """The search attributes by key, for pages (a template cannot call ``.items`` on a
+        dict that may have a key named "items")."""
+        return sorted((self.search or {}).items())
+
 
 class DeadLetterRun(Run):
     """Failed runs, as the admin's dead-letter list: inspect, fix the cause, retry in bulk."""

@@ -181,3 +181,26 @@ def test_postgresql_answers_an_attribute_filter_from_the_gin_index():
         cursor.execute(f"EXPLAIN {sql}", params)
         plan = " ".join(row[0] for row in cursor.fetchall())
     assert "run_search_gin_idx" in plan
+
+
+def test_the_run_page_lists_the_attributes_linking_to_the_runs_that_share_them(
+    client, workflow_harness, operator
+):
+    run = workflow_harness.start("test-searchable", {"attrs": {"customer": "acme & co"}})
+    client.force_login(operator)
+    page = client.get(f"/app/runs/{run.id}/").content.decode()
+    assert "Search attributes" in page
+    assert "/app/runs/?attr=customer%3Dacme%20%26%20co" in page
+    found = client.get("/app/runs/?attr=customer%3Dacme%20%26%20co").content.decode()
+    assert f'data-run="{run.id}"' in found
+
+
+def test_the_admin_finds_runs_by_key_equals_value(client, workflow_harness, users):
+    acme = workflow_harness.start("test-searchable", {"attrs": {"customer": "acme"}})
+    other = workflow_harness.start("test-searchable", {"attrs": {"customer": "globex"}})
+    client.force_login(users["admin"])
+    listing = client.get("/admin/automation/run/?q=customer%3Dacme").content.decode()
+    assert str(acme.id) in listing
+    assert str(other.id) not in listing
+    detail = client.get(f"/admin/automation/run/{acme.id}/change/").content.decode()
+    assert "search attributes" in detail.lower()
