@@ -204,3 +204,17 @@ def test_the_admin_finds_runs_by_key_equals_value(client, workflow_harness, user
     assert str(other.id) not in listing
     detail = client.get(f"/admin/automation/run/{acme.id}/change/").content.decode()
     assert "search attributes" in detail.lower()
+
+
+def test_a_dry_run_shows_the_search_attributes_a_run_would_get():
+    from automation.definitions.dryrun import dry_run
+
+    definition = {
+        "name": "dry-search",
+        "trigger": {"event": "order.dry"},
+        "search": {"customer": "{{ trigger.data.customer }}", "big": True},
+        "steps": [{"id": "note", "action": "log", "input": {"message": "hi"}}],
+    }
+    assert dry_run(definition, {"customer": "acme"}).search == {"customer": "acme", "big": "true"}
+    refused = dry_run(definition, {"customer": {"id": 1}})
+    assert refused.error.startswith("search: search attribute 'customer'")
