@@ -102,6 +102,15 @@ def approval_email_send(*, approval_id: Any, kind: str) -> int:
     return sent
 
 
+def _standing_in_for(approval: Approval, person: Any) -> str:
+    """The name of the assignee ``person`` is emailed for as their delegate ("" when they
+    are an assignee themselves)."""
+    if delegations.assigned(approval, person):
+        return ""
+    principal = delegations.stands_in_for(approval, person)
+    return (principal.get_full_name() or principal.get_username()) if principal else ""
+
+
 def _message(approval: Approval, person: Any, kind: str, connection: Any) -> Any:
     link, token = link_create(approval=approval, user=person)
     context = {
@@ -114,6 +123,7 @@ def _message(approval: Approval, person: Any, kind: str, connection: Any) -> Any
         "link_expires_at": link.expires_at,
         "approval_url": f"{settings.SITE_URL}/app/approvals/{approval.pk}/",
         "context_items": sorted(approval.context.items()) if approval.context else [],
+        "standing_in_for": _standing_in_for(approval, person),
     }
     subject = KINDS[kind].format(title=approval.title)
     message = EmailMultiAlternatives(

@@ -46,7 +46,11 @@ def test_the_delegate_gets_the_approval_and_decides_on_behalf_of_the_assignee(
     away(team["ann"], oscar)
     run, approval = ask(workflow_harness)
 
-    assert "oscar@example.com" in [m.to[0] for m in mailoutbox]  # emailed as ann is
+    [to_oscar] = [m for m in mailoutbox if m.to == ["oscar@example.com"]]  # emailed as ann is
+    assert "as the delegate of ann (out of office)" in to_oscar.body
+    assert "as the delegate of ann" in to_oscar.alternatives[0].content
+    [to_ann] = [m for m in mailoutbox if m.to == ["ann@example.com"]]
+    assert "because you are an assignee" in to_ann.body
     assert f"approvals.user.{oscar.pk}" in inbox_groups(approval)  # and told live
     client.force_login(oscar)
     assert inbox_ids(client) == {str(approval.pk)}
