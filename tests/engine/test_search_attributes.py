@@ -218,3 +218,15 @@ def test_a_dry_run_shows_the_search_attributes_a_run_would_get():
     assert dry_run(definition, {"customer": "acme"}).search == {"customer": "acme", "big": "true"}
     refused = dry_run(definition, {"customer": {"id": 1}})
     assert refused.error.startswith("search: search attribute 'customer'")
+
+
+def test_a_replay_writes_the_attributes_again_only_when_they_change(workflow_harness):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run = workflow_harness.start("test-searchable", {"attrs": {"customer": "acme"}})
+    with CaptureQueriesContext(connection) as queries:
+        workflow_harness.run_until_idle()  # replays from the start: customer is set again
+    writes = [q["sql"] for q in queries if '"search"' in q["sql"] and "UPDATE" in q["sql"]]
+    assert writes == []
+    assert workflow_harness.result(run) == {"ok": True}
