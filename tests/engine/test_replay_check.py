@@ -210,3 +210,18 @@ def test_a_run_whose_unfinished_version_left_the_code_diverges(workflow_harness)
     assert code == 1
     assert f"DIVERGED run {run.id}" in out
     assert "not in the code" in out or "no code workflow" in out
+
+
+def test_replay_run_checks_one_run_from_a_test_of_ones_own(workflow_harness, replay_workflow):
+    from automation.engine.replaycheck import replay_run
+
+    run = workflow_harness.start("test-replay")
+    assert replay_run(run).result == "ok"
+
+    def reordered(ctx, event):
+        ctx.sleep("cool-off", "1h")
+        ctx.step("validate", charge, "validate")
+
+    replay_workflow.fn = reordered
+    outcome = replay_run(run)
+    assert (outcome.result, outcome.step) == ("diverged", "cool-off")
