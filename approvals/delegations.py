@@ -59,6 +59,16 @@ def stands_in_for(approval: Approval, user: Any, at: datetime | None = None) -> 
     return candidates.first()
 
 
+def standing_in_now(delegate: Any) -> list[Delegation]:
+    """The delegations ``delegate`` stands in for now, for the notice on their inbox."""
+    return list(
+        Delegation.objects.active()
+        .filter(delegate=delegate, user__is_active=True)
+        .select_related("user")
+        .order_by("ends_at")
+    )
+
+
 def delegates_of(people: QuerySet, at: datetime | None = None) -> QuerySet:
     """The active delegates standing in for any of ``people`` now (emails, live notices)."""
     given = Delegation.objects.active(at).filter(user__in=people.values("pk")).values("delegate")

@@ -193,9 +193,11 @@ def _name(user: Any) -> str | None:
     return user.get_username() if user is not None else None
 
 
-def _acting_for(approval: Approval, user: Any) -> Any | None:
+def acting_for(approval: Approval, user: Any) -> Any | None:
     """Whom ``user`` decides for: None in their own name (an assignee, or allowed to decide
     any approval), else the out-of-office assignee they are the delegate of."""
+    if not user.is_authenticated:
+        return None
     if user.has_perm("approvals.decide_any_approval") or delegations.assigned(approval, user):
         return None
     return delegations.stands_in_for(approval, user)
@@ -221,7 +223,7 @@ def approval_decide(
         raise ValueError("decision must be 'approve' or 'reject'")
     transitions.check_permission(approval, transitions.TRANSITIONS[decision], user)
     cleaned = clean_values(approval, decision, values)
-    behalf = _acting_for(approval, user)
+    behalf = acting_for(approval, user)
     with transaction.atomic():
         locked = Approval.objects.select_for_update().get(pk=approval.pk)
         if locked.status != Approval.Status.PENDING:

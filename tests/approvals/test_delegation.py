@@ -268,3 +268,18 @@ def test_admins_see_and_set_up_delegations(client, team, users):
     assert client.get("/admin/approvals/delegation/").status_code == 403
     operator.user_permissions.add(Permission.objects.get(codename="view_delegation"))
     assert client.get("/admin/approvals/delegation/").status_code == 200
+
+
+def test_the_delegate_is_told_whom_they_stand_in_for_on_the_inbox_and_the_approval(
+    client, workflow_harness, team
+):
+    away(team["ann"], team["oscar"])
+    _, approval = ask(workflow_harness)
+    client.force_login(team["oscar"])
+    inbox = client.get("/app/approvals/").content.decode()
+    assert "You stand in for ann until" in inbox
+    page = client.get(f"/app/approvals/{approval.pk}/").content.decode()
+    assert 'data-on-behalf-of="ann"' in page
+    client.force_login(team["ann"])
+    assert "on behalf of" not in client.get(f"/app/approvals/{approval.pk}/").content.decode()
+    assert "You stand in for" not in client.get("/app/approvals/").content.decode()
