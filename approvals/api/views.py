@@ -109,6 +109,7 @@ class DelegationList(ListView):
 
     permission_classes = [permissions.IsAuthenticated]  # one's own delegations only
     serializer_class = DelegationSerializer
+    ordering_fields = ["starts_at", "ends_at", "created_at"]
     ordering = ["-starts_at", "-id"]
     pagination_class = newest_first("-starts_at", "-id", max_page_size=200)
 

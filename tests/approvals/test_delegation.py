@@ -283,3 +283,15 @@ def test_the_delegate_is_told_whom_they_stand_in_for_on_the_inbox_and_the_approv
     client.force_login(team["ann"])
     assert "on behalf of" not in client.get(f"/app/approvals/{approval.pk}/").content.decode()
     assert "You stand in for" not in client.get("/app/approvals/").content.decode()
+
+
+def test_delegations_list_in_the_order_asked_and_ignore_an_unknown_order(client, team):
+    client.force_login(team["ann"])
+    later = client.post("/api/approvals/delegations/", window(start=48, end=72), "application/json")
+    sooner = client.post("/api/approvals/delegations/", window(start=0, end=24), "application/json")
+    ids = [later.json()["id"], sooner.json()["id"]]
+    listed = client.get("/api/approvals/delegations/").json()["results"]
+    assert [d["id"] for d in listed] == ids
+    oldest_first = client.get("/api/approvals/delegations/?ordering=starts_at").json()
+    assert [d["id"] for d in oldest_first["results"]] == ids[::-1]
+    assert client.get("/api/approvals/delegations/?ordering=active").status_code == 200
