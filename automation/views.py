@@ -17,6 +17,7 @@ from automation.commands import circuit_close, run_retry
 from automation.engine.errors import WorkflowError
 from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
+from automation.engine.search import SearchAttributeError
 from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
@@ -62,16 +63,36 @@ def runs(request: HttpRequest) -> HttpResponse:
         "status": request.GET.get("status", ""),
         "q": request.GET.get("q", "").strip(),
     }
-    page = keyset_page(selectors.runs_filtered(**filters), request)
+    try:
+        attributes = selectors.search_attributes_asked(request.GET)
+    except SearchAttributeError as exc:
+        return _runs_refused(request, filters, str(exc))
+    page = keyset_page(selectors.runs_filtered(**filters, attributes=attributes), request)
     context = {
         "page": page,
         "filters": filters,
+        "attr": request.GET.get("attr", "").strip(),
+        "attributes": attributes,
         "statuses": RunStatus.choices,
         "workflows": selectors.workflow_names(),
         "query": query_without(request, "before", "fragment"),
         "section": "runs",
     }
     return render_page(request, "app/runs.html", context)
+
+
+def _runs_refused(request: HttpRequest, filters: dict[str, str], problem: str) -> HttpResponse:
+    """The runs page with no list and the filter's problem, answered 400."""
+    context = {
+        "page": None,
+        "filters": filters,
+        "attr": request.GET.get("attr", "").strip(),
+        "attr_error": problem,
+        "statuses": RunStatus.choices,
+        "workflows": selectors.workflow_names(),
+        "section": "runs",
+    }
+    return render(request, "app/runs.html", context, status=400)
 
 
 @login_required

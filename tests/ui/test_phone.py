@@ -38,7 +38,15 @@ print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
+POST_ONLY = {
+    "logout",
+    "decide",
+    "run-cancel",
+    "run-retry",
+    "workflow-start",
+    "circuit-close",
+    "delegation-end",
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +97,7 @@ def pages(server):
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
+        "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
