@@ -29,7 +29,13 @@ def definition_graph(definition: dict[str, Any], title: str = "") -> Graph:
     if "on_failure" in definition:
         call = definition["on_failure"]
         graph.add(
-            Node("on_failure", "If the run fails", "on_failure", call.get("action", ""), side_of="end")
+            Node(
+                "on_failure",
+                "If the run fails",
+                "on_failure",
+                call.get("action", ""),
+                side_of="end",
+            )
         )
     return graph
 

@@ -77,9 +77,7 @@ def _child_links(graph: Graph, run: Run) -> None:
     sides = [n for n in graph.nodes.values() if n.kind == "workflow" and n.id.startswith("child:")]
     if not sides:
         return
-    children = dict(
-        Run.objects.filter(parent_run=run).values_list("parent_step_id", "id")
-    )
+    children = dict(Run.objects.filter(parent_run=run).values_list("parent_step_id", "id"))
     for node in sides:
         child_id = children.get(node.side_of)
         if child_id is not None:

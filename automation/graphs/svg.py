@@ -116,17 +116,21 @@ def _edge_word(edge: Edge) -> str:
 
 
 def _markers(uid: str) -> str:
-    return "<defs>" + "".join(
-        f'<marker id="{uid}-a-{kind}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-        f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
-        f'style="fill:{color};stroke:none"/></marker>'
-        for kind, color in (
-            ("flow", "#7b8794"),
-            ("compensate", "#9b2c2c"),
-            ("child", "#2f855a"),
-            ("taken", "#1e7b34"),
+    return (
+        "<defs>"
+        + "".join(
+            f'<marker id="{uid}-a-{kind}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+            f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
+            f'style="fill:{color};stroke:none"/></marker>'
+            for kind, color in (
+                ("flow", "#7b8794"),
+                ("compensate", "#9b2c2c"),
+                ("child", "#2f855a"),
+                ("taken", "#1e7b34"),
+            )
         )
-    ) + "</defs>"
+        + "</defs>"
+    )
 
 
 def _edge(graph: Graph, placed: Layout, index: int, edge: Edge, uid: str) -> str:
@@ -200,7 +204,9 @@ def _node(node: Node, placed: Layout) -> str:
         tag += f" · {STATE_WORDS[node.state]}"
     third = f"if {node.condition}" if node.condition else node.detail
     tooltip = "; ".join(
-        filter(None, [node.label, tag, f"if {node.condition}" if node.condition else "", node.detail])
+        filter(
+            None, [node.label, tag, f"if {node.condition}" if node.condition else "", node.detail]
+        )
     )
     x, y, cx = box.x, box.y, box.cx
     body = (
