@@ -54,11 +54,13 @@ def test_the_page_shows_the_latest_change_and_any_two_versions(client, greet, vi
     assert "Changes from v1 to v2" in page
     diff = page.split('id="diff"')[1].split("</pre>")[0]
     assert re.search(
-        r'class="d-del"><span class="sr-only">removed: </span>-\s+&quot;message&quot;: &quot;hi&quot;',
+        r'class="d-del"><span class="sr-only">removed: </span>-\s+'
+        r"&quot;message&quot;: &quot;hi&quot;",
         diff,
     )
     assert re.search(
-        r'class="d-add"><span class="sr-only">added: </span>\+\s+&quot;message&quot;: &quot;hey&quot;',
+        r'class="d-add"><span class="sr-only">added: </span>\+\s+'
+        r"&quot;message&quot;: &quot;hey&quot;",
         diff,
     )
     assert "1 line added, 1 removed" in page
@@ -197,5 +199,6 @@ def test_activating_needs_the_change_permission(client, greet, viewer):
     assert Workflow.objects.get(name="greet").active is False
     client.logout()
     response = client.post("/app/workflows/greet/activate/")
-    assert response.status_code == 302 and "/app/login/" in response["Location"]
+    assert response.status_code == 302
+    assert "/app/login/" in response["Location"]
     assert Workflow.objects.get(name="greet").active is False
