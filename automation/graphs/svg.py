@@ -32,7 +32,8 @@ KIND_WORDS = {
 EDGE_CLASSES = ("flow", "skip", "compensate", "child", "back")
 
 STYLE = """
-.wfg text{font:12px system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;fill:#1f2933}
+.wfg text,.wfg rect{stroke-linecap:butt;stroke-linejoin:miter}
+.wfg text{stroke:none;font:12px system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;fill:#1f2933}
 .wfg .wfg-label{font-weight:600;font-size:13px}
 .wfg .wfg-tag{font-size:10px;letter-spacing:.04em;text-transform:uppercase;fill:#52606d}
 .wfg .wfg-detail{font-size:11px;fill:#3e4c59}
@@ -69,7 +70,9 @@ def render_svg(graph: Graph, uid: str) -> SafeString:
         f'<svg class="wfg" id="{uid}" role="img" aria-labelledby="{uid}-t {uid}-d" '
         f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}" '
         f'width="{placed.width:.0f}" height="{placed.height:.0f}" '
-        f'preserveAspectRatio="xMidYMin meet" data-source="{graph.source}">',
+        f'preserveAspectRatio="xMidYMin meet" data-source="{graph.source}" '
+        # Inline, to win over a page's own rules for icons (svg {width: 18px}).
+        f'style="width:{placed.width:.0f}px;max-width:100%;height:auto;stroke:none;fill:none">',
         f'<title id="{uid}-t">{escape(_title(graph))}</title>',
         f'<desc id="{uid}-d">{escape(describe(graph))}</desc>',
         f"<style>{STYLE}</style>",
