@@ -27,13 +27,15 @@ __all__ = [
 
 
 def workflow_graph(workflow: Workflow, version: WorkflowVersion | None = None) -> Graph:
-    """A declarative workflow's version (the latest by default) or a code workflow's paths."""
+    """A declarative workflow's version (the latest by default) or a code workflow's paths
+    (those its runs on ``version`` took, when given)."""
     if workflow.kind == Workflow.Kind.DECLARATIVE:
-        version = version or workflow.latest_version()
-        if version is not None and isinstance(version.definition, dict):
-            title = f"{workflow.name} v{version.number}"
-            return definition_graph(version.definition, title)
-    return journal_graph(workflow.name, recent_runs(workflow))
+        latest = version or workflow.latest_version()
+        if latest is not None and isinstance(latest.definition, dict):
+            title = f"{workflow.name} v{latest.number}"
+            return definition_graph(latest.definition, title)
+    title = f"{workflow.name} v{version.number}" if version else workflow.name
+    return journal_graph(title, recent_runs(workflow, version=version))
 
 
 def run_graph(run: Run) -> Graph:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from automation.definitions.validation import step_kind
 from automation.graphs.model import Graph, Node
@@ -137,7 +137,15 @@ def _extras(graph: Graph, step: dict[str, Any]) -> None:
                 "workflow",
                 "child workflow",
                 side_of=step_id,
-                href=reverse("app:workflow", args=[name]) if name else "",
+                href=workflow_href(name),
             )
         )
         graph.link(step_id, child.id, "child", "child")
+
+
+def workflow_href(name: str) -> str:
+    """The page of the workflow ``name`` ("" for a name no page URL can hold)."""
+    try:
+        return reverse("app:workflow", args=[name]) if name else ""
+    except NoReverseMatch:
+        return ""

@@ -9,8 +9,7 @@ from collections.abc import Iterable
 from statistics import mean
 from typing import Any
 
-from django.urls import NoReverseMatch, reverse
-
+from automation.graphs.declared import workflow_href
 from automation.graphs.model import Graph, Node
 from automation.models import Run, StepRecord
 
@@ -29,7 +28,10 @@ KINDS = {
     "parallel": "parallel",
     "value": "value",
 }
-FIELDS = ("run_id", "step_id", "kind", "seq", "input", "started_at", "id")
+FIELDS = ("run_id", "step_id", "kind", "seq", "started_at", "id")
+#: The kinds whose input the diagram shows (the workflow a child runs, the type an emit sends);
+#: other inputs can be large and are not read.
+SHOWN_INPUTS = (StepRecord.Kind.CHILD, StepRecord.Kind.EMIT)
 
 
 def journal_graph(title: str, runs: Iterable[Any]) -> Graph:
@@ -37,8 +39,10 @@ def journal_graph(title: str, runs: Iterable[Any]) -> Graph:
     run_ids = list(runs)
     graph = Graph(title=title, source="journals", runs_read=len(run_ids))
     records = StepRecord.objects.filter(run_id__in=run_ids).order_by(*FIELDS[-2:]).values(*FIELDS)
+    inputs = _inputs(run_ids)
     by_run: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
+        record["input"] = inputs.get(record["step_id"])
         by_run[record["run_id"]].append(record)
     stages = {run_id: _stages(by_run.get(run_id, [])) for run_id in run_ids}
     keep = _order(stages.values())
@@ -52,13 +56,23 @@ def journal_graph(title: str, runs: Iterable[Any]) -> Graph:
     return graph
 
 
-def recent_runs(workflow: Any, include: Any = None) -> list[Any]:
-    """The ids of the runs a code workflow's diagram is drawn from, ``include`` among them."""
-    ids = list(
-        Run.objects.filter(workflow=workflow)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)[:RUNS_READ]
+def _inputs(run_ids: list[Any]) -> dict[str, Any]:
+    """The input of each child and emit step, by step id (the latest run's)."""
+    rows = (
+        StepRecord.objects.filter(run_id__in=run_ids, kind__in=SHOWN_INPUTS)
+        .order_by("started_at", "id")
+        .values_list("step_id", "input")
     )
+    return dict(rows)
+
+
+def recent_runs(workflow: Any, include: Any = None, version: Any = None) -> list[Any]:
+    """The ids of the runs a code workflow's diagram is drawn from (of ``version`` only, when
+    given), ``include`` among them."""
+    runs = Run.objects.filter(workflow=workflow)
+    if version is not None:
+        runs = runs.filter(version=version)
+    ids = list(runs.order_by("-created_at", "-id").values_list("id", flat=True)[:RUNS_READ])
     if include is not None and include not in ids:
         ids.append(include)
     return ids
@@ -144,10 +158,7 @@ def _child_side(graph: Graph, step_id: str, input: Any) -> None:
     name = str(input.get("workflow", "")) if isinstance(input, dict) else ""
     if not name or f"child:{step_id}" in graph.nodes:
         return
-    try:
-        href = reverse("app:workflow", args=[name])
-    except NoReverseMatch:
-        href = ""
+    href = workflow_href(name)
     node = Node(f"child:{step_id}", name, "workflow", "child workflow", side_of=step_id, href=href)
     graph.add(node)
     graph.link(step_id, node.id, "child", "child")

@@ -209,3 +209,32 @@ def test_a_run_without_the_workflow_permission_gets_no_link_to_it(
     assert 'href="/app/workflows/declarative-trip-booking/"' not in page
     assert _nodes(page, "wfg-run")["car"] == "done"
     assert Run.objects.count() == 1
+
+
+def test_runs_that_took_steps_in_either_order_are_drawn_with_a_way_back():
+    from automation.graphs import Graph, Node, render_svg
+
+    graph = Graph(title="loops", source="journals", runs_read=2)
+    for node_id in ("start", "a", "b", "end"):
+        graph.add(Node(node_id, node_id, "step"))
+    for src, dst in [("start", "a"), ("a", "b"), ("b", "end"), ("start", "b"), ("b", "a")]:
+        graph.link(src, dst)
+    graph.link("a", "end")
+    svg = render_svg(graph, "wfg-loop")
+    assert svg.count("wfg-edge e-back") == 1  # one of a>b and b>a is drawn going back up
+    assert svg.count('class="wfg-node') == 4
+
+
+def test_a_code_workflows_diagram_reads_a_fixed_number_of_queries(
+    client, viewer, workflow_harness, django_assert_max_num_queries
+):
+    client.force_login(viewer)
+    for n in range(3):
+        workflow_harness.start("example-trip-booking", {"destination": f"city-{n}"})
+    with django_assert_max_num_queries(30) as few:
+        client.get("/app/workflows/example-trip-booking/")
+    for n in range(12):
+        workflow_harness.start("example-trip-booking", {"destination": f"town-{n}"})
+    with django_assert_max_num_queries(len(few.captured_queries)):  # not one per run
+        page = client.get("/app/workflows/example-trip-booking/").content.decode()
+    assert "15 runs" in page  # every run took start > flight

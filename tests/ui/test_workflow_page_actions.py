@@ -202,3 +202,18 @@ def test_activating_needs_the_change_permission(client, greet, viewer):
     assert response.status_code == 302
     assert "/app/login/" in response["Location"]
     assert Workflow.objects.get(name="greet").active is False
+
+
+def test_data_that_breaks_the_types_schema_is_refused_and_nothing_is_stored(client, greet, sender):
+    from events.models import EventSchema
+
+    schema = {"type": "object", "required": ["who"], "properties": {"who": {"type": "string"}}}
+    EventSchema.objects.create(type="greet.requested", schema=schema)
+    client.force_login(sender)
+    response = client.post(
+        "/app/workflows/greet/send-event/", {"type": "greet.requested", "data": '{"who": 7}'}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "data.who" in page.split('id="event-form"')[1]  # the failing path, on the form
+    assert not Event.objects.exists()
