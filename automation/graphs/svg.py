@@ -220,7 +220,7 @@ def _node(node: Node, placed: Layout) -> str:
         f'<text class="wfg-label" x="{cx:.1f}" y="{y + 34:.1f}" text-anchor="middle">'
         f"{escape(_fit(node.label, 22))}</text>"
         f'<text class="wfg-detail" x="{cx:.1f}" y="{y + 51:.1f}" text-anchor="middle">'
-        f"{escape(_fit(third, 28))}</text>"
+        f"{escape(_fit(third, 26))}</text>"
     )
     state = node.state or "none"
     group = (
