@@ -29,9 +29,9 @@ KINDS = {
     "value": "value",
 }
 FIELDS = ("run_id", "step_id", "kind", "seq", "started_at", "id")
-#: The kinds whose input the diagram shows (the workflow a child runs, the type an emit sends);
-#: other inputs can be large and are not read.
-SHOWN_INPUTS = (StepRecord.Kind.CHILD, StepRecord.Kind.EMIT)
+#: The kinds whose input the diagram names (the workflow a child runs, the type an emit sends,
+#: the function a branch runs): only those keys are read, inputs can be large.
+SHOWN_INPUTS = (StepRecord.Kind.CHILD, StepRecord.Kind.EMIT, StepRecord.Kind.BRANCH)
 
 
 def journal_graph(title: str, runs: Iterable[Any]) -> Graph:
@@ -56,14 +56,15 @@ def journal_graph(title: str, runs: Iterable[Any]) -> Graph:
     return graph
 
 
-def _inputs(run_ids: list[Any]) -> dict[str, Any]:
-    """The input of each child and emit step, by step id (the latest run's)."""
+def _inputs(run_ids: list[Any]) -> dict[str, dict[str, Any]]:
+    """What the diagram names of each child, emit and branch step, by step id (the latest
+    run's): the keys ``workflow``, ``type`` and ``fn`` of its input."""
     rows = (
         StepRecord.objects.filter(run_id__in=run_ids, kind__in=SHOWN_INPUTS)
         .order_by("started_at", "id")
-        .values_list("step_id", "input")
+        .values_list("step_id", "input__workflow", "input__type", "input__fn")
     )
-    return dict(rows)
+    return {step_id: {"workflow": w, "type": t, "fn": f} for step_id, w, t, f in rows}
 
 
 def recent_runs(workflow: Any, include: Any = None, version: Any = None) -> list[Any]:
@@ -124,13 +125,15 @@ def _draw_run(graph: Graph, stages: list[list[dict[str, Any]]], keep: set[str]) 
 
 def _node(record: dict[str, Any]) -> Node:
     kind = KINDS.get(record["kind"], "step")
+    named = record["input"] or {}
     if record["kind"] == StepRecord.Kind.BRANCH:
-        return Node(record["step_id"], record["step_id"], "branch", "parallel branch")
+        fn = str(named.get("fn") or "").rsplit(":", 1)[-1]
+        return Node(record["step_id"], record["step_id"], "branch", fn or "parallel branch")
     detail = ""
-    if kind == "child" and isinstance(record["input"], dict):
-        detail = f"runs {record['input'].get('workflow', '')}"
-    elif kind == "emit" and isinstance(record["input"], dict):
-        detail = f"emits {record['input'].get('type', '')}"
+    if kind == "child" and named.get("workflow"):
+        detail = f"runs {named['workflow']}"
+    elif kind == "emit" and named.get("type"):
+        detail = f"emits {named['type']}"
     elif kind != "step":
         detail = StepRecord.Kind(record["kind"]).label.lower()
     return Node(record["step_id"], record["step_id"], kind, detail)
@@ -151,11 +154,11 @@ def _sides(graph: Graph, by_run: dict[Any, list[dict[str, Any]]]) -> None:
             elif kind == StepRecord.Kind.ON_FAILURE:
                 graph.add(Node("on_failure", "If the run fails", "on_failure", side_of="end"))
             elif kind == StepRecord.Kind.CHILD and step_id in graph.nodes:
-                _child_side(graph, step_id, record["input"])
+                _child_side(graph, step_id, record["input"] or {})
 
 
-def _child_side(graph: Graph, step_id: str, input: Any) -> None:
-    name = str(input.get("workflow", "")) if isinstance(input, dict) else ""
+def _child_side(graph: Graph, step_id: str, named: dict[str, Any]) -> None:
+    name = str(named.get("workflow") or "")
     if not name or f"child:{step_id}" in graph.nodes:
         return
     href = workflow_href(name)

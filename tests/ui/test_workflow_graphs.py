@@ -238,3 +238,19 @@ def test_a_code_workflows_diagram_reads_a_fixed_number_of_queries(
     with django_assert_max_num_queries(len(few.captured_queries)):  # not one per run
         page = client.get("/app/workflows/example-trip-booking/").content.decode()
     assert "15 runs" in page  # every run took start > flight
+
+
+def test_a_code_run_names_its_branches_and_opens_its_child_run(client, viewer, workflow_harness):
+    fanout = workflow_harness.start("example-order-fanout", {"orderId": "o-1"})
+    parent = workflow_harness.start("example-order-with-fallback", {"amount": 12})
+    workflow_harness.run_until_idle()
+    client.force_login(viewer)
+    page = client.get(f"/app/runs/{fanout.id}/").content.decode()
+    assert _nodes(page, "wfg-run")["notify[0]"] == "done"
+    assert "notify_warehouse" in page  # the function the branch ran
+    page = client.get(f"/app/runs/{parent.id}/").content.decode()
+    child = Run.objects.get(parent_run=parent)
+    nodes = _nodes(page, "wfg-run")
+    assert nodes["pay"] == nodes["child:pay"] == "done"
+    assert f'<a href="/app/runs/{child.id}/"><g class="wfg-node k-workflow' in page
+    assert "example-payment-child" in page

@@ -108,14 +108,32 @@ def test_send_a_test_event_and_watch_the_run_on_its_diagram(server, browser):
     context.close()
 
 
-@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
-def test_the_diagrams_fit_the_screen(server, browser, viewport):
+@pytest.fixture(scope="module")
+def code_run(server):
+    """A run of a code workflow with parallel branches, finished."""
     server, token = server
+    event = server.api(
+        token, "POST", "/api/events/", {"type": "example.order.placed", "data": {"orderId": "o-1"}}
+    )
+
+    def finished_run():
+        runs = server.api(token, "GET", f"/api/events/{event['id']}/")["runs"]
+        return runs[0]["id"] if runs and runs[0]["status"] == "succeeded" else None
+
+    return wait_for(finished_run, timeout=45, message="the order fan-out did not finish")
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_the_diagrams_fit_the_screen(server, browser, viewport, code_run):
+    server, _ = server
     context, page = _context(browser, server.url, viewport)
-    run = server.api(token, "GET", "/api/runs/")["results"]
-    paths = [WORKFLOW, "/app/workflows/declarative-order-fanout/", "/app/workflows/"]
-    if run:
-        paths.append(f"/app/runs/{run[0]['id']}/")
+    paths = [
+        WORKFLOW,
+        "/app/workflows/declarative-order-fanout/",
+        "/app/workflows/",
+        "/app/workflows/example-order-fanout/",
+        f"/app/runs/{code_run}/",
+    ]
     for index, path in enumerate(paths):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
@@ -127,6 +145,19 @@ def test_the_diagrams_fit_the_screen(server, browser, viewport):
             assert 0 < box["width"] <= viewport["width"]
         name = "phone" if viewport is PHONE else "desktop"
         _shot(page, f"{name}-{index}")
+    context.close()
+
+
+def test_a_code_run_is_drawn_from_its_journal_with_its_branches(server, browser, code_run):
+    server, _ = server
+    context, page = _context(browser, server.url, DESKTOP)
+    page.goto(f"{server.url}/app/runs/{code_run}/")
+    states = {
+        node: page.get_attribute(f'#wfg-run [data-node="{node}"]', "data-state")
+        for node in ("start", "notify", "notify[0]", "notify[1]", "notify[2]", "end")
+    }
+    assert set(states.values()) == {"done"}
+    _shot(page, "04-code-run")
     context.close()
 
 
