@@ -66,8 +66,11 @@ STYLE = """
 def render_svg(graph: Graph, uid: str) -> SafeString:
     """The diagram as an <svg> element; ``uid`` keeps its ids unique in the page."""
     placed = layout(graph)
+    # An image's children are hidden from assistive technology: a diagram with links (child
+    # workflows and runs) is a group, so its links stay reachable.
+    role = "group" if any(node.href for node in graph.nodes.values()) else "img"
     parts = [
-        f'<svg class="wfg" id="{uid}" role="img" aria-labelledby="{uid}-t {uid}-d" '
+        f'<svg class="wfg" id="{uid}" role="{role}" aria-labelledby="{uid}-t {uid}-d" '
         f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}" '
         f'width="{placed.width:.0f}" height="{placed.height:.0f}" '
         f'preserveAspectRatio="xMidYMin meet" data-source="{graph.source}" '

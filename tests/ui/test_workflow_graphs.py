@@ -95,7 +95,9 @@ def test_a_declarative_workflow_is_drawn_with_every_kind_of_step(client, viewer,
     assert "kid>child:kid" in edges
     assert 'href="/app/workflows/declarative-shipping/"' in page  # the child opens its page
     # Accessible: a title, a description in words, the condition written on the node.
-    assert 'role="img" aria-labelledby="wfg-workflow-t wfg-workflow-d"' in page
+    # A group, not an image, because of its link: an image's links are hidden from screen
+    # readers.
+    assert 'role="group" aria-labelledby="wfg-workflow-t wfg-workflow-d"' in page
     assert '<title id="wfg-workflow-t">Diagram of every-shape v1</title>' in page
     assert "maybe (action), if trigger.data.n &gt; 10" in page
     assert "ok (approval)" in page
@@ -167,6 +169,7 @@ def test_a_code_saga_shows_compensations_from_its_journal(client, viewer, workfl
     assert nodes["flight"] == nodes["hotel"] == "compensated"
     assert nodes["car"] == "failed"
     assert "hotel>compensate:hotel" in _edges(page, "wfg-run")
+    assert 'role="img" aria-labelledby="wfg-run-t wfg-run-d"' in page  # no link in it
 
 
 def test_the_run_fragment_refetched_live_carries_the_diagram(client, viewer, workflow_harness):
