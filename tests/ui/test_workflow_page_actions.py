@@ -217,3 +217,11 @@ def test_data_that_breaks_the_types_schema_is_refused_and_nothing_is_stored(clie
     page = response.content.decode()
     assert "data.who" in page.split('id="event-form"')[1]  # the failing path, on the form
     assert not Event.objects.exists()
+
+
+def test_each_version_links_to_its_changes(client, greet, viewer):
+    client.force_login(viewer)
+    page = client.get("/app/workflows/greet/").content.decode()
+    assert 'href="?from=2&amp;to=3#diff"' in page
+    assert 'href="?from=1&amp;to=2#diff"' in page
+    assert 'href="?from=0&amp;to=1#diff"' not in page  # the first version has none
