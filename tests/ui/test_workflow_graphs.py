@@ -257,3 +257,24 @@ def test_a_code_run_names_its_branches_and_opens_its_child_run(client, viewer, w
     assert nodes["pay"] == nodes["child:pay"] == "done"
     assert f'<a href="/app/runs/{child.id}/"><g class="wfg-node k-workflow' in page
     assert "example-payment-child" in page
+
+
+def test_text_from_a_definition_cannot_inject_markup_into_the_diagram(client, viewer):
+    attack = '"</text></svg><script>alert(1)</script>"'
+    definition = {
+        "name": "sneaky",
+        "trigger": {"event": "sneaky.happened"},
+        "steps": [
+            {
+                "id": "s",
+                "if": f"trigger.data.x == {attack}",
+                "action": "log",
+                "input": {"message": "m"},
+            },
+        ],
+    }
+    workflow_definition_save(definition=definition)
+    client.force_login(viewer)
+    page = client.get("/app/workflows/sneaky/").content.decode()
+    assert "<script>alert(1)" not in page
+    assert "&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;" in page  # shown as text, in the description
