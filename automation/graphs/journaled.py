@@ -26,8 +26,10 @@ KINDS = {
     "emit": "emit",
     "child": "child",
     "parallel": "parallel",
-    "value": "value",
 }
+#: Drawn beside the flow (compensations, the failure handler) or not at all: recorded values
+#: (``ctx.now()``, ``ctx.uuid()``) are not steps, as on the run's timeline.
+HIDDEN_KINDS = (StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE, StepRecord.Kind.VALUE)
 FIELDS = ("run_id", "step_id", "kind", "seq", "started_at", "id")
 #: The kinds whose input the diagram names (the workflow a child runs, the type an emit sends,
 #: the function a branch runs): only those keys are read, inputs can be large.
@@ -89,7 +91,7 @@ def _stages(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
             branches[record["step_id"].rsplit("[", 1)[0]].append(record)
     stages: list[list[dict[str, Any]]] = []
     for record in ordered:
-        if record["kind"] in (StepRecord.Kind.COMPENSATION, StepRecord.Kind.ON_FAILURE):
+        if record["kind"] in HIDDEN_KINDS:
             continue
         stages.append([record])
         if record["kind"] == StepRecord.Kind.PARALLEL and branches.get(record["step_id"]):

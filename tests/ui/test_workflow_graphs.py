@@ -278,3 +278,11 @@ def test_text_from_a_definition_cannot_inject_markup_into_the_diagram(client, vi
     page = client.get("/app/workflows/sneaky/").content.decode()
     assert "<script>alert(1)" not in page
     assert "&lt;/text&gt;&lt;/svg&gt;&lt;script&gt;" in page  # shown as text, in the description
+
+
+def test_recorded_values_are_not_drawn_as_steps(client, viewer, workflow_harness):
+    run = workflow_harness.start("test-sleep", {"duration": "2s"})
+    workflow_harness.advance_time("2s")
+    client.force_login(viewer)
+    nodes = _nodes(client.get(f"/app/runs/{run.id}/").content.decode(), "wfg-run")
+    assert nodes == {"start": "done", "nap": "done", "end": "done"}  # not ctx.now()'s records
