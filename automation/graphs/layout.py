@@ -38,8 +38,11 @@ class Layout:
 
 def layout(graph: Graph) -> Layout:
     flow = [node.id for node in graph.flow_nodes()]
+    in_flow = set(flow)
     edges = [
-        (i, e) for i, e in enumerate(graph.edges) if e.kind in ("flow", "skip") and _in(e, flow)
+        (i, e)
+        for i, e in enumerate(graph.edges)
+        if e.kind in ("flow", "skip") and {e.src, e.dst} <= in_flow
     ]
     order, back = _topological(flow, edges)
     layers = _layers(order, [(i, e) for i, e in edges if i not in back])
@@ -60,10 +63,6 @@ def layout(graph: Graph) -> Layout:
 
 def _y(layer: int) -> float:
     return PAD + layer * (NODE_H + V_GAP)
-
-
-def _in(edge: Edge, flow: list[str]) -> bool:
-    return edge.src in flow and edge.dst in flow
 
 
 def _topological(flow: list[str], edges: list[tuple[int, Edge]]) -> tuple[list[str], set[int]]:
