@@ -29,7 +29,8 @@ KIND_WORDS = {
     "emit": "emit event",
     "value": "recorded value",
 }
-EDGE_CLASSES = ("flow", "skip", "compensate", "child", "back")
+#: The narrowest a wide diagram is drawn (px): smaller, its 12 px text would shrink below ~8 px.
+MIN_WIDTH = 420
 
 STYLE = """
 .wfg text,.wfg rect{stroke-linecap:butt;stroke-linejoin:miter}
@@ -74,8 +75,11 @@ def render_svg(graph: Graph, uid: str) -> SafeString:
         f'viewBox="0 0 {placed.width:.0f} {placed.height:.0f}" '
         f'width="{placed.width:.0f}" height="{placed.height:.0f}" '
         f'preserveAspectRatio="xMidYMin meet" data-source="{graph.source}" '
-        # Inline, to win over a page's own rules for icons (svg {width: 18px}).
-        f'style="width:{placed.width:.0f}px;max-width:100%;height:auto;stroke:none;fill:none">',
+        # Inline, to win over a page's own rules for icons (svg {width: 18px}). It shrinks to
+        # a narrow screen down to MIN_WIDTH (text stays readable); below, its box scrolls.
+        f'style="width:{placed.width:.0f}px;max-width:100%;'
+        f"min-width:{min(placed.width, MIN_WIDTH):.0f}px;"
+        f'height:auto;stroke:none;fill:none">',
         f'<title id="{uid}-t">{escape(_title(graph))}</title>',
         f'<desc id="{uid}-d">{escape(describe(graph))}</desc>',
         f"<style>{STYLE}</style>",
