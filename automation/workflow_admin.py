@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_json_widget.widgets import JSONEditorWidget
 
-from automation.commands import workflow_definition_save
+from automation.commands import workflow_activate, workflow_definition_save
 from automation.definitions.dryrun import FakeError, dry_run
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition, validate
@@ -172,11 +172,18 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate (start new runs)", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=True)} workflow(s) activated.")
+        self.message_user(request, f"{self._set_active(request, queryset, True)} activated.")
 
     @admin.action(description="Deactivate (start no new runs)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=False)} workflow(s) deactivated.")
+        self.message_user(request, f"{self._set_active(request, queryset, False)} deactivated.")
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet, active: bool) -> str:
+        """The operator UI's service: each change is in the workflow's history, with who."""
+        workflows = list(queryset)
+        for wf in workflows:
+            workflow_activate(workflow=wf, active=active, user=request.user)
+        return f"{len(workflows)} workflow(s)"
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.dry_run_view)

@@ -225,3 +225,13 @@ def test_each_version_links_to_its_changes(client, greet, viewer):
     assert 'href="?from=2&amp;to=3#diff"' in page
     assert 'href="?from=1&amp;to=2#diff"' in page
     assert 'href="?from=0&amp;to=1#diff"' not in page  # the first version has none
+
+
+def test_the_admins_list_actions_record_who_changed_the_flag_too(admin_client, greet):
+    admin_client.post(
+        "/admin/automation/workflow/", {"action": "deactivate", "_selected_action": [greet.pk]}
+    )
+    assert Workflow.objects.get(name="greet").active is False
+    entry = LogEntry.objects.get(object_id=str(greet.pk))
+    assert entry.change_message == "Deactivated."
+    assert entry.user.username == "admin"
