@@ -53,6 +53,21 @@ urlpatterns = [
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
+    path(
+        "workflows/<slug:name>/send-event/", automation.workflow_send_event, name="workflow-event"
+    ),
+    path(
+        "workflows/<slug:name>/activate/",
+        automation.workflow_activate_page,
+        {"active": True},
+        name="workflow-activate",
+    ),
+    path(
+        "workflows/<slug:name>/deactivate/",
+        automation.workflow_activate_page,
+        {"active": False},
+        name="workflow-deactivate",
+    ),
     path("circuits/", automation.circuits, name="circuits"),
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),

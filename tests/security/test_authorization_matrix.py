@@ -135,6 +135,16 @@ ROUTES: dict[str, list[Rule]] = {
     "app/workflows/<slug:name>/start/": [
         Rule(PERM, "POST", perm="automation.add_run", ok=302, page=True, body={"input": "{}"},
              path=lambda w: "/app/workflows/matrix/start/")],
+    "app/workflows/<slug:name>/send-event/": [
+        Rule(PERM, "POST", perm="events.add_event", ok=302, page=True,
+             body={"type": "matrix.tested", "data": "{}"},
+             path=lambda w: "/app/workflows/matrix/send-event/")],
+    "app/workflows/<slug:name>/activate/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/activate/")],
+    "app/workflows/<slug:name>/deactivate/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/deactivate/")],
     "app/circuits/": [Rule(PERM, perm="automation.view_circuit", page=True)],
     "app/circuits/<str:key>/close/": [
         Rule(PERM, "POST", perm="automation.change_circuit", ok=302, page=True,

@@ -33,7 +33,7 @@ ops = User.objects.create_user("operator-with-a-long-name", "ops@example.com", "
 ops.groups.add(managers)
 ops.user_permissions.add(*Permission.objects.filter(
     codename__in=["view_run", "change_run", "view_event", "add_event", "view_workflow",
-                  "add_run"]))
+                  "add_run", "change_workflow"]))
 print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
@@ -46,6 +46,9 @@ POST_ONLY = {
     "workflow-start",
     "circuit-close",
     "delegation-end",
+    "workflow-event",
+    "workflow-activate",
+    "workflow-deactivate",
 }
 
 
