@@ -36,7 +36,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "workflow", "version", "status", "waiting_for", "input", "output", "error",
-            "trigger_event", "correlation_id", "parent_run", "recoveries", "created_at",
+            "trigger_event", "correlation_id", "parent_run", "recoveries", "search", "created_at",
             "started_at", "finished_at",
             # Pause and rerun (docs/pause-and-rerun.md).
             "pause_requested", "paused_at", "paused_by", "held_by_workflow", "execution",
