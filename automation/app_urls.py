@@ -43,6 +43,8 @@ urlpatterns = [
         {"operation": "retry"},
         name="run-retry",
     ),
+    path("runs/<uuid:run_id>/signals/", automation.run_signal_page, name="run-signal"),
+    path("runs/<uuid:run_id>/queries/<str:name>/", automation.run_query_page, name="run-query"),
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),

@@ -230,7 +230,6 @@ def logs_from_a_step(ctx: Any, event: Any) -> None:
 
 from tests.engine_app import state_workflows  # noqa: E402, F401  (registers the sm-* workflows)
 
-
 # --- waits for any or all of several events, signals and queries ---------------------------
 
 
@@ -275,8 +274,8 @@ def step_output(run: Any, step: str = "first") -> Any:
     return run.steps.get(step)
 
 
-@workflow.query(wait_signal)
-def slow(run: Any) -> str:
+@workflow.query(wait_signal, name="slow")
+def slow_answer(run: Any) -> str:
     time.sleep(float(run.input.get("query_sleep", 0)))
     return "late"
 
@@ -289,3 +288,8 @@ def broken(run: Any) -> Any:
 @workflow.query(wait_signal)
 def huge(run: Any) -> str:
     return "x" * int(run.input.get("query_bytes", 10))
+
+
+@workflow.query("test-signal", name="meddle")
+def meddle(run: Any) -> None:
+    run.steps["first"] = "forged"  # a read-only mapping: refused

@@ -1,0 +1,191 @@
+"""Signals: sent to a run by the API or the run page, kept when sent before the wait, taken once
+each, oldest first; refused with nothing stored when the body, the run or its state is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
+
+from automation.engine import registry
+from automation.models import Signal, StepRecord
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    registry.sync_code_workflows(force=True)
+
+
+@pytest.fixture
+def operator(users):
+    operator = users["operator"]
+    operator.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_run", "change_run"])
+    )
+    return operator
+
+
+@pytest.fixture
+def send(client, operator, workflow_harness, django_capture_on_commit_callbacks):
+    """POST a signal as the operator, then let the harness's worker do what it woke."""
+    client.force_login(operator)
+
+    def send(run, name="go", data=None, drain=True, **body):
+        payload = {"name": name, **({"data": data} if data is not None else {}), **body}
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                f"/api/runs/{run.id}/signals/", payload, content_type="application/json"
+            )
+        if drain:
+            workflow_harness.drain()
+        return response
+
+    return send
+
+
+def test_a_signal_wakes_the_waiting_run_with_its_data(send, workflow_harness, operator):
+    run = workflow_harness.start("test-signal")
+    assert workflow_harness.refresh(run).waiting_for == "waiting in 'first' for signal 'go'"
+    response = send(run, data={"n": 1})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["name"] == "go"
+    assert body["step_id"] == "first"
+    assert body["sent_by"] == "olivia"
+    first = StepRecord.objects.get(run=run, step_id="first")
+    assert first.status == "succeeded"
+    assert first.output["data"] == {"n": 1}
+    assert first.output["sent_by"] == "olivia"
+    assert workflow_harness.refresh(run).status == "waiting"  # now on "second"
+    send(run, data={"n": 2})
+    run = workflow_harness.refresh(run)
+    assert run.status == "succeeded"
+    assert run.output == {"timed_out": False, "first": {"n": 1}, "second": {"n": 2}}
+    history = LogEntry.objects.filter(object_id=str(run.id)).values_list(
+        "change_message", flat=True
+    )
+    assert sum("Sent the signal 'go'" in message for message in history) == 2
+
+
+def test_signals_sent_before_the_wait_are_kept_and_taken_once_each_in_order(send, workflow_harness):
+    run = workflow_harness.start("test-signal", drain=False)  # pending: not waiting yet
+    assert send(run, data={"n": 1}, drain=False).json()["step_id"] == ""  # kept
+    assert send(run, data={"n": 2}, drain=False).json()["step_id"] == ""
+    send(run, data={"n": 3}, drain=False)
+    workflow_harness.drain()
+    run = workflow_harness.refresh(run)
+    assert run.output == {"timed_out": False, "first": {"n": 1}, "second": {"n": 2}}
+    taken = dict(Signal.objects.filter(run=run).values_list("data__n", "step_id"))
+    assert taken == {1: "first", 2: "second", 3: ""}  # the third was never waited for
+
+
+def test_a_signal_wait_times_out_falsy(workflow_harness, send):
+    run = workflow_harness.start("test-signal", {"timeout": "10m"})
+    workflow_harness.advance_time("11m")
+    run = workflow_harness.refresh(run)
+    assert run.output == {"timed_out": True}
+    response = send(run)  # the run has ended
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_allowed_now"
+    assert not Signal.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "has space"}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "go", "data": [1]}, "data: a JSON object"),
+        ({"name": "go", "data": "text"}, "data: a JSON object"),
+        ({"name": "go", "priority": 1}, "unknown fields priority"),
+    ],
+)
+def test_a_bad_body_is_refused_with_400_and_nothing_stored(
+    client, operator, workflow_harness, body, problem
+):
+    run = workflow_harness.start("test-signal")
+    client.force_login(operator)
+    response = client.post(f"/api/runs/{run.id}/signals/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert problem in response.json()["error"]["message"]
+    assert not Signal.objects.exists()
+
+
+def test_a_body_that_is_not_an_object_is_refused(client, operator, workflow_harness):
+    run = workflow_harness.start("test-signal")
+    client.force_login(operator)
+    response = client.post(f"/api/runs/{run.id}/signals/", [1], content_type="application/json")
+    assert response.status_code == 400
+    assert not Signal.objects.exists()
+
+
+def test_an_unknown_run_is_404(client, operator):
+    client.force_login(operator)
+    response = client.post(
+        "/api/runs/0190a000-0000-7000-8000-000000000000/signals/",
+        {"name": "go"},
+        content_type="application/json",
+    )
+    assert response.status_code == 404
+    assert not Signal.objects.exists()
+
+
+def test_outsiders_cannot_signal(client, users, workflow_harness):
+    run = workflow_harness.start("test-signal")
+    url = f"/api/runs/{run.id}/signals/"
+    assert client.post(url, {"name": "go"}, content_type="application/json").status_code in (
+        401,
+        403,
+    )
+    viewer = users["operator"]
+    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client.force_login(viewer)  # may see runs, not operate them
+    assert client.post(url, {"name": "go"}, content_type="application/json").status_code == 403
+    assert not Signal.objects.exists()
+
+
+# --- the run page ---------------------------------------------------------------------------
+
+
+def test_the_run_page_sends_a_signal_and_shows_it(
+    client, operator, workflow_harness, django_capture_on_commit_callbacks
+):
+    run = workflow_harness.start("test-signal")
+    client.force_login(operator)
+    page = client.get(f"/app/runs/{run.id}/").content.decode()
+    assert 'id="signal-form"' in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/app/runs/{run.id}/signals/", {"name": "go", "data": '{"n": 7}'}, follow=True
+        )
+    assert "Signal go sent, taken by first." in response.content.decode()
+    workflow_harness.drain()
+    page = client.get(f"/app/runs/{run.id}/").content.decode()
+    assert 'data-signal="go"' in page
+    assert "taken by first" in page
+
+
+def test_the_run_page_shows_a_bad_signal_form_again(client, operator, workflow_harness):
+    run = workflow_harness.start("test-signal")
+    client.force_login(operator)
+    response = client.post(f"/app/runs/{run.id}/signals/", {"name": "go", "data": "[1"})
+    assert response.status_code == 400
+    assert "This is not JSON" in response.content.decode()
+    response = client.post(f"/app/runs/{run.id}/signals/", {"name": "bad name", "data": "{}"})
+    assert response.status_code == 400
+    assert "give the signal&#x27;s name" in response.content.decode()
+    assert not Signal.objects.exists()
+
+
+def test_the_signal_form_is_only_for_operators(client, users, workflow_harness):
+    run = workflow_harness.start("test-signal")
+    viewer = users["operator"]
+    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client.force_login(viewer)
+    assert 'id="signal-form"' not in client.get(f"/app/runs/{run.id}/").content.decode()
+    assert client.post(f"/app/runs/{run.id}/signals/", {"name": "go"}).status_code == 403
+    assert not Signal.objects.exists()
