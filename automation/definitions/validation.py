@@ -25,7 +25,15 @@ from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
 from automation.lib.errors import DomainError
 
-STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
+STEP_KINDS = (
+    "action",
+    "approval",
+    "wait_for_event",
+    "wait_for_signal",
+    "sleep",
+    "parallel",
+    "child",
+)
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
 RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
 _CEL_STEP_REF = STEP_REF  # the grammar the interpreter reads skipped steps with
@@ -200,6 +208,10 @@ class _Checker:
         elif kind == "wait_for_event":
             self.wait(f"{path}.wait_for_event", step["wait_for_event"], available)
             self.both_timeouts(path, step, "wait_for_event")
+        elif kind == "wait_for_signal":
+            if "timeout" in step["wait_for_signal"]:
+                self.duration(f"{path}.wait_for_signal.timeout", step["wait_for_signal"]["timeout"])
+            self.both_timeouts(path, step, "wait_for_signal")
         elif kind == "sleep":
             self.duration(f"{path}.sleep", step["sleep"])
         elif kind == "parallel":
@@ -212,7 +224,7 @@ class _Checker:
 
     def modifiers(self, path: str, step: dict[str, Any], kind: str | None) -> None:
         if "retry" in step:
-            if kind in ("approval", "wait_for_event", "sleep", "child"):
+            if kind in ("approval", "wait_for_event", "wait_for_signal", "sleep", "child"):
                 self.error(f"{path}.retry", f"a {kind} step has nothing to retry")
             else:
                 self.retry(f"{path}.retry", step["retry"])
@@ -328,15 +340,29 @@ class _Checker:
             self.error(f"{path}.escalate_to", "on_timeout 'escalate' needs escalate_to")
 
     def wait(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
+        given = [key for key in ("event", "any", "all") if key in wait]
+        if len(given) != 1:
+            self.error(path, "give exactly one of event (one event), any or all (several events)")
+            return
+        for field in ("timeout", "lookback"):
+            if field in wait:
+                self.duration(f"{path}.{field}", wait[field])
+        if given[0] == "event":
+            self.wait_entry(path, wait, available)
+            return
+        for key in ("match", "condition", "source"):
+            if key in wait:
+                self.error(f"{path}.{key}", f"with {given[0]}, give {key} in each event of it")
+        for i, entry in enumerate(wait[given[0]]):
+            self.wait_entry(f"{path}.{given[0]}[{i}]", entry, available)
+
+    def wait_entry(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
         self.templates(f"{path}.match", wait.get("match", {}), available)
         for key, value in wait.get("match", {}).items():
             if not isinstance(value, str | int | float | bool) and value is not None:
                 self.error(f"{path}.match.{key}", "match values are exact values (or templates)")
         if "condition" in wait:
             self.cel(f"{path}.condition", wait["condition"], set(), roots=("event",))
-        for field in ("timeout", "lookback"):
-            if field in wait:
-                self.duration(f"{path}.{field}", wait[field])
 
     def child(self, path: str, child: dict[str, Any], available: set[str]) -> None:
         name = child["workflow"]

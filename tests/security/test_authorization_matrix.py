@@ -111,6 +111,12 @@ ROUTES: dict[str, list[Rule]] = {
     "app/runs/<uuid:run_id>/retry/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
              path=lambda w: f"/app/runs/{_run(w)}/retry/")],
+    "app/runs/<uuid:run_id>/signals/": [
+        Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True, body={"name": "go"},
+             path=lambda w: f"/app/runs/{_run(w)}/signals/")],
+    "app/runs/<uuid:run_id>/queries/<str:name>/": [  # 404: the workflow has no such query
+        Rule(PERM, perm="automation.view_run", ok=404, page=True,
+             path=lambda w: f"/app/runs/{_run(w)}/queries/progress/")],
     "app/workflows/": [Rule(PERM, perm="automation.view_workflow", page=True)],
     "app/workflows/<slug:name>/": [
         Rule(PERM, perm="automation.view_workflow", page=True,
@@ -141,6 +147,14 @@ ROUTES: dict[str, list[Rule]] = {
     "api/runs/": [Rule(PERM, perm="automation.view_run")],
     "api/runs/<uuid:run_id>/": [
         Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/")],
+    "api/runs/<uuid:run_id>/signals/": [
+        Rule(PERM, "POST", perm="automation.change_run", ok=202, body={"name": "go"},
+             path=lambda w: f"/api/runs/{_run(w)}/signals/")],
+    "api/runs/<uuid:run_id>/queries/": [
+        Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/queries/")],
+    "api/runs/<uuid:run_id>/queries/<str:name>/": [  # 404: the workflow has no such query
+        Rule(PERM, perm="automation.view_run", ok=404,
+             path=lambda w: f"/api/runs/{_run(w)}/queries/progress/")],
     "api/runs/<uuid:run_id>/cancel/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=202,
              path=lambda w: f"/api/runs/{_run(w)}/cancel/")],
