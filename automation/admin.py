@@ -20,6 +20,7 @@ from automation.models import (
     Heartbeat,
     Run,
     RunStatus,
+    Signal,
     StepRecord,
     Timer,
     Wait,
@@ -153,10 +154,27 @@ class TimerAdmin(ReadOnlyAdmin):
 
 @admin.register(Wait)
 class WaitAdmin(ReadOnlyAdmin):
-    list_display = ["run", "step_id", "event_type", "status", "deadline", "created_at"]
+    list_display = ["run", "step_id", "part", "event_type", "status", "deadline", "created_at"]
     list_filter = ["status", "event_type"]
     show_full_result_count = False
     paginator = LargeTablePaginator
+
+
+@admin.register(Signal)
+class SignalAdmin(ReadOnlyAdmin):
+    """Signals sent to runs (API, run page): who sent what, and which step took it."""
+
+    list_display = ["name", "run", "sent_by", "sent_at", "step_id", "consumed_at"]
+    list_filter = [("consumed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=run__id", "name"]
+    readonly_fields = ["run", "name", "data_shown", "sent_by", "sent_at", "step_id", "consumed_at"]
+    exclude = ["data"]
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+
+    @admin.display(description="data")
+    def data_shown(self, obj: Signal) -> str:
+        return pretty(obj.data)
 
 
 @admin.register(Heartbeat)

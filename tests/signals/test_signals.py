@@ -189,3 +189,16 @@ def test_the_signal_form_is_only_for_operators(client, users, workflow_harness):
     assert 'id="signal-form"' not in client.get(f"/app/runs/{run.id}/").content.decode()
     assert client.post(f"/app/runs/{run.id}/signals/", {"name": "go"}).status_code == 403
     assert not Signal.objects.exists()
+
+
+def test_the_admin_lists_signals_read_only(client, users, workflow_harness, send):
+    run = workflow_harness.start("test-signal")
+    send(run, data={"n": 1})
+    client.force_login(users["admin"])
+    listing = client.get("/admin/automation/signal/")
+    assert listing.status_code == 200
+    assert "first" in listing.content.decode()
+    signal = Signal.objects.get()
+    page = client.get(f"/admin/automation/signal/{signal.id}/change/").content.decode()
+    assert "&quot;n&quot;: 1" in page
+    assert client.get("/admin/automation/signal/add/").status_code == 403

@@ -38,7 +38,15 @@ print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
+POST_ONLY = {
+    "logout",
+    "decide",
+    "run-cancel",
+    "run-retry",
+    "run-signal",
+    "workflow-start",
+    "circuit-close",
+}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +88,14 @@ def pages(server):
     ]
     runs = [_first_run(server, token, e["id"]) for e in events]
     approvals = server.api(token, "GET", "/api/approvals/?status=pending")["results"]
+    pickup = server.api(
+        token,
+        "POST",
+        "/api/events/",
+        {"type": "example.return.requested", "data": {"order": "r-1"}},
+    )
     return {
+        "run-query": f"/app/runs/{_first_run(server, token, pickup['id'])}/queries/where/",
         "dashboard": "/app/",
         "inbox": "/app/approvals/?scope=all&status=",
         "approval": f"/app/approvals/{approvals[0]['id']}/",
