@@ -23,7 +23,7 @@ from django.db import transaction
 from automation.engine import clock, journal, runs, waits
 from automation.engine.errors import Suspend, WorkflowError
 from automation.lib.errors import DomainError
-from automation.models import Run, Signal, StepRecord, StepStatus
+from automation.models import FINISHED_STATUSES, Run, Signal, StepRecord, StepStatus
 
 if TYPE_CHECKING:
     from automation.engine.context import Context
@@ -74,7 +74,7 @@ def signal_send(*, run_id: Any, name: Any, data: Any, user: Any = None) -> Signa
         status = Run.objects.filter(id=run_id).values_list("status", flat=True).first()
         if status is None:
             raise SignalRefused(f"no run {run_id}", code="not_found", status=404)
-        if status in ("succeeded", "failed", "cancelled"):
+        if status in FINISHED_STATUSES:
             raise SignalRefused(
                 f"run {run_id} has already finished ({status}); a signal reaches active runs only",
                 code="not_allowed_now",
