@@ -14,7 +14,7 @@ from django.utils import timezone
 from automation.engine import clock, journal, matching, ports, waitgroups
 from automation.engine.errors import Suspend, WorkflowError
 from automation.engine.journal import complete_waiting, refreshed, to_json, waiting_record
-from automation.engine.runs import wait_resolve
+from automation.engine.runs import wait_accepts, wait_resolve
 from automation.models import StepRecord, StepStatus, Timer, Wait
 
 if TYPE_CHECKING:
@@ -215,10 +215,13 @@ def start_group_wait(
             )
             for i, entry in enumerate(checked)
         ]
-    # As for a single wait: look back once the parts are committed, part by part (each takes
-    # an event no other wait of the run has taken).
-    for part in parts:
-        _resolve_from_lookback(ctx, part, lookback)
+    # As for a single wait: look back once the parts are committed. All: part by part (each
+    # takes an event no other wait of the run has taken). Any: the oldest event of them all.
+    if mode == "all":
+        for part in parts:
+            _resolve_from_lookback(ctx, part, lookback)
+    else:
+        _resolve_first_from_lookback(ctx, parts, lookback)
     return refreshed(record)
 
 
@@ -240,6 +243,30 @@ LOOKBACK_LIMIT = 1000  # newest events of the type examined; exact matches are f
 def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None) -> None:
     """Give the wait the oldest matching event of the lookback window that no other wait of
     this run has taken (so two waits in a row get two events, in order)."""
+    for event in _lookback_candidates(ctx, wait, lookback):
+        if wait_resolve(wait=wait, event=event, wake=False):
+            return
+
+
+def _resolve_first_from_lookback(
+    ctx: Context, parts: list[Wait], lookback: timedelta | None
+) -> None:
+    """A wait for any of several events: the oldest event of the window that one of its parts
+    accepts decides it, whichever part that is."""
+    found = []
+    for part in parts:
+        event = next((e for e in _lookback_candidates(ctx, part, lookback)
+                      if wait_accepts(part, e)), None)  # fmt: skip
+        if event is not None:
+            found.append((event.received_at, part.part, part, event))
+    for _, _, part, event in sorted(found, key=lambda entry: entry[:2]):
+        if wait_resolve(wait=part, event=event, wake=False):
+            return
+
+
+def _lookback_candidates(ctx: Context, wait: Wait, lookback: timedelta | None) -> list[Any]:
+    """The events of the window for the wait's type and exact values that no wait of this
+    run has taken, oldest first (its CEL condition and source are checked by the caller)."""
     window = lookback if lookback is not None else settings.AUTOMATION_WAIT_LOOKBACK
     taken = Wait.objects.filter(run_id=ctx.run.id, event__isnull=False).values("event_id")
     candidates = ports.event_sink().lookback(
@@ -250,9 +277,7 @@ def _resolve_from_lookback(ctx: Context, wait: Wait, lookback: timedelta | None)
         exclude_ids=taken,
         limit=LOOKBACK_LIMIT,
     )
-    for event in sorted(candidates, key=lambda e: e.received_at):
-        if wait_resolve(wait=wait, event=event, wake=False):
-            return
+    return sorted(candidates, key=lambda e: e.received_at)
 
 
 def _exact_filters(match: dict[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,14 @@ def test_events_stored_before_the_wait_count_as_for_a_single_wait(workflow_harne
     assert [e["id"] for e in run.output["events"]] == [str(paid.id), str(voided.id)]
 
 
+def test_any_takes_the_oldest_event_stored_before_the_wait(workflow_harness):
+    voided = workflow_harness.emit("test.voided", {"key": "first"})
+    workflow_harness.emit("test.paid", {"key": "first"})  # later, though its entry comes first
+    run = workflow_harness.refresh(workflow_harness.start("test-wait-any", {"key": "first"}))
+    assert run.output["arrived"] == [1]
+    assert run.output["events"][1]["id"] == str(voided.id)
+
+
 def test_timeout_ends_the_wait_with_what_arrived(workflow_harness):
     run = workflow_harness.start("test-wait-all", {"key": "late", "timeout": "10m"})
     workflow_harness.emit("test.paid", {"key": "late"})
