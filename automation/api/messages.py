@@ -79,7 +79,7 @@ QueryList = inline_serializer(
 )
 
 
-@extend_schema(responses={200: QueryList, 404: ErrorSerializer})
+@extend_schema(operation_id="runs_queries_list", responses={200: QueryList, 404: ErrorSerializer})
 @api_view(["GET"])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("automation.view_run")])
 def run_query_list(request: Request, run_id: Any) -> Response:
@@ -95,6 +95,7 @@ def _describe(spec: queries.QuerySpec) -> dict[str, Any]:
 
 
 @extend_schema(
+    operation_id="runs_query_answer",
     parameters=[
         OpenApiParameter(
             "params",
