@@ -4,13 +4,16 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from automation.commands import circuit_close, run_retry, runs_retry_failed
+from automation.commands import circuit_close, run_retry, run_signal, runs_retry_failed
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
+from automation.lib.errors import DomainError
 from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
@@ -25,6 +28,7 @@ from automation.models import (
     Timer,
     Wait,
 )
+from automation.views import SignalForm
 from automation.workflow_admin import WorkflowAdmin, WorkflowVersionAdmin
 
 __all__ = ["WorkflowAdmin", "WorkflowVersionAdmin"]  # registered in automation.workflow_admin
@@ -85,7 +89,7 @@ class RunAdmin(ReadOnlyAdmin):
     ]  # fmt: skip
     exclude = ["input", "output", "error"]
     inlines = [StepInline]
-    actions = ["retry", "cancel"]
+    actions = ["retry", "cancel", "send_signal"]
 
     @admin.display(description="input")
     def input_pretty(self, obj: Run) -> str:
@@ -111,6 +115,38 @@ class RunAdmin(ReadOnlyAdmin):
     @admin.action(description="Cancel (compensates completed steps)", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset.filter(status__in=ACTIVE_STATUSES), run_cancel, "cancelled")
+
+    has_send_signal_permission = has_retry_permission
+
+    @admin.action(description="Send a signal", permissions=["send_signal"])
+    def send_signal(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Ask for the signal's name and data, then send it to each selected active run (the
+        same service as the API and the run page)."""
+        applying = "apply" in request.POST
+        form = SignalForm(request.POST if applying else None)
+        if not applying or not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Send a signal",
+                "opts": self.model._meta,
+                "runs": queryset.select_related("workflow"),
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            status = 400 if applying else 200
+            return TemplateResponse(
+                request, "admin/automation/run/send_signal.html", context, status=status
+            )
+        name, data = form.cleaned_data["name"], form.cleaned_data["data"]
+        sent = 0
+        for run in queryset.filter(status__in=ACTIVE_STATUSES):
+            try:
+                run_signal(run_id=run.id, name=name, data=data, user=request.user)
+                sent += 1
+            except DomainError as exc:
+                self.message_user(request, f"Run {run.id}: {exc}", messages.WARNING)
+        self.message_user(request, f"Signal {name} sent to {sent} run(s).")
+        return None
 
     def _each(self, request: HttpRequest, runs: QuerySet, service: Any, verb: str) -> None:
         done = 0

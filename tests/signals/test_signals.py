@@ -202,3 +202,42 @@ def test_the_admin_lists_signals_read_only(client, users, workflow_harness, send
     page = client.get(f"/admin/automation/signal/{signal.id}/change/").content.decode()
     assert "&quot;n&quot;: 1" in page
     assert client.get("/admin/automation/signal/add/").status_code == 403
+
+
+def test_the_admin_sends_a_signal_to_the_selected_runs(
+    client, users, workflow_harness, django_capture_on_commit_callbacks
+):
+    waiting = workflow_harness.start("test-signal")
+    ended = workflow_harness.start("test-signal", {"timeout": "1m"})
+    workflow_harness.advance_time("2m")  # ends "ended"; "waiting" waits an hour
+    client.force_login(users["admin"])
+    chosen = {"action": "send_signal", "_selected_action": [str(waiting.id), str(ended.id)]}
+    form = client.post("/admin/automation/run/", chosen)
+    assert form.status_code == 200
+    assert 'id="send-signal"' in form.content.decode()
+    bad = client.post("/admin/automation/run/", {**chosen, "apply": "1", "name": "go", "data": "["})
+    assert bad.status_code == 400
+    assert not Signal.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post(
+            "/admin/automation/run/",
+            {**chosen, "apply": "1", "name": "go", "data": '{"n": 5}'},
+            follow=True,
+        )
+    assert "Signal go sent to 1 run(s)." in done.content.decode()
+    workflow_harness.drain()
+    assert StepRecord.objects.get(run=waiting, step_id="first").output["data"] == {"n": 5}
+    assert not Signal.objects.filter(run=ended).exists()
+
+
+def test_the_admin_action_needs_the_permission(client, users, workflow_harness):
+    run = workflow_harness.start("test-signal")
+    viewer = users["operator"]
+    viewer.is_staff = True
+    viewer.save()
+    viewer.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client.force_login(viewer)
+    chosen = {"action": "send_signal", "_selected_action": [str(run.id)], "apply": "1",
+              "name": "go", "data": "{}"}  # fmt: skip
+    client.post("/admin/automation/run/", chosen)
+    assert not Signal.objects.exists()
