@@ -91,7 +91,12 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             dispatch.branch(run.id, branch.step_id)
 
 
-_BEGUN_ANEW = (StepRecord.Kind.WAIT_EVENT, StepRecord.Kind.APPROVAL, StepRecord.Kind.CHILD)
+_BEGUN_ANEW = (
+    StepRecord.Kind.WAIT_EVENT,
+    StepRecord.Kind.WAIT_SIGNAL,
+    StepRecord.Kind.APPROVAL,
+    StepRecord.Kind.CHILD,
+)
 
 
 def _reopen_closed(run: Run) -> None:

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 
+from automation import workflow
 from automation.engine import registry
 from automation.models import Signal, StepRecord
 
@@ -241,3 +242,22 @@ def test_the_admin_action_needs_the_permission(client, users, workflow_harness):
               "name": "go", "data": "{}"}  # fmt: skip
     client.post("/admin/automation/run/", chosen)
     assert not Signal.objects.exists()
+
+
+@workflow("test-signal-deadline", timeout="1m")
+def signal_deadline(ctx, event):
+    return ctx.wait_for_signal("approval", "go")["data"]
+
+
+def test_a_retried_run_waits_for_the_signal_again(workflow_harness, send):
+    registry.sync_code_workflows(force=True)
+    run = workflow_harness.start("test-signal-deadline")
+    workflow_harness.advance_time("2m")  # the run's deadline passes during the wait
+    run = workflow_harness.refresh(run)
+    assert run.status == "failed"
+    assert StepRecord.objects.get(run=run, step_id="approval").status == "cancelled"
+    assert send(run).status_code == 409  # ended: refused
+    run = workflow_harness.retry(run)
+    assert workflow_harness.refresh(run).status == "waiting"
+    assert send(run, data={"ok": True}).json()["step_id"] == "approval"
+    assert workflow_harness.result(run) == {"ok": True}
