@@ -13,7 +13,8 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from automation.api.permissions import HasPerm
+from automation.api.permissions import HasPerm, ReadWrite
+from automation.api.responses import ListView, newest_first
 from automation.api.schema import ErrorSerializer
 from automation.commands import run_signal
 from automation.engine import queries, querying
@@ -40,26 +41,46 @@ SignalRequest = inline_serializer(
 )
 
 
-@extend_schema(
-    request=SignalRequest,
-    responses={202: SignalSerializer, 400: ErrorSerializer, 404: ErrorSerializer,
-               409: ErrorSerializer},
-)  # fmt: skip
-@api_view(["POST"])
-@permission_classes([permissions.IsAuthenticated, HasPerm.of("automation.change_run")])
-def run_signal_view(request: Request, run_id: Any) -> Response:
-    """Send a signal to an active run: 202 with the signal, delivered at once to the step
-    waiting for it (``step_id`` names it) or kept until such a step starts. 400 for a bad
-    body, 404 for an unknown run, 409 for a run that has ended; nothing is stored then."""
-    body = request.data
-    if not isinstance(body, dict):
-        raise SignalRefused('send a JSON object: {"name": "approved", "data": {...}}')
-    unknown = sorted(set(body) - {"name", "data"})
-    if unknown:
-        raise SignalRefused(f"unknown fields {', '.join(unknown)}; a signal has name and data")
-    signal = run_signal(run_id=run_id, name=body.get("name"), data=body.get("data"),
-                        user=request.user)  # fmt: skip
-    return Response(SignalSerializer(signal).data, status=202)
+class RunSignals(ListView):
+    """GET: the run's signals, oldest first (cursor-paginated), each with who sent it and the
+    step that took it (``step_id`` empty: kept). POST ``{"name", "data"}``: send one."""
+
+    permission_classes = [
+        permissions.IsAuthenticated,
+        ReadWrite.of("automation.view_run", "automation.change_run"),
+    ]
+    serializer_class = SignalSerializer
+    ordering_fields = ["sent_at"]
+    ordering = ["sent_at", "id"]
+    pagination_class = newest_first("sent_at", "id")
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # the OpenAPI schema asks for the model
+            return Signal.objects.none()
+        run = get_object_or_404(Run, id=self.kwargs["run_id"])
+        return Signal.objects.filter(run=run).select_related("sent_by")
+
+    @extend_schema(
+        request=SignalRequest,
+        responses={202: SignalSerializer, 400: ErrorSerializer, 404: ErrorSerializer,
+                   409: ErrorSerializer},
+    )  # fmt: skip
+    def post(self, request: Request, run_id: Any) -> Response:
+        """Send a signal to an active run: 202 with the signal, delivered at once to the step
+        waiting for it (``step_id`` names it) or kept until such a step starts. 400 for a bad
+        body, 404 for an unknown run, 409 for a run that has ended; nothing is stored then."""
+        body = request.data
+        if not isinstance(body, dict):
+            raise SignalRefused('send a JSON object: {"name": "approved", "data": {...}}')
+        unknown = sorted(set(body) - {"name", "data"})
+        if unknown:
+            raise SignalRefused(f"unknown fields {', '.join(unknown)}; a signal has name and data")
+        signal = run_signal(run_id=run_id, name=body.get("name"), data=body.get("data"),
+                            user=request.user)  # fmt: skip
+        return Response(SignalSerializer(signal).data, status=202)
+
+
+run_signals = RunSignals.as_view()
 
 
 QueryList = inline_serializer(

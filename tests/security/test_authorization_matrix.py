@@ -148,6 +148,7 @@ ROUTES: dict[str, list[Rule]] = {
     "api/runs/<uuid:run_id>/": [
         Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/")],
     "api/runs/<uuid:run_id>/signals/": [
+        Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/signals/"),
         Rule(PERM, "POST", perm="automation.change_run", ok=202, body={"name": "go"},
              path=lambda w: f"/api/runs/{_run(w)}/signals/")],
     "api/runs/<uuid:run_id>/queries/": [

@@ -261,3 +261,19 @@ def test_a_retried_run_waits_for_the_signal_again(workflow_harness, send):
     assert workflow_harness.refresh(run).status == "waiting"
     assert send(run, data={"ok": True}).json()["step_id"] == "approval"
     assert workflow_harness.result(run) == {"ok": True}
+
+
+def test_the_api_lists_a_runs_signals_oldest_first(client, send, workflow_harness, users):
+    run = workflow_harness.start("test-signal", drain=False)
+    send(run, data={"n": 1}, drain=False)
+    send(run, name="other", drain=False)
+    workflow_harness.drain()
+    listed = client.get(f"/api/runs/{run.id}/signals/").json()["results"]
+    assert [(s["name"], s["step_id"], s["sent_by"]) for s in listed] == [
+        ("go", "first", "olivia"),
+        ("other", "", "olivia"),
+    ]
+    missing = client.get("/api/runs/0190a000-0000-7000-8000-000000000000/signals/")
+    assert missing.status_code == 404
+    client.force_login(users["outsider"])
+    assert client.get(f"/api/runs/{run.id}/signals/").status_code == 403
