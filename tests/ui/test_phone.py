@@ -33,7 +33,7 @@ ops = User.objects.create_user("operator-with-a-long-name", "ops@example.com", "
 ops.groups.add(managers)
 ops.user_permissions.add(*Permission.objects.filter(
     codename__in=["view_run", "change_run", "view_event", "add_event", "view_workflow",
-                  "add_run"]))
+                  "add_run", "change_workflow"]))
 print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
@@ -46,6 +46,10 @@ POST_ONLY = {
     "run-signal",
     "workflow-start",
     "circuit-close",
+    "delegation-end",
+    "workflow-event",
+    "workflow-activate",
+    "workflow-deactivate",
 }
 
 
@@ -104,6 +108,7 @@ def pages(server):
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
+        "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",

@@ -10,7 +10,7 @@ import automation.lib.ids
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automation", "0010_flow_control"),
+        ("automation", "0011_replay_markers_search_attributes"),
         ("events", "0006_idempotency_key_per_actor"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
@@ -83,6 +83,7 @@ class Migration(migrations.Migration):
                     ("value", "Recorded value"),
                     ("compensation", "Compensation"),
                     ("on_failure", "Failure handler"),
+                    ("marker", "Patch marker"),
                 ],
                 default="step",
                 max_length=20,
