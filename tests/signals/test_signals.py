@@ -277,3 +277,17 @@ def test_the_api_lists_a_runs_signals_oldest_first(client, send, workflow_harnes
     assert missing.status_code == 404
     client.force_login(users["outsider"])
     assert client.get(f"/api/runs/{run.id}/signals/").status_code == 403
+
+
+def test_the_replay_check_replays_signal_waits_and_waits_for_several(send, workflow_harness):
+    from automation.engine.replaycheck import replay_run
+
+    signalled = workflow_harness.start("test-signal")
+    send(signalled, data={"n": 1})
+    send(signalled, data={"n": 2})
+    both = workflow_harness.start("test-wait-all", {"key": "replay"})
+    workflow_harness.emit("test.paid", {"key": "replay"})
+    workflow_harness.emit("test.voided", {"key": "replay"})
+    for run in (signalled, both):
+        assert workflow_harness.refresh(run).status == "succeeded"
+        assert replay_run(workflow_harness.refresh(run)).result == "ok"
