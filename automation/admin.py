@@ -36,8 +36,10 @@ def pretty(value: Any) -> str:
 def failure(error: dict[str, Any]) -> str:
     """A recorded error as a person reads it: what failed and why, where, whether a retry can
     help, then the traceback in a scrollable monospace block (never one line of JSON)."""
-    known = {"type", "message", "traceback", "retryable", "step"}
+    known = {"type", "message", "traceback", "retryable", "step", "attempt"}
     facts = [f"step {error['step']}"] if error.get("step") else []
+    if error.get("attempt"):
+        facts.append(f"attempt {error['attempt']}")
     if "retryable" in error:
         facts.append("a retry may succeed" if error["retryable"] else "a retry will not help")
     rest = {k: v for k, v in error.items() if k not in known}

@@ -48,7 +48,7 @@ def test_the_business_fields_come_first_and_the_engine_internals_are_folded(fail
 
 def test_the_run_error_shows_what_failed_and_a_readable_traceback(failed_page):
     assert "<strong>NonRetryableError</strong> no car available for Oslo" in failed_page
-    assert "a retry will not help" in failed_page
+    assert "step car · attempt 1 · a retry will not help" in failed_page
     block = re.search(r'<pre class="traceback"[^>]*>(.*?)</pre>', failed_page, flags=re.S)
     assert block, "no traceback block"
     traceback = html.unescape(block.group(1))
