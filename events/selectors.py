@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import NotSupportedError
-from django.db.models import BooleanField, Expression, F, QuerySet
+from django.db.models import BooleanField, Expression, F, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
 from automation.lib.db import QueryTooSlow, statement_timeout
@@ -134,6 +134,20 @@ def search_time_limit(text: str) -> Iterator[None]:
             f"The search for {text.strip()!r} took longer than {limit} ms and was stopped: "
             "narrow it with a type, a source or a time range, or give longer words."
         ) from None
+
+
+def events_matching(text: str) -> QuerySet[Event]:
+    """Events one search box can mean: ``text`` as their id or short id, their correlation id,
+    or words in their data (when it is a valid data search). Evaluate it inside
+    ``search_time_limit``."""
+    text = text.strip()
+    match = Q(correlation_id=text)
+    with suppress(BadIdPrefix):
+        match |= id_lookup("id", text)
+    # Too short or too many words for the data: ids and correlation ids still match.
+    with suppress(BadFilter):
+        match |= Q(DataHasWords(search_words(text)))
+    return Event.objects.filter(match)
 
 
 def data_search(events: QuerySet[Event], text: str) -> QuerySet[Event]:

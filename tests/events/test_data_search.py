@@ -215,3 +215,63 @@ def test_searching_needs_the_view_permission(users, events):
     assert client.get("/api/events/", {"q": "berlin"}).status_code in (401, 403)
     client.force_authenticate(users["outsider"])
     assert client.get("/api/events/", {"q": "berlin"}).status_code == 403
+
+
+# --- One search box for runs and events (/app/search/) ----------------------------------------
+
+
+@pytest.fixture
+def order(workflow_harness):
+    """An expense with a correlation id: its event and the run it started."""
+    from automation.models import Run
+
+    workflow_harness.emit(
+        "example.expense.submitted",
+        {"amount": 420, "employee": "erin@example.com", "note": "Lisbon offsite"},
+        correlation_id="order-1042",
+    )
+    return Run.objects.get(correlation_id="order-1042"), Event.objects.get(
+        correlation_id="order-1042"
+    )
+
+
+def test_the_search_page_finds_runs_and_events_by_correlation_id_and_short_id(client, users, order):
+    from automation.lib.ids import short_id
+
+    run, event = order
+    users["operator"].user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_event", "view_run"])
+    )
+    client.force_login(users["operator"])
+    for q in ("order-1042", short_id(run.id)):
+        html = client.get("/app/search/", {"q": q}).content.decode()
+        assert f"/app/runs/{run.id}/" in html, q
+    for q in ("order-1042", short_id(event.id), "lisbon"):
+        html = client.get("/app/search/", {"q": q}).content.decode()
+        assert f"/app/events/{event.id}/" in html, q
+    html = client.get("/app/search/", {"q": "lisbon"}).content.decode()
+    assert f"/app/runs/{run.id}/" not in html  # the words are the event's, not a run id
+    assert "No run has this id" in html
+
+
+def test_the_search_page_shows_each_kind_only_to_those_who_may_see_it(client, users, order):
+    run, event = order
+    users["operator"].user_permissions.add(*Permission.objects.filter(codename="view_event"))
+    client.force_login(users["operator"])
+    html = client.get("/app/search/", {"q": "order-1042"}).content.decode()
+    assert f"/app/events/{event.id}/" in html
+    assert f"/app/runs/{run.id}/" not in html
+    assert 'id="runs-h"' not in html
+    client.force_login(users["outsider"])
+    assert client.get("/app/search/", {"q": "order-1042"}).status_code == 403
+
+
+def test_a_search_too_short_for_the_data_still_matches_ids(client, users, order):
+    short = Event.objects.create(type="t", source="api", correlation_id="ab", data={"x": "ab"})
+    users["operator"].user_permissions.add(*Permission.objects.filter(codename="view_event"))
+    client.force_login(users["operator"])
+    page = client.get("/app/search/", {"q": "ab"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"/app/events/{short.id}/" in html
+    assert f"/app/events/{order[1].id}/" not in html

@@ -90,6 +90,7 @@ def pages(server):
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
         "events": "/app/events/",
+        "search": "/app/search/?q=order-2026-12-04-0000000000000000000000000000000000000001",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
     }
