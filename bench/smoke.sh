@@ -18,6 +18,7 @@ run bench/waiting.py
 run bench/live.py
 run bench/cel_flood.py
 run bench/scale.py
+run bench/projections.py
 run bench/faults/kill_workers.py
 run bench/faults/restart_redis.py
 run bench/faults/restart_postgres.py

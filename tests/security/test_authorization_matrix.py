@@ -25,7 +25,7 @@ from approvals.models import Approval
 from automation.commands import workflow_definition_save
 from automation.engine.runs import run_start
 from automation.models import Circuit, Run
-from events.models import Event
+from events.models import Event, EventSchema
 from events.services import emit
 from events.webhooks import webhook_endpoint_create
 
@@ -74,6 +74,11 @@ EVENT = {"type": "matrix.posted", "data": {"n": 1}}
 
 def _ev(w: World) -> str:
     return str(w.event.id)
+
+
+def _schema(w: World) -> str:
+    EventSchema.objects.get_or_create(type="matrix.posted", schema={"type": "object"})
+    return "/api/schemas/matrix.posted/"
 
 
 def _run(w: World) -> str:
@@ -180,6 +185,13 @@ ROUTES: dict[str, list[Rule]] = {
     "api/events/<uuid:event_id>/replay/": [
         Rule(PERM, "POST", perm="events.replay_event", ok=202,
              path=lambda w: f"/api/events/{_ev(w)}/replay/")],
+    "api/schemas/": [
+        Rule(PERM, perm="events.view_eventschema"),
+        Rule(PERM, "POST", perm="events.add_eventschema", ok=201,
+             body={"type": "matrix.schema", "schema": {"type": "object"}}),
+    ],
+    "api/schemas/<str:event_type>/": [
+        Rule(PERM, perm="events.view_eventschema", path=lambda w: _schema(w))],
     "api/webhooks/": [
         Rule(STAFF, perm="events.view_webhookendpoint"),
         Rule(STAFF, "POST", perm="events.add_webhookendpoint", ok=201,
