@@ -159,7 +159,7 @@ def data_search(events: QuerySet[Event], text: str) -> QuerySet[Event]:
 
 
 #: The values of the data as a text-search document. The index event_data_search_idx (migration
-#: events 0007) is over this same expression: change both together.
+#: events 0008) is over this same expression: change both together.
 DATA_TSVECTOR = "jsonb_to_tsvector('simple'::regconfig, {}, '[\"string\", \"numeric\"]'::jsonb)"
 #: On SQLite: is there a string or number value in the data containing the word?
 SQLITE_VALUE_LIKE = (

@@ -24,6 +24,6 @@ def drop(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("events", "0006_idempotency_key_per_actor")]
+    dependencies = [("events", "0007_schema_versions_projections")]
 
     operations = [migrations.RunPython(create, drop, elidable=False)]
