@@ -33,12 +33,23 @@ ops = User.objects.create_user("operator-with-a-long-name", "ops@example.com", "
 ops.groups.add(managers)
 ops.user_permissions.add(*Permission.objects.filter(
     codename__in=["view_run", "change_run", "view_event", "add_event", "view_workflow",
-                  "add_run"]))
+                  "add_run", "change_workflow"]))
 print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
+POST_ONLY = {
+    "logout",
+    "decide",
+    "run-cancel",
+    "run-retry",
+    "workflow-start",
+    "circuit-close",
+    "delegation-end",
+    "workflow-event",
+    "workflow-activate",
+    "workflow-deactivate",
+}
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +100,7 @@ def pages(server):
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
+        "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
         "search": "/app/search/?q=order-2026-12-04-0000000000000000000000000000000000000001",
         "event": f"/app/events/{events[0]['id']}/",
