@@ -39,6 +39,34 @@ def pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
+def failure(error: dict[str, Any]) -> str:
+    """A recorded error as a person reads it: what failed and why, where, whether a retry can
+    help, then the traceback in a scrollable monospace block (never one line of JSON)."""
+    known = {"type", "message", "traceback", "retryable", "step", "attempt"}
+    facts = [f"step {error['step']}"] if error.get("step") else []
+    if error.get("attempt"):
+        facts.append(f"attempt {error['attempt']}")
+    if "retryable" in error:
+        facts.append("a retry may succeed" if error["retryable"] else "a retry will not help")
+    rest = {k: v for k, v in error.items() if k not in known}
+    return format_html(
+        '<div class="failure"><p class="failure-what"><strong>{}</strong> {}</p>{}{}{}</div>',
+        error.get("type", "Error"),
+        error.get("message", ""),
+        format_html('<p class="failure-facts">{}</p>', " · ".join(facts)) if facts else "",
+        pretty(rest) if rest else "",
+        traceback_block(error.get("traceback", "")),
+    )
+
+
+def traceback_block(text: str) -> str:
+    if not text:
+        return ""
+    return format_html(
+        '<pre class="traceback" tabindex="0" aria-label="Traceback">{}</pre>', text.rstrip()
+    )
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows the engine writes: people look, services change."""
 
@@ -51,7 +79,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class StepInline(admin.TabularInline):
     model = StepRecord
-    fields = ["step_id", "kind", "status", "attempt", "started_at", "duration", "summary"]
+    fields = [
+        "step_id", "kind", "status", "attempt", "started_at", "duration", "summary", "traceback",
+    ]  # fmt: skip
     readonly_fields = fields
     ordering = TIMELINE_ORDER
     extra = 0
@@ -63,6 +93,17 @@ class StepInline(admin.TabularInline):
     @admin.display(description="duration (s)")
     def duration(self, obj: StepRecord) -> str:
         return "" if obj.duration is None else f"{obj.duration:.3f}"
+
+    @admin.display(description="traceback")
+    def traceback(self, obj: StepRecord) -> str:
+        text = (obj.error or {}).get("traceback", "") if obj.status != "succeeded" else ""
+        if not text:
+            return ""
+        return format_html(
+            "<details><summary>{}</summary>{}</details>",
+            "Show the traceback",
+            traceback_block(text),
+        )
 
     @admin.display(description="output / error")
     def summary(self, obj: StepRecord) -> str:
@@ -82,16 +123,32 @@ class RunAdmin(ReadOnlyAdmin):
     paginator = LargeTablePaginator
     # No date_hierarchy: its year/month links are a DISTINCT over every run's created_at on each
     # load; the created_at list filter (today, past 7 days, this month) costs no query.
-    readonly_fields = [
-        "id", "workflow", "version", "status", "waiting_for", "trigger_event", "correlation_id",
-        "parent_run", "parent_step_id", "started_by", "concurrency_key", "queued",
-        "cancel_requested", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
-        "created_at", "started_at", "finished_at", "input_pretty", "output_pretty",
-        "error_pretty", "search_pretty",
+    # What the run is about first; how the engine drives it folded away at the bottom.
+    fieldsets = [
+        (None, {"fields": [
+            "id", "workflow", "version", "status", "waiting_for", "correlation_id",
+            "trigger_event", "parent_run", "parent_step_id", "started_by", "started_via",
+            "created_at", "started_at", "finished_at", "deadline_at",
+        ]}),
+        ("Input, output and error", {"fields": [
+            "input_pretty", "output_pretty", "error_pretty", "search_pretty",
+        ]}),
+        ("Engine internals", {
+            "classes": ["collapse"],
+            "description": "How the engine drives this run: its lease, wake-ups and dispatches. "
+            "For diagnosing a stuck run; nothing here needs changing by hand.",
+            "fields": [
+                "lease_owner", "lease_expires_at", "wakeups", "dispatched_at", "queued",
+                "cancel_requested", "recoveries", "concurrency_key", "priority", "updated_at",
+            ],
+        }),
     ]  # fmt: skip
-    exclude = ["input", "output", "error", "search"]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     inlines = [StepInline]
     actions = ["retry", "cancel", "send_signal"]
+
+    class Media:
+        css = {"all": ["app/admin.css"]}
 
     @admin.display(description="input")
     def input_pretty(self, obj: Run) -> str:
@@ -103,7 +160,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_pretty(self, obj: Run) -> str:
-        return pretty(obj.error) if obj.error else "-"
+        return failure(obj.error) if obj.error else "-"
 
     @admin.display(description="search attributes")
     def search_pretty(self, obj: Run) -> str:

@@ -72,6 +72,7 @@ urlpatterns = [
     ),
     path("circuits/", automation.circuits, name="circuits"),
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
+    path("search/", automation.search, name="search"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
 ]

@@ -467,3 +467,8 @@ AUTOMATION_CIRCUIT = {
     "open_for": env_str("AUTOMATION_CIRCUIT_OPEN_FOR", "30s"),
     "actions": env_list("AUTOMATION_CIRCUIT_ACTIONS", []),
 }
+
+# --- Search -----------------------------------------------------------------------------------
+# Milliseconds a text search over event data may take (the events page and ?q= in the API)
+# before it is stopped and the person is asked to narrow it (docs/search.md).
+SEARCH_TIMEOUT_MS = env_int("SEARCH_TIMEOUT_MS", 5000, minimum=100, maximum=600_000)

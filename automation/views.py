@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -26,6 +27,7 @@ from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
 from automation.models import Circuit, Run, RunOrigin, RunStatus, Workflow
+from events import selectors as event_selectors
 from events.services import InvalidEvent, event_ingest, validate_event_type
 
 
@@ -47,6 +49,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 # --- Operator UI: dashboard and runs ----------------------------------------------------------
 
 VIEW_RUNS = "automation.view_run"
+VIEW_EVENTS = "events.view_event"
 OPERATE_RUNS = "automation.change_run"
 
 
@@ -204,6 +207,40 @@ def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpRespon
         done = {"cancel": "Cancellation requested.", "retry": "Retrying from the failed step."}
         messages.success(request, done[operation])
     return redirect("app:run", run_id=run.id)
+
+
+# --- Operator UI: one search box for runs and events ------------------------------------------
+
+#: Rows of each kind the search page shows; the runs and events pages page through the rest.
+SEARCH_SHOWN = 20
+
+
+@login_required
+@require_safe
+def search(request: HttpRequest) -> HttpResponse:
+    """Runs and events a text names: an id or short id, a correlation id, or (events) words in
+    their data. Each kind only for people who may view it."""
+    can_runs, can_events = (request.user.has_perm(p) for p in (VIEW_RUNS, VIEW_EVENTS))
+    if not (can_runs or can_events):
+        raise PermissionDenied("Searching needs automation.view_run or events.view_event.")
+    q = request.GET.get("q", "").strip()[: event_selectors.SEARCH_MAX_LENGTH]
+    context: dict[str, Any] = {"q": q, "section": "search", "error": ""}
+    context["runs"] = (
+        list(selectors.runs_filtered(q=q).order_by("-id")[:SEARCH_SHOWN])
+        if q and can_runs
+        else None
+    )
+    context["events"], status = None, 200
+    if q and can_events:
+        try:
+            with event_selectors.search_time_limit(q):
+                found = event_selectors.events_matching(q).order_by("-id")[:SEARCH_SHOWN]
+                context["events"] = list(found)
+        except event_selectors.SearchTooSlow as exc:
+            context["error"], status = str(exc), 400
+    response = render(request, "app/search.html", context)
+    response.status_code = status
+    return response
 
 
 # --- Operator UI: workflows -------------------------------------------------------------------

@@ -156,6 +156,10 @@ ROUTES: dict[str, list[Rule]] = {
         Rule(PERM, "POST", perm="automation.change_circuit", ok=302, page=True,
              path=lambda w: "/app/circuits/api.example.com/close/")],
     "app/events/": [Rule(PERM, perm="events.view_event", page=True)],
+    # Runs for automation.view_run, events for events.view_event; either opens the page.
+    "app/search/": [
+        Rule(PERM, perm="events.view_event", page=True, path=lambda w: "/app/search/?q=order"),
+        Rule(PERM, perm="automation.view_run", page=True, path=lambda w: "/app/search/?q=order")],
     "app/events/<uuid:event_id>/": [
         Rule(PERM, perm="events.view_event", page=True, path=lambda w: f"/app/events/{_ev(w)}/")],
     "app/a/<str:token>/": [Rule(P, path=lambda w: "/app/a/not-a-link/")],

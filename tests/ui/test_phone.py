@@ -110,6 +110,7 @@ def pages(server):
         "circuits": "/app/circuits/",
         "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
+        "search": "/app/search/?q=order-2026-12-04-0000000000000000000000000000000000000001",
         "event": f"/app/events/{events[0]['id']}/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
     }
