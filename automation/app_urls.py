@@ -54,6 +54,8 @@ urlpatterns = [
     path("runs/<uuid:run_id>/pause/", control.run_pause_page, name="run-pause"),
     path("runs/<uuid:run_id>/resume/", control.run_resume_page, name="run-resume"),
     path("runs/<uuid:run_id>/rerun/", control.run_rerun_page, name="run-rerun"),
+    path("runs/<uuid:run_id>/signals/", automation.run_signal_page, name="run-signal"),
+    path("runs/<uuid:run_id>/queries/<str:name>/", automation.run_query_page, name="run-query"),
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
@@ -76,6 +78,7 @@ urlpatterns = [
     ),
     path("circuits/", automation.circuits, name="circuits"),
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
+    path("search/", automation.search, name="search"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from automation.api import circuits, control, views, workflows
+from automation.api import circuits, control, messages, views, workflows
 
 urlpatterns = [
     path("runs/", views.run_list, name="api-runs"),
@@ -10,6 +10,9 @@ urlpatterns = [
     path("runs/<uuid:run_id>/pause/", control.run_pause_view, name="api-run-pause"),
     path("runs/<uuid:run_id>/resume/", control.run_resume_view, name="api-run-resume"),
     path("runs/<uuid:run_id>/rerun/", control.run_rerun_view, name="api-run-rerun"),
+    path("runs/<uuid:run_id>/signals/", messages.run_signals, name="api-run-signals"),
+    path("runs/<uuid:run_id>/queries/", messages.run_query_list, name="api-run-queries"),
+    path("runs/<uuid:run_id>/queries/<str:name>/", messages.run_query_view, name="api-run-query"),
     path("workflows/", workflows.workflow_list, name="api-workflows"),
     path("workflows/schema/", workflows.workflow_schema, name="api-workflow-schema"),
     path("workflows/<str:name>/", workflows.workflow_detail, name="api-workflow"),

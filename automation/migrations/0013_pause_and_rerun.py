@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automation", "0011_replay_markers_search_attributes"),
+        ("automation", "0012_signals"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
