@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +27,20 @@ from events.models import Event
 from events.services import event_record
 
 logger = logging.getLogger(__name__)
+
+#: Called with (event, problems) in the transaction that claims and routes each event, after its
+#: runs started: what else watches every event (rules) without events importing it.
+RouteHook = Callable[[Event, list[str]], Any]
+_route_hooks: list[RouteHook] = []
+
+
+def route_hook_add(hook: RouteHook) -> None:
+    """Have ``hook(event, problems)`` see every routed event, exactly once (in the routing
+    transaction: if it fails the routing rolls back, and the event is routed again later).
+    ``problems`` collects what the event's page should say (the event's routing errors)."""
+    if hook not in _route_hooks:
+        _route_hooks.append(hook)
+
 
 # Events stored less than this long ago are left to their on_commit dispatch by the sweep.
 ROUTING_GRACE = timedelta(seconds=5)
@@ -72,6 +87,8 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
         problems: list[str] = []
         runs = runs_start_for_event(event, lease_first_to=lease_first_to, problems=problems)
         waits_resolve_for_event(event, problems=problems)
+        for hook in _route_hooks:
+            hook(event, problems)
         if problems:  # shown on the event's page: a filter over its limits is not silent
             Event.objects.filter(id=event_id).update(route_errors=problems[:50])
     return runs
