@@ -8,6 +8,7 @@ from django.urls import path
 from approvals import views as approvals
 from automation import views as automation
 from events import views as events
+from rules import views as rules
 
 app_name = "app"
 LOGIN = {"template_name": "app/login.html", "redirect_authenticated_user": True}
@@ -50,4 +51,5 @@ urlpatterns = [
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
+    path("rules/", rules.rules_page, name="rules"),
 ]

@@ -9,8 +9,8 @@ the automation triggers, and the engine runs what they started.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings

@@ -247,7 +247,8 @@ def _anomaly_due(state: KeyState) -> None:
     """Close each window that has ended: score it against the past windows, fire if it is far
     off, and open the next (empty) one. A key whose recent windows were all empty goes idle."""
     spec = state.spec
-    assert spec.every is not None and state.row.opened_at is not None
+    assert spec.every is not None
+    assert state.row.opened_at is not None
     history: list[int] = list(state.row.state.get("history", []))
     count = state.row.state.get("count", 0)
     start = state.row.opened_at
@@ -268,9 +269,7 @@ def _anomaly_due(state: KeyState) -> None:
     if not any(history):
         state.idle()
         return
-    state.save(
-        state={"count": 0, "history": history}, opened_at=start, due_at=start + spec.every
-    )
+    state.save(state={"count": 0, "history": history}, opened_at=start, due_at=start + spec.every)
 
 
 def baseline(history: list[int], observed: int, spec: RuleSpec) -> tuple[float, float] | None:

@@ -221,15 +221,15 @@ def _meaning_errors(definition: dict[str, Any]) -> list[DefinitionError]:
                 matching.compile_expression(step["filter"])
             except matching.ExpressionError as exc:
                 found.append(DefinitionError(f"{where}.filter" if where else "filter", str(exc)))
-    if definition["kind"] == "aggregate" and definition["function"] != "count":
-        if not definition.get("value"):
-            found.append(
-                DefinitionError(
-                    "value",
-                    f"function {definition['function']} needs value: the path of the number "
-                    "to aggregate, e.g. data.amount",
-                )
+    needs_value = definition["kind"] == "aggregate" and definition["function"] != "count"
+    if needs_value and not definition.get("value"):
+        found.append(
+            DefinitionError(
+                "value",
+                f"function {definition['function']} needs value: the path of the number to "
+                "aggregate, e.g. data.amount",
             )
+        )
     found.extend(_emit_errors(definition))
     return found
 

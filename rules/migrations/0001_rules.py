@@ -6,78 +6,166 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('events', '0006_idempotency_key_per_actor'),
+        ("events", "0006_idempotency_key_per_actor"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Rule',
+            name="Rule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=100, unique=True)),
-                ('kind', models.CharField(choices=[('sequence', 'Sequence'), ('absence', 'Absence'), ('threshold', 'Threshold'), ('aggregate', 'Aggregate'), ('anomaly', 'Anomaly')], max_length=20)),
-                ('description', models.TextField(blank=True)),
-                ('definition', models.JSONField()),
-                ('checksum', models.CharField(editable=False, max_length=64)),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=100, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("sequence", "Sequence"),
+                            ("absence", "Absence"),
+                            ("threshold", "Threshold"),
+                            ("aggregate", "Aggregate"),
+                            ("anomaly", "Anomaly"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("definition", models.JSONField()),
+                ("checksum", models.CharField(editable=False, max_length=64)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(default=django.utils.timezone.now, editable=False),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='RuleKey',
+            name="RuleKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(blank=True, max_length=200)),
-                ('state', models.JSONField(blank=True, default=dict)),
-                ('opened_at', models.DateTimeField(blank=True, null=True)),
-                ('due_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('rule', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='keys', to='rules.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(blank=True, max_length=200)),
+                ("state", models.JSONField(blank=True, default=dict)),
+                ("opened_at", models.DateTimeField(blank=True, null=True)),
+                ("due_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="keys",
+                        to="rules.rule",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RuleEvent',
+            name="RuleEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='events.event')),
-                ('rule_key', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='rules.rulekey')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "event",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="events.event",
+                    ),
+                ),
+                (
+                    "rule_key",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="rules.rulekey",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='EventCause',
+            name="EventCause",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('cause', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rule_effects', to='events.event')),
-                ('derived', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rule_causes', to='events.event')),
-                ('rule', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='rules.rule')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "cause",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rule_effects",
+                        to="events.event",
+                    ),
+                ),
+                (
+                    "derived",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rule_causes",
+                        to="events.event",
+                    ),
+                ),
+                (
+                    "rule",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="rules.rule",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['cause'], name='event_cause_cause_idx')],
-                'constraints': [models.UniqueConstraint(fields=('derived', 'cause'), name='event_cause_unique')],
+                "indexes": [models.Index(fields=["cause"], name="event_cause_cause_idx")],
+                "constraints": [
+                    models.UniqueConstraint(fields=("derived", "cause"), name="event_cause_unique")
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='rulekey',
-            index=models.Index(condition=models.Q(('due_at__isnull', False)), fields=['due_at'], name='rule_key_due_idx'),
+            model_name="rulekey",
+            index=models.Index(
+                condition=models.Q(("due_at__isnull", False)),
+                fields=["due_at"],
+                name="rule_key_due_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rulekey',
-            constraint=models.UniqueConstraint(fields=('rule', 'key'), name='rule_key_unique'),
+            model_name="rulekey",
+            constraint=models.UniqueConstraint(fields=("rule", "key"), name="rule_key_unique"),
         ),
         migrations.AddConstraint(
-            model_name='ruleevent',
-            constraint=models.UniqueConstraint(fields=('rule_key', 'event'), name='rule_event_unique'),
+            model_name="ruleevent",
+            constraint=models.UniqueConstraint(
+                fields=("rule_key", "event"), name="rule_event_unique"
+            ),
         ),
     ]

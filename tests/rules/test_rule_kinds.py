@@ -92,7 +92,9 @@ def test_threshold_emits_once_per_window_and_starts_a_workflow(workflow_harness)
         definition={
             "name": "lock-account",
             "trigger": {"event": "account.suspicious"},
-            "steps": [{"id": "note", "action": "log", "input": {"message": "lock {{ trigger.data.key }}"}}],
+            "steps": [
+                {"id": "note", "action": "log", "input": {"message": "lock {{ trigger.data.key }}"}}
+            ],
         }
     )
     rule_save(
