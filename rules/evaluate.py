@@ -42,30 +42,43 @@ def _spec(checksum: str, definition: dict[str, Any]) -> RuleSpec:
     return found
 
 
-def _watching(event_type: str) -> list[tuple[int, RuleSpec]]:
-    rows = Rule.objects.filter(active=True).values_list("id", "checksum", "definition")
-    specs = [(rule_id, _spec(checksum, definition)) for rule_id, checksum, definition in rows]
-    return [(rule_id, spec) for rule_id, spec in specs if spec.watches(event_type)]
+def _active() -> list[tuple[int, RuleSpec]]:
+    """The active rules, parsed. Definitions are read only for checksums not seen before: the
+    common case reads two short columns per rule."""
+    rows = list(Rule.objects.filter(active=True).values_list("id", "checksum"))
+    unknown = [rule_id for rule_id, checksum in rows if checksum not in _specs]
+    if unknown:
+        for checksum, definition in Rule.objects.filter(id__in=unknown).values_list(
+            "checksum", "definition"
+        ):
+            _spec(checksum, definition)
+    return [(rule_id, _specs[checksum]) for rule_id, checksum in rows if checksum in _specs]
 
 
 def event_evaluate(event: Event, problems: list[str]) -> None:
     """Show ``event`` to every active rule watching its type (the routing hook)."""
-    watching = _watching(event.type)
+    watching = [(rule_id, spec) for rule_id, spec in _active() if spec.watches(event.type)]
     if not watching:
         return
     trigger = event.as_trigger()
     now = clock.now()
     for rule_id, spec in watching:
+        matched = kinds.matched_steps(spec, event, trigger, problems)
+        if not matched:
+            continue
         try:
             key = _key(spec, trigger)
         except _NoKey as exc:
             problems.append(f"rule {spec.name}: {exc}")
             continue
-        row = _lock(rule_id, key, now)
+        # Only a first step opens a sequence or an absence: other events need an open row.
+        row = _lock(rule_id, key, now, create=0 in matched or len(spec.steps) == 1)
+        if row is None:
+            continue
         state = kinds.KeyState(spec=spec, rule_id=rule_id, row=row, now=now, problems=problems)
         if row.opened_at is not None and row.due_at is not None and row.due_at <= now:
             kinds.on_due(state)  # overdue: the sweep has not come by yet
-        kinds.on_event(state, event, trigger)
+        kinds.on_event(state, event, trigger, matched)
 
 
 class _NoKey(Exception):
@@ -82,11 +95,12 @@ def _key(spec: RuleSpec, trigger: dict[str, Any]) -> str:
     return text[:200]
 
 
-def _lock(rule_id: int, key: str, now: datetime) -> RuleKey:
-    """The key's row, updated first so that it is locked until this transaction ends."""
+def _lock(rule_id: int, key: str, now: datetime, *, create: bool = True) -> RuleKey | None:
+    """The key's row, updated first so that it is locked until this transaction ends (None if
+    it has none and ``create`` is false)."""
     rows = RuleKey.objects.filter(rule_id=rule_id, key=key)
     row = update_returning(rows, updated_at=now)
-    if row is not None:
+    if row is not None or not create:
         return row
     try:
         with transaction.atomic():

@@ -21,7 +21,7 @@ from automation.engine import matching
 from events.models import Event
 from events.services import InvalidEvent, event_record
 from rules.models import EventCause, Rule, RuleEvent, RuleKey
-from rules.spec import RuleSpec, Step
+from rules.spec import RuleSpec
 
 IDLE_GRACE = timedelta(minutes=5)
 TEMPLATE_EVENTS = 100  # the first events a template sees as ``events``
@@ -59,39 +59,47 @@ class KeyState:
         self.save(state={}, opened_at=None, due_at=self.now + IDLE_GRACE)
 
 
-def on_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
-    _EVENT[state.spec.kind](state, event, trigger)
+def matched_steps(
+    spec: RuleSpec, event: Event, trigger: dict[str, Any], problems: list[str]
+) -> set[int]:
+    """The steps of the rule (indexes into ``spec.steps``) that ``event`` matches: its type and
+    its filter. A filter that fails on this event is a problem on the event's page."""
+    found = set()
+    for index, step in enumerate(spec.steps):
+        if not matching.type_matches(step.event, event.type):
+            continue
+        try:
+            if not step.filter or matching.condition(step.filter, {"event": trigger}):
+                found.add(index)
+        except matching.ExpressionError as exc:
+            problems.append(f"rule {spec.name}: filter: {exc}; the event was not counted")
+    return found
+
+
+def on_event(state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]) -> None:
+    """``matched``: the steps the event matches (at least one)."""
+    _EVENT[state.spec.kind](state, event, trigger, matched)
 
 
 def on_due(state: KeyState) -> None:
     _DUE[state.spec.kind](state)
 
 
-def _matches(step: Step, event: Event, trigger: dict[str, Any], state: KeyState) -> bool:
-    if not matching.type_matches(step.event, event.type):
-        return False
-    if not step.filter:
-        return True
-    try:
-        return matching.condition(step.filter, {"event": trigger})
-    except matching.ExpressionError as exc:
-        state.problems.append(f"rule {state.spec.name}: filter: {exc}; the event was not counted")
-        return False
-
-
 # --- sequence and absence --------------------------------------------------------------------
 
 
-def _sequence_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
+def _sequence_event(
+    state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
+) -> None:
     steps, step = state.spec.steps, state.row.state.get("step", 0)
-    if state.row.opened_at is not None and _matches(steps[step], event, trigger, state):
+    if state.row.opened_at is not None and step in matched:
         state.hold(event)
         if step + 1 == len(steps):
             _fire(state, state.held(), {}, window=str(state.row.opened_at.isoformat()))
             state.idle()
         else:
             state.save(state={"step": step + 1})
-    elif state.row.opened_at is None and _matches(steps[0], event, trigger, state):
+    elif state.row.opened_at is None and 0 in matched:
         _open(state, event, step=1)
 
 
@@ -99,12 +107,13 @@ def _sequence_due(state: KeyState) -> None:
     state.idle()  # ran out of time before the sequence completed: no match
 
 
-def _absence_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
-    first, second = state.spec.steps
+def _absence_event(
+    state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
+) -> None:
     if state.row.opened_at is not None:
-        if _matches(second, event, trigger, state):
+        if 1 in matched:
             state.idle()  # it came in time
-    elif _matches(first, event, trigger, state):
+    elif 0 in matched:
         _open(state, event, step=1)
 
 
@@ -122,9 +131,9 @@ def _open(state: KeyState, event: Event, *, step: int) -> None:
 # --- threshold -------------------------------------------------------------------------------
 
 
-def _threshold_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
-    if not _matches(state.spec.steps[0], event, trigger, state):
-        return
+def _threshold_event(
+    state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
+) -> None:
     _threshold_prune(state)
     state.hold(event)
     held = state.held()
@@ -170,11 +179,11 @@ def _window_start(moment: datetime, every: timedelta) -> datetime:
     return _EPOCH + timedelta(seconds=math.floor((moment - _EPOCH).total_seconds() / size) * size)
 
 
-def _aggregate_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
+def _aggregate_event(
+    state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
+) -> None:
     spec = state.spec
     assert spec.every is not None
-    if not _matches(spec.steps[0], event, trigger, state):
-        return
     value = 0.0
     if spec.function != "count":
         found = matching.lookup(trigger, spec.value)
@@ -227,11 +236,11 @@ def _window(state: KeyState) -> str:
 # --- anomaly ---------------------------------------------------------------------------------
 
 
-def _anomaly_event(state: KeyState, event: Event, trigger: dict[str, Any]) -> None:
+def _anomaly_event(
+    state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
+) -> None:
     spec = state.spec
     assert spec.every is not None
-    if not _matches(spec.steps[0], event, trigger, state):
-        return
     if state.row.opened_at is None:
         start = _window_start(state.now, spec.every)
         state.save(
