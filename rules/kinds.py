@@ -53,6 +53,9 @@ class KeyState:
             .values_list("event_id", flat=True)
         )
 
+    def held_count(self) -> int:
+        return RuleEvent.objects.filter(rule_key=self.row).count()
+
     def idle(self) -> None:
         """Nothing open any more: forget the held events; the sweep deletes the row later."""
         RuleEvent.objects.filter(rule_key=self.row).delete()
@@ -134,14 +137,16 @@ def _open(state: KeyState, event: Event, *, step: int) -> None:
 def _threshold_event(
     state: KeyState, event: Event, trigger: dict[str, Any], matched: set[int]
 ) -> None:
-    _threshold_prune(state)
+    # Events that left the window were pruned when the row fell due (by the sweep, or just
+    # before this call): what is held is inside the window.
+    assert state.spec.within is not None
     state.hold(event)
-    held = state.held()
-    if len(held) >= state.spec.count:
+    if state.held_count() >= state.spec.count:
+        held = state.held()
         _fire(state, held, {"count": len(held)}, window=str(held[0]))
         state.idle()  # once per window: counting starts again after it fired
-    else:
-        _threshold_reschedule(state)
+    elif state.row.opened_at is None:
+        state.save(opened_at=state.now, due_at=state.now + state.spec.within)
 
 
 def _threshold_due(state: KeyState) -> None:

@@ -39,14 +39,20 @@ def routed_by_hand() -> Iterator[list[Any]]:
 def slow_decisions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Widen the window between reading a key's events and deciding, where two workers without
     the row lock would both see the window complete."""
-    real_held = kinds.KeyState.held
+    real_held, real_count = kinds.KeyState.held, kinds.KeyState.held_count
 
     def slow_held(self: kinds.KeyState) -> list[Any]:
         found = real_held(self)
         time.sleep(0.05)
         return found
 
+    def slow_count(self: kinds.KeyState) -> int:
+        found = real_count(self)
+        time.sleep(0.05)
+        return found
+
     monkeypatch.setattr(kinds.KeyState, "held", slow_held)
+    monkeypatch.setattr(kinds.KeyState, "held_count", slow_count)
 
 
 @pytest.fixture(autouse=True)
