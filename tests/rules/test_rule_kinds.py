@@ -178,3 +178,49 @@ def test_anomaly_learns_the_rate_and_flags_a_spike_and_a_drop(workflow_harness):
     drop = derived("signups.anomaly")[-1]
     assert drop.data["observed"] == 0
     assert drop.data["score"] < -3
+
+
+def test_an_event_a_rule_cannot_count_says_why_on_its_page(workflow_harness):
+    rule_save(
+        definition={
+            "name": "big-refunds",
+            "kind": "threshold",
+            "event": "order.refunded",
+            "filter": "event.data.amount > 100",
+            "correlate": "data.user",
+            "count": 2,
+            "within": "1h",
+            "emit": {"type": "refunds.many"},
+        }
+    )
+    no_key = workflow_harness.emit("order.refunded", {"amount": 500})
+    bad_data = workflow_harness.emit("order.refunded", {"user": "ada", "amount": "lots"})
+    small = workflow_harness.emit("order.refunded", {"user": "ada", "amount": 5})
+    assert Event.objects.get(pk=no_key.pk).route_errors == [
+        "rule big-refunds: the event has no data.user to correlate on; it was not counted"
+    ]
+    assert "rule big-refunds: filter:" in Event.objects.get(pk=bad_data.pk).route_errors[0]
+    assert Event.objects.get(pk=small.pk).route_errors == []
+    assert not RuleKey.objects.exists()  # nothing the rule could use made a row
+
+
+def test_a_changed_rule_starts_afresh_and_a_switched_off_rule_sees_nothing(workflow_harness):
+    definition = {
+        "name": "failed-logins",
+        "kind": "threshold",
+        "event": "login.failed",
+        "count": 2,
+        "within": "1h",
+        "emit": {"type": "account.suspicious"},
+    }
+    rule_save(definition=definition)
+    workflow_harness.emit("login.failed", {})
+    assert RuleEvent.objects.count() == 1
+    rule_save(definition={**definition, "count": 3})
+    assert not RuleKey.objects.exists()  # counted under the old definition: dropped
+    _, changed = rule_save(definition={**definition, "count": 3}, active=False)
+    assert changed is False
+    for _ in range(5):
+        workflow_harness.emit("login.failed", {})
+    assert derived("account.suspicious") == []
+    assert not RuleKey.objects.exists()
