@@ -78,6 +78,8 @@ INSTALLED_APPS = [
 EXAMPLES = env_bool("EXAMPLES", default=EMBEDDED)
 if EXAMPLES:
     INSTALLED_APPS.append("examples")
+# Your own apps (their workflows.py, actions and models) without editing this file.
+INSTALLED_APPS += [app for app in env_list("EXTRA_APPS", []) if app not in INSTALLED_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

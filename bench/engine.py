@@ -26,6 +26,7 @@ Uses the database automation_bench_engine and Redis DB 12 (both emptied).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -62,6 +63,7 @@ def main() -> None:
         "--warm-up", type=float, default=1.0, help="seconds sent first and reported apart"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench/compare.py)")
     args = parser.parse_args()
     if args.smoke:
         args.runs, args.repeat, args.rate, args.seconds, args.warm_up = 40, 1, 50.0, 1.0, 0.2
@@ -265,6 +267,11 @@ def report(args: argparse.Namespace, results: dict[str, list[float]], latency: d
         f"ratio engine/bare: {ratio:.2f} (started by events: {events:.2f}; bar 0.60); "
         f"event-to-first-step p99 {p99:.1f} ms (bar 25 ms)"
     )
+    if args.json:
+        figures = {f"{name} steps/s": value for name, value in median.items()}
+        for name, values in latency.items():
+            figures[f"{name} p50 ms"], figures[f"{name} p99 ms"] = _spread(values)[1:]
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 def _spread(values: list[float]) -> tuple[int, float, float]:

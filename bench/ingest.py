@@ -24,6 +24,7 @@ redis://127.0.0.1:6379/13, emptied). Takes under two minutes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -88,6 +89,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="alternations, for stable medians")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a CI check")
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench/compare.py)")
     add_server_arguments(parser)
     args = parser.parse_args()
     if args.smoke:
@@ -275,6 +277,13 @@ def report(args: argparse.Namespace, results: dict[str, list], stored: int) -> N
     publish = medians["ingest (publish)"]["rps"] / bare
     outbox = medians["ingest (outbox)"]["rps"] / bare
     print(f"ingest/bare throughput ratio: outbox {outbox:.2f}, publish {publish:.2f}")
+    if args.json:
+        figures = {
+            f"{name} {key}": row[key]
+            for name, row in medians.items()
+            for key in ("rps", "p50_ms", "p99_ms")
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":

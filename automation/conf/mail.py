@@ -24,7 +24,7 @@ __all__ = [
 # The address people reach this site at; links in approval emails start with it.
 # The embedded server's own address by default, so links work on another PORT too.
 _PORT = env_int("PORT", 8000, minimum=1, maximum=65535)
-SITE_URL = env_str("SITE_URL", f"http://localhost:{_PORT}").rstrip("/")
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{_PORT}").rstrip("/")
 if not SITE_URL.startswith(("http://", "https://")):
     raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must start with http:// or https://.")
 # Seconds a link in an approval email stays valid (it also works only once).

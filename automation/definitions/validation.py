@@ -6,6 +6,7 @@ before, durations, CEL that compiles, assignees that exist. Every error names it
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -131,11 +132,34 @@ def _explain(error: Any) -> list[DefinitionError]:
     path = list(error.absolute_path)
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         present = [k for k in STEP_KINDS if k in error.instance]
+        if not present and (unknown := _unknown_step_keys(error.instance, path)):
+            return unknown
         message = f"a step has exactly one of {', '.join(STEP_KINDS)}" + (
             f" (this one has {', '.join(present)})" if present else ""
         )
         return [DefinitionError(format_path(path), message)]
     return [DefinitionError(format_path(path), error.message)]
+
+
+def _step_keys() -> frozenset[str]:
+    definitions = SCHEMA["definitions"]
+    refs = [rule["then"]["$ref"].rsplit("/", 1)[1] for rule in definitions["step"]["allOf"]]
+    return frozenset(key for ref in refs for key in definitions[ref]["properties"])
+
+
+_STEP_KEYS = _step_keys()
+
+
+def _unknown_step_keys(step: dict[str, Any], path: list[Any]) -> list[DefinitionError]:
+    """A step with no kind because of a typo (`actoin: log`): name the key, not the rule."""
+    found = []
+    for key in step:
+        if key in _STEP_KEYS:
+            continue
+        close = difflib.get_close_matches(str(key), _STEP_KEYS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"a step has {', '.join(STEP_KINDS)}"
+        found.append(DefinitionError(format_path([*path, key]), f"unknown key {key!r} ({hint})"))
+    return found
 
 
 # --- meaning -------------------------------------------------------------------------------

@@ -69,7 +69,9 @@ def _human(delta: timedelta) -> str:
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         return f"{hours} h {minutes} min"
-    return f"{hours // 24} days"
+    # Hours too: "2 days" for a 3-day deadline set a minute ago reads as a day lost.
+    days, hours = divmod(hours, 24)
+    return f"{days} days {hours} h" if hours else f"{days} days"
 
 
 @register.simple_tag

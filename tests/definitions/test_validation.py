@@ -132,6 +132,13 @@ def test_shape_errors_name_the_path():
     assert "name" in errors_of(changed(["name"], "Not A Slug"))
 
 
+def test_a_misspelt_kind_is_named_with_the_key_it_meant():
+    errors = errors_of(changed(["steps", 0], {"id": "x", "actoin": "log", "bogus": 1}))
+    assert errors["steps[0].actoin"] == "unknown key 'actoin' (did you mean 'action'?)"
+    assert errors["steps[0].bogus"].startswith("unknown key 'bogus' (a step has action, ")
+    assert "steps[0]" not in errors  # the vaguer "exactly one of" is not said as well
+
+
 def test_modifiers_that_mean_nothing_for_a_kind_are_errors():
     assert (
         "nothing to retry"

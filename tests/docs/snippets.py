@@ -18,7 +18,7 @@ NO_TEST = re.compile(r"^<!--\s*no-test:\s*(?P<reason>.*?)\s*-->$")
 FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
 # A Python snippet whose first line names a file under tests/ is a file the reader saves there;
 # the shell snippet after it runs it.
-SAVED_AS = re.compile(r"^# (?P<path>tests/[\w/]+\.py)$")
+SAVED_AS = re.compile(r"^# (?P<path>[\w/]+\.py)$")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tests.processes import Server, start_server, stop
 
 RUNNABLE = [s for s in snippets() if s.skip_reason is None]
 SKIPPED = [s for s in snippets() if s.skip_reason is not None]
-PLACES = ("http://127.0.0.1:8000", "http://localhost:8000")
+PLACES = ("http://127.0.0.1:${PORT:-8000}", "http://127.0.0.1:8000", "http://localhost:8000")
 # Variables a snippet assigns (`TOKEN=...`, `export SECRET=...`), kept for the next snippets.
 ASSIGNED = re.compile(r"(?:^|[;&|(]\s*|\s)(?:export\s+)?([A-Z][A-Z0-9_]*)=", re.MULTILINE)
 SNIPPET_TIMEOUT = 90
@@ -52,9 +52,14 @@ class DocsSite:
         code = self.adapt(snippet.code)
         if snippet.saved_as:
             target = self.workdir / snippet.saved_as
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # A folder linked into the repository (automation/, examples/): never write there.
+            assert not target.parent.resolve().is_relative_to(ROOT.resolve()), snippet.saved_as
             target.unlink(missing_ok=True)  # a link into the repository: never write through it
             target.write_text(code)
-            return subprocess.CompletedProcess([], 0, "", "")
+            if target.parts[len(self.workdir.parts)] == "tests":
+                return subprocess.CompletedProcess([], 0, "", "")  # pytest runs it later
+        # A module of the reader's (my_app/workflows.py) is run too: it must import.
         if snippet.kind == "python":
             script = self.workdir / ".snippet.py"
             script.write_text(code)
