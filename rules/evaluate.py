@@ -16,7 +16,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 
 from automation.engine import clock, matching
 from automation.lib.db import update_returning
@@ -98,20 +98,32 @@ def _key(spec: RuleSpec, trigger: dict[str, Any]) -> str:
 def _lock(rule_id: int, key: str, now: datetime, *, create: bool = True) -> RuleKey | None:
     """The key's row, updated first so that it is locked until this transaction ends (None if
     it has none and ``create`` is false)."""
-    rows = RuleKey.objects.filter(rule_id=rule_id, key=key)
-    row = update_returning(rows, updated_at=now)
-    if row is not None or not create:
-        return row
-    try:
-        with transaction.atomic():
-            # Idle until an event opens something: the sweep deletes it if none does.
-            return RuleKey.objects.create(
-                rule_id=rule_id, key=key, updated_at=now, due_at=now + kinds.IDLE_GRACE
-            )
-    except IntegrityError:  # another worker created it first; it has committed by now
-        row = update_returning(rows, updated_at=now)
-        assert row is not None
-        return row
+    if not create:
+        return update_returning(RuleKey.objects.filter(rule_id=rule_id, key=key), updated_at=now)
+    return _upsert(rule_id, key, now)
+
+
+def _upsert(rule_id: int, key: str, now: datetime) -> RuleKey:
+    """Create the key's row or touch it, in one statement that locks it either way: INSERT ...
+    ON CONFLICT DO UPDATE (PostgreSQL, SQLite 3.35+). A new row is idle until an event opens
+    something: the sweep deletes it if none does. Two workers creating one key at once: the
+    second waits for the first's row and then updates it, as for any existing key."""
+    ops = connection.ops
+    table = ops.quote_name(RuleKey._meta.db_table)
+    columns = ", ".join(ops.quote_name(field.column) for field in RuleKey._meta.concrete_fields)
+    sql = (
+        f'INSERT INTO {table} ("rule_id", "key", "state", "updated_at", "due_at") '  # noqa: S608
+        """VALUES (%s, %s, '{}', %s, %s) ON CONFLICT ("rule_id", "key") """
+        'DO UPDATE SET "updated_at" = excluded."updated_at" '
+        f"RETURNING {columns}"
+    )
+    params = [
+        rule_id,
+        key,
+        ops.adapt_datetimefield_value(now),
+        ops.adapt_datetimefield_value(now + kinds.IDLE_GRACE),
+    ]
+    return next(iter(RuleKey.objects.raw(sql, params)))
 
 
 def rules_sweep(*, limit: int = BATCH) -> int:
