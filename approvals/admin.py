@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from approvals.models import Approval, ApprovalEvent, ApprovalLink, ApprovalVote
+from approvals.models import Approval, ApprovalEvent, ApprovalLink, ApprovalVote, Delegation
 from automation.lib.paging import LargeTablePaginator
 
 
@@ -22,7 +22,7 @@ class _ReadOnlyInline(admin.TabularInline):
 
 class VoteInline(_ReadOnlyInline):
     model = ApprovalVote
-    fields = ["user", "decision", "comment", "values", "created_at"]
+    fields = ["user", "on_behalf_of", "decision", "comment", "values", "created_at"]
     readonly_fields = fields
 
 
@@ -59,3 +59,17 @@ class ApprovalAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # decisions go through the decide service (API, operator pages)
+
+
+@admin.register(Delegation)
+class DelegationAdmin(admin.ModelAdmin):
+    """Out-of-office delegations: an admin can set one up for someone who is away unexpectedly,
+    or end one (set "ends at" to now). The model's checks apply (ends after it starts, not to
+    oneself)."""
+
+    list_display = ["user", "delegate", "starts_at", "ends_at", "reason", "created_at"]
+    list_filter = ["starts_at", "ends_at"]
+    search_fields = ["user__username", "delegate__username", "reason"]
+    list_select_related = ["user", "delegate"]
+    autocomplete_fields = ["user", "delegate"]
+    readonly_fields = ["created_at"]

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 
+from approvals import delegations
 from approvals.links import link_create, link_url
 from approvals.models import Approval
 
@@ -35,14 +36,19 @@ KINDS = {
 
 
 def recipients(approval: Approval, kind: str) -> QuerySet:
-    """Active assignees (directly or through a group) with an email address, minus those who
-    cannot decide it (the requester under four-eyes) and, for reminders, those who voted."""
+    """Active assignees (directly or through a group) and the delegates of those out of office,
+    with an email address, minus those who cannot decide it (the requester under four-eyes)
+    and, for reminders, those who voted."""
+    assignees = get_user_model().objects.filter(
+        Q(assigned_approvals=approval) | Q(groups__assigned_approvals=approval), is_active=True
+    )
+    if approval.four_eyes and approval.requested_by_id:
+        assignees = assignees.exclude(pk=approval.requested_by_id)
+    # The delegates of assignees out of office hear of it too (approvals.delegations).
+    stand_ins = delegations.delegates_of(assignees)
     people = (
         get_user_model()
-        .objects.filter(
-            Q(assigned_approvals=approval) | Q(groups__assigned_approvals=approval),
-            is_active=True,
-        )
+        .objects.filter(Q(pk__in=assignees.values("pk")) | Q(pk__in=stand_ins.values("pk")))
         .exclude(email="")
         .distinct()
         .order_by("pk")
@@ -96,6 +102,15 @@ def approval_email_send(*, approval_id: Any, kind: str) -> int:
     return sent
 
 
+def _standing_in_for(approval: Approval, person: Any) -> str:
+    """The name of the assignee ``person`` is emailed for as their delegate ("" when they
+    are an assignee themselves)."""
+    if delegations.assigned(approval, person):
+        return ""
+    principal = delegations.stands_in_for(approval, person)
+    return (principal.get_full_name() or principal.get_username()) if principal else ""
+
+
 def _message(approval: Approval, person: Any, kind: str, connection: Any) -> Any:
     link, token = link_create(approval=approval, user=person)
     context = {
@@ -108,6 +123,7 @@ def _message(approval: Approval, person: Any, kind: str, connection: Any) -> Any
         "link_expires_at": link.expires_at,
         "approval_url": f"{settings.SITE_URL}/app/approvals/{approval.pk}/",
         "context_items": sorted(approval.context.items()) if approval.context else [],
+        "standing_in_for": _standing_in_for(approval, person),
     }
     subject = KINDS[kind].format(title=approval.title)
     message = EmailMultiAlternatives(

@@ -5,6 +5,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
+from automation.engine import clock
 from automation.lib.ids import uuid7
 
 
@@ -12,10 +13,15 @@ class ApprovalQuerySet(models.QuerySet):
     def pending(self) -> ApprovalQuerySet:
         return self.filter(status=Approval.Status.PENDING)
 
-    def inbox(self, user) -> ApprovalQuerySet:
-        """Approvals the user may decide: assigned to them or to one of their groups."""
+    def inbox(self, user, at=None) -> ApprovalQuerySet:
+        """Approvals the user may decide: assigned to them or to one of their groups, or to a
+        person who named them their delegate for a period that includes ``at`` (now)."""
+        principals = Delegation.objects.active(at).filter(delegate=user).values("user")
         return self.filter(
-            models.Q(assignee_users=user) | models.Q(assignee_groups__in=user.groups.all())
+            models.Q(assignee_users=user)
+            | models.Q(assignee_groups__in=user.groups.all())
+            | models.Q(assignee_users__in=principals)
+            | models.Q(assignee_groups__user__in=principals)
         ).distinct()
 
 
@@ -81,6 +87,14 @@ class Approval(models.Model):
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    decided_on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Whose delegate decided it (empty: the decider acted in their own name).",
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -124,6 +138,14 @@ class ApprovalVote(models.Model):
     )
     comment = models.TextField(blank=True)
     values = models.JSONField(default=dict, blank=True, help_text="The form fields filled in.")
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The assignee whose delegate cast this vote (empty: in their own name).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -185,3 +207,52 @@ class ApprovalLink(models.Model):
 
     def __str__(self) -> str:
         return f"link to {self.approval_id} for {self.user_id}"
+
+
+class DelegationQuerySet(models.QuerySet):
+    def active(self, at=None) -> DelegationQuerySet:
+        """Delegations whose period includes ``at`` (default: now, on the engine's clock)."""
+        at = at or clock.now()
+        return self.filter(starts_at__lte=at, ends_at__gt=at)
+
+
+class Delegation(models.Model):
+    """Out of office: from ``starts_at`` to ``ends_at``, the approvals ``user`` may decide also
+    reach ``delegate`` (inbox, emails, the right to decide, on the user's behalf)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_given"
+    )
+    delegate = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="delegations_received"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True, help_text="e.g. Holiday until Monday")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DelegationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="delegation_ends_after_it_starts",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(user=models.F("delegate")),
+                name="delegation_not_to_oneself",
+            ),
+        ]
+        indexes = [
+            # The inbox and permission check: whom does this delegate stand in for now.
+            models.Index(fields=["delegate", "ends_at"], name="delegation_delegate_idx"),
+            # A user's own delegations (their settings page, the overlap check).
+            models.Index(fields=["user", "ends_at"], name="delegation_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.user} → {self.delegate} ({self.starts_at:%Y-%m-%d} to {self.ends_at:%Y-%m-%d})"
+        )

@@ -17,8 +17,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
-from approvals import transitions
+from approvals import delegations, transitions
 from approvals.emails import approval_email_after_commit
 from approvals.forms import clean_values, validate_field_specs
 from approvals.models import Approval, ApprovalEvent, ApprovalVote
@@ -171,19 +172,35 @@ def _outcome(approval: Approval) -> dict[str, Any]:
             "decision": v.decision,
             "comment": v.comment,
             "values": v.values,
+            "on_behalf_of": _name(v.on_behalf_of),
         }
-        for v in approval.votes.select_related("user")
+        for v in approval.votes.select_related("user", "on_behalf_of")
     ]
     return {
         "approved": approval.status == Approval.Status.APPROVED,
         "decision": approval.status,
         "comment": approval.comment,
-        "decided_by": approval.decided_by.get_username() if approval.decided_by else None,
+        "decided_by": _name(approval.decided_by),
+        "on_behalf_of": _name(approval.decided_on_behalf_of),
         "decided_at": _iso(approval.decided_at),
         "votes": votes,
         "values": approval.values,
         "timed_out": False,
     }
+
+
+def _name(user: Any) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def acting_for(approval: Approval, user: Any) -> Any | None:
+    """Whom ``user`` decides for: None in their own name (an assignee, or allowed to decide
+    any approval), else the out-of-office assignee they are the delegate of."""
+    if not user.is_authenticated:
+        return None
+    if user.has_perm("approvals.decide_any_approval") or delegations.assigned(approval, user):
+        return None
+    return delegations.stands_in_for(approval, user)
 
 
 def approval_decide(
@@ -206,20 +223,37 @@ def approval_decide(
         raise ValueError("decision must be 'approve' or 'reject'")
     transitions.check_permission(approval, transitions.TRANSITIONS[decision], user)
     cleaned = clean_values(approval, decision, values)
+    behalf = acting_for(approval, user)
     with transaction.atomic():
         locked = Approval.objects.select_for_update().get(pk=approval.pk)
         if locked.status != Approval.Status.PENDING:
             raise AlreadyDecided(f"approval {approval.pk} is {locked.status} already")
-        _vote(locked, user, decision, comment, cleaned)
+        _check_one_say(locked, user, behalf)
+        _vote(locked, user, decision, comment, cleaned, behalf)
         approvals = locked.votes.filter(decision="approve").count()
         if decision == "reject" or approvals >= locked.quorum:
-            _move(locked, decision, user, comment=comment, values=cleaned)
+            _move(locked, decision, user, comment=comment, values=cleaned, behalf=behalf)
             step_complete(run_id=locked.run_id, step_id=locked.step_id, output=_outcome(locked))
     approval.refresh_from_db()
     return approval
 
 
-def _vote(approval: Approval, user: Any, decision: str, comment: str, values: dict) -> None:
+def _check_one_say(approval: Approval, user: Any, behalf: Any | None) -> None:
+    """A person's say counts once: they vote, or their delegate votes for them (the approval
+    row is locked, so the two cannot both pass)."""
+    person = behalf if behalf is not None else user
+    earlier = approval.votes.filter(Q(user=person) | Q(on_behalf_of=person)).first()
+    if earlier is None:
+        return
+    if earlier.user_id == user.pk and behalf is None:
+        raise AlreadyDecided("you have voted on this approval already")
+    by = "in person" if earlier.on_behalf_of_id is None else "through a delegate"
+    raise AlreadyDecided(f"{person.get_username()} has voted on this approval already ({by})")
+
+
+def _vote(
+    approval: Approval, user: Any, decision: str, comment: str, values: dict, behalf: Any
+) -> None:
     try:
         with transaction.atomic():
             ApprovalVote.objects.create(
@@ -228,21 +262,35 @@ def _vote(approval: Approval, user: Any, decision: str, comment: str, values: di
                 decision=decision,
                 comment=comment,
                 values=values,
+                on_behalf_of=behalf,
                 created_at=clock.now(),
             )
     except IntegrityError:
         raise AlreadyDecided("you have voted on this approval already") from None
     if not transitions.apply(approval, "vote", user=user):
         raise AlreadyDecided(f"approval {approval.pk} is no longer pending")
-    _log(approval, ApprovalEvent.Action.VOTED, user, decision=decision, comment=comment)
+    _log(approval, ApprovalEvent.Action.VOTED, user, decision=decision, comment=comment,
+         **_behalf(behalf))  # fmt: skip
 
 
-def _move(approval: Approval, name: str, user: Any, *, comment: str, values: dict) -> None:
+def _behalf(behalf: Any | None) -> dict[str, Any]:
+    """The audit detail of a delegate's act: whose behalf it was on."""
+    return {"on_behalf_of": behalf.get_username()} if behalf is not None else {}
+
+
+def _move(
+    approval: Approval, name: str, user: Any, *, comment: str, values: dict, behalf: Any = None
+) -> None:
     """A deciding transition (approve or reject) by ``user``, and its audit entry."""
-    changes = {"decided_by": user, "decided_at": clock.now(), "comment": comment}
+    changes = {
+        "decided_by": user,
+        "decided_on_behalf_of": behalf,
+        "decided_at": clock.now(),
+        "comment": comment,
+    }
     if not transitions.apply(approval, name, user=user, values=values, **changes):
         raise AlreadyDecided(f"approval {approval.pk} is no longer pending")
-    _log(approval, transitions.TRANSITIONS[name].audit, user, comment=comment)
+    _log(approval, transitions.TRANSITIONS[name].audit, user, comment=comment, **_behalf(behalf))
 
 
 def approval_expire(*, run_id: Any, step_id: str) -> bool:

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
+from approvals.forms import validate_field_specs
 from approvals.services import approval_create, approval_expire, approvals_cancel_for_run
 from automation.engine import clock, journal, ports, waits
-from automation.engine.errors import Suspend
+from automation.engine.errors import Suspend, WorkflowError
 from automation.models import StepRecord, StepStatus
 
 if TYPE_CHECKING:
@@ -24,9 +25,19 @@ if TYPE_CHECKING:
 def register() -> None:
     """Give the engine the approval step and the closer of a run's approvals."""
     ports.step_kind_register(
-        "approval", ports.StepKind(start=start_approval, result=approval_result)
+        "approval",
+        ports.StepKind(start=start_approval, result=approval_result, check=check_options),
     )
     ports.run_close_hook_add(approvals_close_for_run)
+
+
+def check_options(step_id: str, options: dict[str, Any]) -> list[str]:
+    """The problems of a declarative approval's form ``fields`` (approvals.forms)."""
+    try:
+        validate_field_specs(options.get("fields"), step_id=step_id)
+    except WorkflowError as exc:
+        return [str(exc)]
+    return []
 
 
 def approvals_close_for_run(run_id: Any) -> None:

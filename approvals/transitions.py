@@ -8,10 +8,10 @@ so it cannot happen, whatever the number of concurrent clicks or sweeps.
 
 The table is :data:`TRANSITIONS` below (docs/approvals.md shows it too).
 
-A *decider* is an assignee (directly or through a group) or a user with the
-``approvals.decide_any_approval`` permission, and never the person who started the run when the
-approval asks for four eyes. The *system* is the engine (timers, sweeps, run cancellation): no
-user may make those moves.
+A *decider* is an assignee (directly or through a group), the delegate of an assignee out of
+office (approvals.delegations), or a user with the ``approvals.decide_any_approval``
+permission, and never the person who started the run when the approval asks for four eyes.
+The *system* is the engine (timers, sweeps, run cancellation): no user may make those moves.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 
+from approvals import delegations
 from approvals.models import Approval
 
 __all__ = [
@@ -73,15 +74,16 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in _TABLE}
 
 
 def can_decide(approval: Approval, user: Any) -> bool:
-    """An assignee (directly or through a group), or a user allowed to decide any approval.
-    Four-eyes is checked separately (:func:`check_permission`), so the requester still sees it."""
+    """An assignee (directly or through a group), a user allowed to decide any approval, or
+    the delegate of an assignee now out of office (approvals.delegations). Four-eyes is checked
+    separately (:func:`check_permission`), so the requester still sees it."""
     if user is None or not user.is_authenticated or not user.is_active:
         return False
     if user.has_perm("approvals.decide_any_approval"):
         return True
-    if approval.assignee_users.filter(pk=user.pk).exists():
+    if delegations.assigned(approval, user):
         return True
-    return approval.assignee_groups.filter(pk__in=user.groups.values("pk")).exists()
+    return delegations.stands_in_for(approval, user) is not None
 
 
 def check_permission(approval: Approval, transition: Transition, user: Any) -> None:

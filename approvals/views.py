@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST, require_safe
 
-from approvals import selectors, services
+from approvals import delegations, selectors, services
 from approvals.forms import decision_form
 from approvals.models import Approval
 from approvals.transitions import available
@@ -33,6 +33,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         approvals = approvals.filter(status=status)
     context = {
         "page": keyset_page(approvals.prefetch_related("assignee_groups"), request),
+        "standing_in_for": delegations.standing_in_now(request.user),
         "scope": scope,
         "status": status,
         "tabs": STATUS_TABS,
@@ -57,8 +58,9 @@ def _render_approval(
         "approval": approval,
         "form": form,
         "may_decide": any(t.name == "approve" for t in available(approval, request.user)),
+        "standing_in_for": services.acting_for(approval, request.user),
         "voted": approval.votes.filter(user=request.user).exists(),
-        "votes": approval.votes.select_related("user"),
+        "votes": approval.votes.select_related("user", "on_behalf_of"),
         "history": approval.history.select_related("actor"),
         "section": "approvals",
     }

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from automation.commands import circuit_close, run_retry, runs_retry_failed
+from automation.engine import search
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
 from automation.lib.paging import LargeTablePaginator
@@ -71,6 +72,7 @@ class RunAdmin(ReadOnlyAdmin):
     list_filter = ["status", "workflow", "created_at"]
     list_select_related = ["workflow"]
     search_fields = ["=id", "=correlation_id"]
+    search_help_text = "A run id, a correlation id, or a search attribute as key=value."
     show_full_result_count = False  # COUNT(*) over millions of runs is the slow part of a list
     paginator = LargeTablePaginator
     # No date_hierarchy: its year/month links are a DISTINCT over every run's created_at on each
@@ -80,9 +82,9 @@ class RunAdmin(ReadOnlyAdmin):
         "parent_run", "parent_step_id", "started_by", "concurrency_key", "queued",
         "cancel_requested", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
         "created_at", "started_at", "finished_at", "input_pretty", "output_pretty",
-        "error_pretty",
+        "error_pretty", "search_pretty",
     ]  # fmt: skip
-    exclude = ["input", "output", "error"]
+    exclude = ["input", "output", "error", "search"]
     inlines = [StepInline]
     actions = ["retry", "cancel"]
 
@@ -97,6 +99,18 @@ class RunAdmin(ReadOnlyAdmin):
     @admin.display(description="error")
     def error_pretty(self, obj: Run) -> str:
         return pretty(obj.error) if obj.error else "-"
+
+    @admin.display(description="search attributes")
+    def search_pretty(self, obj: Run) -> str:
+        return pretty(obj.search) if obj.search else "-"
+
+    def get_search_results(self, request: Any, queryset: Any, search_term: str) -> Any:
+        """``customer=acme`` filters on a search attribute, as ``?search.customer=acme`` does
+        in the API; anything else is looked up as an id or correlation id."""
+        key, sep, value = search_term.partition("=")
+        if sep and search.KEY_RE.match(key.strip()):
+            return search.filter_runs(queryset, {key.strip(): value.strip()}), False
+        return super().get_search_results(request, queryset, search_term)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("automation.change_run")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from approvals import delegation_views
 from approvals import views as approvals
 from automation import views as automation
 from events import views as events
@@ -28,6 +29,12 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("approvals/", approvals.inbox, name="inbox"),
+    path("approvals/delegation/", delegation_views.delegation_page, name="delegation"),
+    path(
+        "approvals/delegation/<int:delegation_id>/end/",
+        delegation_views.delegation_end,
+        name="delegation-end",
+    ),
     path("approvals/<uuid:approval_id>/", approvals.approval_page, name="approval"),
     path("approvals/<uuid:approval_id>/decide/", approvals.approval_decide, name="decide"),
     path("runs/", automation.runs, name="runs"),
@@ -47,6 +54,21 @@ urlpatterns = [
     path("workflows/", automation.workflows, name="workflows"),
     path("workflows/<slug:name>/", automation.workflow_page, name="workflow"),
     path("workflows/<slug:name>/start/", automation.workflow_start, name="workflow-start"),
+    path(
+        "workflows/<slug:name>/send-event/", automation.workflow_send_event, name="workflow-event"
+    ),
+    path(
+        "workflows/<slug:name>/activate/",
+        automation.workflow_activate_page,
+        {"active": True},
+        name="workflow-activate",
+    ),
+    path(
+        "workflows/<slug:name>/deactivate/",
+        automation.workflow_activate_page,
+        {"active": False},
+        name="workflow-deactivate",
+    ),
     path("circuits/", automation.circuits, name="circuits"),
     path("circuits/<str:key>/close/", automation.circuit_close_page, name="circuit-close"),
     path("events/", events.events_page, name="events"),

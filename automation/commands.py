@@ -219,3 +219,32 @@ def circuit_close(*, key: str, user: Any) -> Circuit:
         )
     logger.info("circuit %s closed by %s", key, user.get_username())
     return circuit
+
+
+def workflow_activate(*, workflow: Workflow, active: bool, user: Any) -> bool:
+    """Let ``workflow`` start new runs (``active``) or stop it from starting any; runs in
+    flight go on either way. Written to the admin's history of the workflow, with who did it.
+    Returns whether anything changed (it may already be so)."""
+    with transaction.atomic():
+        changed = (
+            Workflow.objects.filter(pk=workflow.pk)
+            .exclude(active=active)
+            .update(active=active, updated_at=clock.now())
+        )
+        if changed:
+            LogEntry.objects.log_actions(
+                user_id=user.pk,
+                queryset=[workflow],
+                action_flag=CHANGE,
+                change_message="Activated." if active else "Deactivated.",
+                single_object=True,
+            )
+    workflow.active = active
+    if changed:
+        logger.info(
+            "workflow %s %s by %s",
+            workflow.name,
+            "activated" if active else "deactivated",
+            user.get_username(),
+        )
+    return bool(changed)

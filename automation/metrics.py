@@ -172,7 +172,31 @@ def _database_gauges() -> Iterator[GaugeMetricFamily]:
     oldest = backlog["oldest"]
     lag.add_metric([], (timezone.now() - oldest).total_seconds() if oldest else 0.0)
     yield lag
+    yield from _projection_gauges()
     yield from _circuit_gauges()
+
+
+def _projection_gauges() -> Iterator[GaugeMetricFamily]:
+    from events import projections
+    from events.models import ProjectionCheckpoint
+
+    behind = GaugeMetricFamily(
+        "automation_projection_lag_events",
+        f"Events a projection has not applied yet (counted up to {projections.LAG_COUNT_CAP}).",
+        labels=["projection"],
+    )
+    age = GaugeMetricFamily(
+        "automation_projection_lag_seconds",
+        "Age of the oldest event a projection has not applied yet.",
+        labels=["projection"],
+    )
+    checkpoints = {row.name: row for row in ProjectionCheckpoint.objects.all()}
+    for proj in projections.registered():
+        count, seconds = projections.lag(proj, checkpoints.get(proj.name))
+        behind.add_metric([labels.clean(proj.name)], count)
+        age.add_metric([labels.clean(proj.name)], seconds)
+    yield behind
+    yield age
 
 
 #: Circuits not closed shown by key; the rest are counted by state only. Keys are hosts and

@@ -160,6 +160,11 @@ class Run(models.Model):
     priority = models.SmallIntegerField(
         default=0, help_text="Its trigger's priority: higher is sent to workers first."
     )
+    # Search attributes (automation.engine.search): {key: text}. On PostgreSQL a GIN index
+    # (jsonb_path_ops, created by migration 0011 there only) serves ?search.<key>= filters.
+    search = models.JSONField(
+        default=dict, blank=True, help_text="Search attributes the run set: key → text."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -205,6 +210,12 @@ class Run(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def search_items(self) -> list[tuple[str, str]]:
+        """The search attributes by key, for pages (a template cannot call ``.items`` on a
+        dict that may have a key named "items")."""
+        return sorted((self.search or {}).items())
 
 
 class DeadLetterRun(Run):
@@ -263,6 +274,7 @@ class StepRecord(models.Model):
         VALUE = "value", "Recorded value"
         COMPENSATION = "compensation", "Compensation"
         ON_FAILURE = "on_failure", "Failure handler"
+        MARKER = "marker", "Patch marker"  # ctx.patched(): this run took a change's new path
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     step_id = models.CharField(max_length=200)

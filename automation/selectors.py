@@ -10,6 +10,7 @@ from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from automation.engine import search
 from automation.lib.ids import BadIdPrefix, id_lookup
 from automation.models import (
     ACTIVE_STATUSES,
@@ -22,10 +23,14 @@ from automation.models import (
 )
 
 
-def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> QuerySet:
+def runs_filtered(
+    *, workflow: str = "", status: str = "", q: str = "", attributes: dict[str, str] | None = None
+) -> QuerySet:
     """Runs of a workflow, in a status, whose correlation id is ``q`` or whose id it names
-    (a whole id or the short id the pages show)."""
-    runs = Run.objects.select_related("workflow", "version", "trigger_event")
+    (a whole id or the short id the pages show), holding the search ``attributes``."""
+    runs = search.filter_runs(
+        Run.objects.select_related("workflow", "version", "trigger_event"), attributes or {}
+    )
     if workflow:
         runs = runs.filter(workflow__name=workflow)
     if status in RunStatus.values:
@@ -37,6 +42,25 @@ def runs_filtered(*, workflow: str = "", status: str = "", q: str = "") -> Query
             by_id = Q(pk__in=[])
         runs = runs.filter(Q(correlation_id=q) | by_id)
     return runs
+
+
+def search_attributes_asked(params: Any) -> dict[str, str]:
+    """The runs page's search attribute filters: its ``attr`` field (``key=value``) and any
+    ``search.<key>=value`` of the query string, as the API takes them. SearchAttributeError
+    names the problem."""
+    pairs = search.parse_filters(params)
+    attr = params.get("attr", "").strip()
+    if attr:
+        key, sep, value = attr.partition("=")
+        if not sep:
+            raise search.SearchAttributeError(
+                f"search attribute {attr!r}: write key=value, e.g. customer=acme"
+            )
+        key = search.check_key(key.strip())
+        pairs[key] = search.as_text(key, value.strip())
+    if len(pairs) > search.MAX_FILTERS:
+        raise search.SearchAttributeError(f"at most {search.MAX_FILTERS} search attributes")
+    return pairs
 
 
 #: How many of a workflow's latest runs its row in the workflows list shows.

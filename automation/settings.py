@@ -330,6 +330,8 @@ CELERY_BEAT_SCHEDULE = {
     "approvals.remind": {"task": "approvals.remind", "schedule": SWEEP_INTERVAL},
     # Routes events whose after-commit dispatch was lost (broker down, process killed).
     "events.sweep_unrouted": {"task": "events.sweep_unrouted", "schedule": 5.0},
+    # Folds new events into the projections (events.projections), as often as the sweep.
+    "events.project": {"task": "events.project", "schedule": SWEEP_INTERVAL},
 }
 
 
@@ -339,6 +341,9 @@ CELERY_BEAT_SCHEDULE = {
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 # How long a rotated-out webhook secret still verifies, so senders can switch over.
 WEBHOOK_SECRET_ROTATION_GRACE = env_int("WEBHOOK_SECRET_ROTATION_GRACE", 86400, minimum=0)
+# Projections leave events younger than this for their next pass: a transaction that stamped an
+# event earlier may still be committing (a checkpoint moved past it would skip that event).
+PROJECTION_SETTLE_SECONDS = env_float("PROJECTION_SETTLE_SECONDS", 3.0, minimum=0.0)
 # Deepest nesting of objects/arrays accepted in an event body (deeper: 400).
 EVENTS_MAX_JSON_DEPTH = env_int("EVENTS_MAX_JSON_DEPTH", 64, minimum=2, maximum=500)
 # Seconds a process keeps event schemas and signal bridges cached before re-reading them.

@@ -8,6 +8,7 @@ from typing import Any
 from automation.engine import flow, flowspec, matching, registry
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_start
+from automation.lib.errors import DomainError
 from automation.models import Run, Workflow, WorkflowVersion
 
 logger = logging.getLogger(__name__)
@@ -65,6 +66,43 @@ def runs_start_for_event(
         if run is not None:
             runs.append(run)
     return runs
+
+
+class UnknownTarget(DomainError, ValueError):
+    """A replay names a workflow or version that cannot take the event."""
+
+    code = "invalid_target"
+
+
+def target_version(*, workflow: str, version: int | None, event_type: str) -> WorkflowVersion:
+    """The version of ``workflow`` a replay of an ``event_type`` event targets (its latest when
+    ``version`` is None). Raises UnknownTarget when there is none, the workflow is inactive or
+    its trigger does not subscribe to the type."""
+    registry.sync_code_workflows()
+    wf = Workflow.objects.filter(name=workflow).first()
+    if wf is None:
+        raise UnknownTarget(f"workflow: no workflow named {workflow!r}")
+    if not wf.active:
+        raise UnknownTarget(f"workflow: {workflow!r} is inactive; activate it first")
+    rows = WorkflowVersion.objects.filter(workflow=wf).select_related("workflow")
+    target = rows.filter(number=version).first() if version else rows.order_by("-number").first()
+    if target is None:
+        numbers = ", ".join(
+            str(n) for n in rows.order_by("number").values_list("number", flat=True)
+        )
+        raise UnknownTarget(f"version: {workflow} has no version {version} (it has {numbers})")
+    pattern = _trigger(target)[0]
+    if not matching.type_matches(pattern, event_type):
+        raise UnknownTarget(
+            f"workflow: {target} is triggered by {pattern or 'no event'!r}, not {event_type!r}"
+        )
+    return target
+
+
+def run_start_for_target(event: Any, *, target: WorkflowVersion) -> Run:
+    """Start one run of ``target`` for ``event`` (a replay aimed at one workflow): its trigger's
+    filter and flow control are not applied, the replay chose this workflow."""
+    return run_start(workflow=target.workflow, version=target, event=event)
 
 
 def _trigger(version: WorkflowVersion) -> tuple[str, str, str]:

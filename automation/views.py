@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
@@ -13,14 +14,18 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import health, selectors
 from automation import metrics as prometheus
-from automation.commands import circuit_close, run_retry
+from automation.commands import circuit_close, run_retry, workflow_activate
 from automation.engine.errors import WorkflowError
 from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
+from automation.engine.search import SearchAttributeError
+from automation.graphs.pages import in_flight_runs, pick_diff
+from automation.lib import ids
 from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
 from automation.models import Circuit, Run, RunOrigin, RunStatus, Workflow
+from events.services import InvalidEvent, event_ingest, validate_event_type
 
 
 @never_cache
@@ -62,16 +67,36 @@ def runs(request: HttpRequest) -> HttpResponse:
         "status": request.GET.get("status", ""),
         "q": request.GET.get("q", "").strip(),
     }
-    page = keyset_page(selectors.runs_filtered(**filters), request)
+    try:
+        attributes = selectors.search_attributes_asked(request.GET)
+    except SearchAttributeError as exc:
+        return _runs_refused(request, filters, str(exc))
+    page = keyset_page(selectors.runs_filtered(**filters, attributes=attributes), request)
     context = {
         "page": page,
         "filters": filters,
+        "attr": request.GET.get("attr", "").strip(),
+        "attributes": attributes,
         "statuses": RunStatus.choices,
         "workflows": selectors.workflow_names(),
         "query": query_without(request, "before", "fragment"),
         "section": "runs",
     }
     return render_page(request, "app/runs.html", context)
+
+
+def _runs_refused(request: HttpRequest, filters: dict[str, str], problem: str) -> HttpResponse:
+    """The runs page with no list and the filter's problem, answered 400."""
+    context = {
+        "page": None,
+        "filters": filters,
+        "attr": request.GET.get("attr", "").strip(),
+        "attr_error": problem,
+        "statuses": RunStatus.choices,
+        "workflows": selectors.workflow_names(),
+        "section": "runs",
+    }
+    return render(request, "app/runs.html", context, status=400)
 
 
 @login_required
@@ -112,6 +137,8 @@ def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpRespon
 
 VIEW_WORKFLOWS = "automation.view_workflow"
 START_RUNS = "automation.add_run"  # as POST /api/workflows/<name>/runs/
+SEND_EVENTS = "events.add_event"  # as POST /api/events/
+CHANGE_WORKFLOWS = "automation.change_workflow"  # as PUT /api/workflows/<name>/ (active)
 
 
 class StartRunForm(forms.Form):
@@ -130,6 +157,32 @@ class StartRunForm(forms.Form):
             raise forms.ValidationError(message) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('The input must be a JSON object: {"key": value, ...}.')
+        return value
+
+
+class TestEventForm(forms.Form):
+    type = forms.CharField(max_length=200, help_text="e.g. order.created")
+    data = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5, "spellcheck": "false", "class": "mono"}),
+        initial="{}",
+        help_text='The event\'s data: a JSON object, e.g. {"total": 1200}.',
+    )
+
+    def clean_type(self) -> str:
+        try:
+            return validate_event_type(self.cleaned_data["type"].strip())
+        except InvalidEvent as exc:
+            raise forms.ValidationError(f"{exc.message}.") from None
+
+    def clean_data(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["data"])
+        except ValueError as exc:
+            raise forms.ValidationError(
+                f"This is not JSON ({exc}); fix it and send again."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('The data must be a JSON object: {"key": value, ...}.')
         return value
 
 
@@ -152,18 +205,29 @@ def workflows(request: HttpRequest) -> HttpResponse:
 @permission_required(VIEW_WORKFLOWS, raise_exception=True)
 def workflow_page(request: HttpRequest, name: str) -> HttpResponse:
     workflow = get_object_or_404(Workflow, name=name)
-    return _render_workflow(request, workflow, StartRunForm())
+    return _render_workflow(request, workflow)
 
 
 def _render_workflow(
-    request: HttpRequest, workflow: Workflow, form: StartRunForm, status: int = 200
+    request: HttpRequest,
+    workflow: Workflow,
+    form: StartRunForm | None = None,
+    event_form: TestEventForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
+    versions = list(selectors.workflow_versions(workflow))
+    trigger = versions[0].trigger_event if versions else ""
     context = {
         "workflow": workflow,
-        "versions": selectors.workflow_versions(workflow),
+        "versions": versions,
+        "diff": pick_diff(versions, request.GET.get("from"), request.GET.get("to")),
         "runs": selectors.workflow_recent_runs(workflow),
-        "form": form,
+        "in_flight": in_flight_runs(workflow),
+        "form": form or StartRunForm(),
+        "event_form": event_form or TestEventForm(initial={"type": _exact(trigger)}),
         "can_start": request.user.has_perm(START_RUNS),
+        "can_send": request.user.has_perm(SEND_EVENTS),
+        "can_change": request.user.has_perm(CHANGE_WORKFLOWS),
         "section": "workflows",
     }
     response = render(request, "app/workflow.html", context)
@@ -225,3 +289,50 @@ def circuit_close_page(request: HttpRequest, key: str) -> HttpResponse:
     else:
         messages.success(request, f"Circuit {key} closed: the next call goes through.")
     return redirect("app:circuits")
+
+
+def _exact(event_type: str) -> str:
+    """A trigger's event type as a test event's default type (a wildcard is not a type)."""
+    return "" if any(char in event_type for char in "*?[") else event_type
+
+
+@login_required
+@require_POST
+@permission_required(SEND_EVENTS, raise_exception=True)
+def workflow_send_event(request: HttpRequest, name: str) -> HttpResponse:
+    """ "Send test event" on a workflow's page: stored as POST /api/events/ stores an event from
+    this user (source ``api``, the user as its actor) and routed to every workflow it starts,
+    not only this one. Invalid input is shown again with its error; nothing is stored."""
+    workflow = get_object_or_404(Workflow, name=name)
+    form = TestEventForm(request.POST)
+    if not form.is_valid():
+        return _render_workflow(request, workflow, event_form=form, status=400)
+    try:
+        event, _ = event_ingest(
+            actor_id=request.user.pk,
+            type=form.cleaned_data["type"],
+            data=form.cleaned_data["data"],
+        )
+    except InvalidEvent as exc:  # the data breaks the type's registered schema, say
+        form.add_error("data" if exc.field.startswith("data") else None, f"{exc}.")
+        return _render_workflow(request, workflow, event_form=form, status=400)
+    except DataError as exc:  # text no database can store (a NUL character)
+        form.add_error("data", f"The database cannot store this data ({exc}).")
+        return _render_workflow(request, workflow, event_form=form, status=400)
+    messages.success(request, f"Event {event.type} sent ({ids.short_id(event.id)}).")
+    if request.user.has_perm("events.view_event"):
+        return redirect("app:event", event_id=event.id)
+    return redirect("app:workflow", name=workflow.name)
+
+
+@login_required
+@require_POST
+@permission_required(CHANGE_WORKFLOWS, raise_exception=True)
+def workflow_activate_page(request: HttpRequest, name: str, active: bool) -> HttpResponse:
+    """Activate / Deactivate on a workflow's page: whether events start new runs of it."""
+    workflow = get_object_or_404(Workflow, name=name)
+    changed = workflow_activate(workflow=workflow, active=active, user=request.user)
+    state = "active: events start new runs" if active else "inactive: it starts no new runs"
+    note = "" if changed else " (it already was)"
+    messages.success(request, f"{workflow.name} is {state}{note}.")
+    return redirect("app:workflow", name=workflow.name)

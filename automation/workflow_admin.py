@@ -20,10 +20,11 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django_json_widget.widgets import JSONEditorWidget
 
-from automation.commands import workflow_definition_save
+from automation.commands import workflow_activate, workflow_definition_save
 from automation.definitions.dryrun import FakeError, dry_run
 from automation.definitions.schema import definition_schema
 from automation.definitions.validation import InvalidDefinition, validate
+from automation.graphs import render_svg, workflow_graph
 from automation.models import ACTIVE_STATUSES, Workflow, WorkflowVersion
 
 STARTER = {
@@ -135,13 +136,20 @@ class WorkflowAdmin(admin.ModelAdmin):
         if obj is None:
             return ["active", "definition"]
         if obj.kind == Workflow.Kind.CODE:
-            return ["name", "kind", "description", "active", "created_at", "updated_at"]
-        return ["name", "kind", "description", "active", "definition", "updated_at"]
+            return ["name", "kind", "description", "active", "diagram", "created_at", "updated_at"]
+        return ["name", "kind", "description", "active", "diagram", "definition", "updated_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         if obj is None:
             return []
-        return ["name", "kind", "description", "created_at", "updated_at"]
+        return ["name", "kind", "description", "diagram", "created_at", "updated_at"]
+
+    @admin.display(description="diagram")
+    def diagram(self, obj: Workflow) -> str:
+        """The latest version drawn (a code workflow: the paths its latest runs took)."""
+        return format_html(
+            '<div style="overflow-x:auto">{}</div>', render_svg(workflow_graph(obj), "wfg-admin")
+        )
 
     def save_model(self, request: HttpRequest, obj: Workflow, form: Any, change: bool) -> None:
         if obj.kind == Workflow.Kind.CODE:
@@ -164,11 +172,18 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     @admin.action(description="Activate (start new runs)", permissions=["change"])
     def activate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=True)} workflow(s) activated.")
+        self.message_user(request, f"{self._set_active(request, queryset, True)} activated.")
 
     @admin.action(description="Deactivate (start no new runs)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        self.message_user(request, f"{queryset.update(active=False)} workflow(s) deactivated.")
+        self.message_user(request, f"{self._set_active(request, queryset, False)} deactivated.")
+
+    def _set_active(self, request: HttpRequest, queryset: QuerySet, active: bool) -> str:
+        """The operator UI's service: each change is in the workflow's history, with who."""
+        workflows = list(queryset)
+        for wf in workflows:
+            workflow_activate(workflow=wf, active=active, user=request.user)
+        return f"{len(workflows)} workflow(s)"
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.dry_run_view)
@@ -268,6 +283,7 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
         "created_by",
         "created_at",
         "in_flight",
+        "diagram",
         "definition_pretty",
         "diff",
     ]
@@ -286,6 +302,11 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
     @admin.display(description="runs in flight")
     def in_flight(self, obj: WorkflowVersion) -> int:
         return obj.runs.filter(status__in=ACTIVE_STATUSES).count()
+
+    @admin.display(description="diagram")
+    def diagram(self, obj: WorkflowVersion) -> str:
+        graph = workflow_graph(obj.workflow, version=obj)
+        return format_html('<div style="overflow-x:auto">{}</div>', render_svg(graph, "wfg-admin"))
 
     @admin.display(description="definition")
     def definition_pretty(self, obj: WorkflowVersion) -> str:

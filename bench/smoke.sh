@@ -19,6 +19,7 @@ run bench/live.py
 run bench/cel_flood.py
 run bench/scale.py
 run bench/rules.py
+run bench/projections.py
 run bench/faults/kill_workers.py
 run bench/faults/restart_redis.py
 run bench/faults/restart_postgres.py

@@ -15,13 +15,14 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from automation.lib.paging import LargeTablePaginator
-from events import routing, selectors, webhooks
-from events.models import Event, EventSchema, SignalBridge, WebhookEndpoint
+from events import projections, routing, selectors, webhooks
+from events.models import Event, EventSchema, ProjectionCheckpoint, SignalBridge, WebhookEndpoint
 from events.validation import scheduled_kwargs_error
 
 
@@ -87,6 +88,7 @@ class EventAdmin(admin.ModelAdmin):
         "occurred_at",
         "received_at",
         "routed_at",
+        "schema_version",
         "data_pretty",
         "headers_pretty",
         "runs_started",
@@ -270,9 +272,118 @@ def _secret_page(request: HttpRequest, rotated: list, title: str) -> HttpRespons
 
 @admin.register(EventSchema)
 class EventSchemaAdmin(admin.ModelAdmin):
-    list_display = ["type", "version", "active", "description", "created_at"]
-    list_filter = ["active"]
+    """Versions of event schemas. A new version is checked against the previous one under its
+    compatibility mode (the message names each path and rule broken); saved versions are
+    kept as they are, since stored events name the version that validated them."""
+
+    list_display = ["type", "version", "compatibility", "active", "description", "created_at"]
+    list_filter = ["active", "compatibility"]
     search_fields = ["type"]
+    fields = [
+        "type",
+        "version",
+        "compatibility",
+        "schema",
+        "upcast",
+        "description",
+        "active",
+        "versions",
+    ]
+    readonly_fields = ["versions"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return ["versions"]
+        # Stored events were validated by this schema: change it by adding a version.
+        return ["type", "version", "schema", "upcast", "versions"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        # "Add the next version" links here with ?type=...: the next number and the type's mode.
+        initial = super().get_changeform_initial_data(request)
+        latest = EventSchema.objects.filter(type=initial.get("type", "")).order_by("-version")
+        previous = latest.first()
+        if previous is not None:
+            initial.setdefault("version", previous.version + 1)
+            initial.setdefault("compatibility", previous.compatibility)
+            initial.setdefault("schema", previous.schema)
+        return initial
+
+    @admin.display(description="all versions of this type")
+    def versions(self, row: EventSchema) -> SafeString | str:
+        if not row.type:
+            return "-"
+        rows = EventSchema.objects.filter(type=row.type).order_by("-version")
+        add = reverse("admin:events_eventschema_add") + "?" + urlencode({"type": row.type})
+        return format_html('<p><a href="{}">Add the next version</a></p>', add) + format_html_join(
+            "",
+            "<div>{} · {} · {}{}</div>",
+            (
+                (
+                    admin_link(other, f"v{other.version}"),
+                    other.compatibility,
+                    f"{other.created_at:%Y-%m-%d %H:%M}",
+                    "" if other.active else " · inactive",
+                )
+                for other in rows
+            ),
+        )
+
+
+@admin.register(ProjectionCheckpoint)
+class ProjectionCheckpointAdmin(admin.ModelAdmin):
+    """How far each projection has folded the log, and how far behind it is. Read-only: the
+    periodic pass moves checkpoints; ``manage.py rebuild_projection NAME`` resets one."""
+
+    list_display = ["name", "applied", "last_received_at", "behind", "lag", "failing"]
+    fields = [
+        "name",
+        "on",
+        "applied",
+        "last_received_at",
+        "last_event_id",
+        "behind",
+        "lag",
+        "error_event_id",
+        "error",
+        "rebuilt_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _lag(self, row: ProjectionCheckpoint) -> tuple[int, float] | None:
+        try:
+            return projections.lag(projections.get(row.name), row)
+        except KeyError:
+            return None  # no longer in the code
+
+    @admin.display(description="projection on")
+    def on(self, row: ProjectionCheckpoint) -> str:
+        try:
+            return projections.get(row.name).on
+        except KeyError:
+            return "not registered in this process's code"
+
+    @admin.display(description="events behind")
+    def behind(self, row: ProjectionCheckpoint) -> str:
+        lag = self._lag(row)
+        if lag is None:
+            return "-"
+        return f"{lag[0]}+" if lag[0] >= projections.LAG_COUNT_CAP else str(lag[0])
+
+    @admin.display(description="lag (seconds)")
+    def lag(self, row: ProjectionCheckpoint) -> str:
+        lag = self._lag(row)
+        return "-" if lag is None else f"{lag[1]:.1f}"
+
+    @admin.display(boolean=True, description="failing")
+    def failing(self, row: ProjectionCheckpoint) -> bool:
+        return bool(row.error)
 
 
 @admin.register(SignalBridge)

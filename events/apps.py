@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_delete, post_save, pre_save
+from django.utils.module_loading import autodiscover_modules
 
 from automation.engine import ports
 
@@ -15,6 +16,8 @@ class EventsConfig(AppConfig):
         from events.models import EventSchema, SignalBridge, WebhookEndpoint
 
         ports.event_sink_set(sink.EventLog())  # what ctx.emit and wait lookbacks use
+        # @projection and @upcaster live in projections.py / upcasters.py of installed apps.
+        autodiscover_modules("projections", "upcasters")
 
         # The signal bridge listens to every model; rules decide which changes become events.
         pre_save.connect(bridge.on_pre_save, dispatch_uid="events.bridge.pre_save")

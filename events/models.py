@@ -52,6 +52,10 @@ class Event(models.Model):
         related_name="+",
         db_index=False,  # partial index below: most events (webhooks) have none
     )
+    # The version of its type's schema that validated ``data`` when it was stored; None when
+    # the type had no schema then. Upcasters bring older shapes up to the latest on reading
+    # (events.upcasting); the stored data is never rewritten.
+    schema_version = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-received_at"]
@@ -112,14 +116,19 @@ class Event(models.Model):
         return f"{self.type} ({self.id})"
 
     def as_trigger(self) -> dict:
-        """The event as workflows see it: ``trigger`` in templates and CEL, ``event`` in code."""
+        """The event as workflows see it: ``trigger`` in templates and CEL, ``event`` in code.
+
+        ``data`` is in the latest shape of its type's schema (upcast, never rewritten)."""
+        from events.upcasting import latest_data
+
+        data = latest_data(self)
         return {
             "id": str(self.id),
             "type": self.type,
             "source": self.source,
             "subject": self.subject,
-            "data": self.data,
-            "body": self.data,
+            "data": data,
+            "body": data,
             "headers": self.headers,
             "correlation_id": self.correlation_id,
             "causation_id": self.causation_id,
@@ -214,12 +223,37 @@ class WebhookEndpoint(models.Model):
         return secrets
 
 
+class Compatibility(models.TextChoices):
+    """What a new version of a type's schema must keep, as Confluent Schema Registry defines it
+    (against the previous version)."""
+
+    NONE = "none", "None: any change"
+    BACKWARD = "backward", "Backward: the new schema accepts the previous version's data"
+    FORWARD = "forward", "Forward: the previous schema accepts the new version's data"
+    FULL = "full", "Full: backward and forward"
+
+
 class EventSchema(models.Model):
-    """The JSON Schema the ``data`` of events of one type must satisfy (the highest version)."""
+    """The JSON Schema the ``data`` of events of one type must satisfy (the highest version).
+
+    Each version may carry ``upcast``: declarative steps that turn data of the previous
+    version into this version's shape (events.upcasting)."""
 
     type = models.CharField(max_length=200, help_text="Exact event type, e.g. order.created.")
     version = models.PositiveIntegerField(default=1)
     schema = models.JSONField(help_text="A JSON Schema (draft 2020-12 unless $schema says).")
+    compatibility = models.CharField(
+        max_length=10,
+        choices=Compatibility.choices,
+        default=Compatibility.BACKWARD,
+        help_text="The type's mode is its highest version's; checked against the previous one.",
+    )
+    upcast = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='From the previous version: [{"rename": {"from": "a", "to": "b"}}, '
+        '{"default": {"path": "currency", "value": "EUR"}}, {"move": {"from": "x", "to": "y.x"}}]',
+    )
     description = models.CharField(max_length=300, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -276,3 +310,24 @@ class SignalBridge(models.Model):
         errors = signal_bridge_errors(self)
         if errors:
             raise ValidationError(errors)
+
+
+class ProjectionCheckpoint(models.Model):
+    """How far a projection (events.projections) has folded the event log, in log order
+    (received_at, id). Written in the transaction that applies the events to the projection's
+    models, so each event is applied exactly once, also across a kill -9."""
+
+    name = models.CharField(max_length=200, unique=True)
+    last_received_at = models.DateTimeField(null=True, blank=True)
+    last_event_id = models.UUIDField(null=True, blank=True)
+    applied = models.PositiveBigIntegerField(default=0, help_text="Events applied since built.")
+    error = models.TextField(blank=True, help_text="Why the last attempt stopped, if it failed.")
+    error_event_id = models.UUIDField(null=True, blank=True)
+    rebuilt_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

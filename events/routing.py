@@ -22,9 +22,10 @@ from automation.engine.executor import run_advance
 from automation.engine.runs import waits_resolve_for_event
 from automation.lib import logcontext, requestuser
 from automation.lib.db import update_returning
-from automation.triggers import runs_start_for_event
+from automation.triggers import run_start_for_target, runs_start_for_event, target_version
 from events.models import Event
 from events.services import event_record
+from events.upcasting import latest_data, latest_shape
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,7 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
         if event is None:
             return []  # routed already, or being routed by another worker
         logcontext.bind(correlation_id=event.correlation_id)
+        event = latest_shape(event)  # triggers, runs and waits see the latest schema's shape
         problems: list[str] = []
         runs = runs_start_for_event(event, lease_first_to=lease_first_to, problems=problems)
         waits_resolve_for_event(event, problems=problems)
@@ -122,12 +124,36 @@ def events_route_unrouted(*, limit: int = 500, grace: timedelta | None = None) -
 # --- Replay ---------------------------------------------------------------------------------
 
 
-def event_replay(*, event: Event, actor_id: Any = None) -> Event:
+def event_replay(
+    *,
+    event: Event,
+    actor_id: Any = None,
+    workflow: str | None = None,
+    version: int | None = None,
+) -> Event:
     """Store a copy of ``event`` caused by it (causation_id = its id) and route the copy.
-    ``actor_id``: who replayed it (the runs the copy starts are theirs)."""
+    ``actor_id``: who replayed it (the runs the copy starts are theirs). The copy carries the
+    latest shape of the data (upcast), validated by the type's current schema.
+
+    With ``workflow`` (and optionally its ``version``; default its latest), the copy starts one
+    run of that workflow only: no other subscriber starts and no waiting run resumes. Raises
+    UnknownTarget when that workflow cannot take the event, storing nothing."""
+    if workflow is None:
+        return _replay_copy(event, actor_id)
+    target = target_version(workflow=workflow, version=version, event_type=event.type)
+    with transaction.atomic():
+        copy = _replay_copy(event, actor_id)
+        # Claimed here, so the routing after commit finds it routed and starts nothing else.
+        copy.routed_at = timezone.now()
+        Event.objects.filter(id=copy.id).update(routed_at=copy.routed_at)
+        run_start_for_target(latest_shape(copy), target=target)
+    return copy
+
+
+def _replay_copy(event: Event, actor_id: Any) -> Event:
     copy, _ = event_record(
         type=event.type,
-        data=event.data,
+        data=latest_data(event),
         source=event.source,
         subject=event.subject,
         correlation_id=event.correlation_id,

@@ -8,6 +8,7 @@ cache at once, and other processes pick the change up within that many seconds.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,18 @@ from jsonschema.validators import validator_for
 from automation.lib.errors import DomainError
 from events.models import EventSchema
 
-_validators: dict[str, Validator] = {}
+
+@dataclass(frozen=True)
+class TypeSchemas:
+    """What this process knows of one type's active schema versions."""
+
+    version: int  # the highest active version: events are validated against it
+    validator: Validator
+    # version -> declarative upcast steps from the version before it
+    upcasts: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+_types: dict[str, TypeSchemas] = {}
 _loaded_at: float = float("-inf")
 
 
@@ -45,14 +57,21 @@ def schema_check(schema: Any) -> None:
         raise ValueError(f"{where}: {exc.message}") from None
 
 
-def data_validate(event_type: str, data: Any) -> None:
-    """Raise SchemaViolation when a schema is registered for ``event_type`` and data fails it."""
-    validator = _current().get(event_type)
-    if validator is None:
-        return
-    error = schema_errors.best_match(validator.iter_errors(data))
+def data_validate(event_type: str, data: Any) -> int | None:
+    """Raise SchemaViolation when a schema is registered for ``event_type`` and data fails it.
+    Returns the version that validated the data (None: the type has no schema)."""
+    known = _current().get(event_type)
+    if known is None:
+        return None
+    error = schema_errors.best_match(known.validator.iter_errors(data))
     if error is not None:
         raise SchemaViolation(_json_path("data", error.absolute_path), error.message)
+    return known.version
+
+
+def type_schemas(event_type: str) -> TypeSchemas | None:
+    """The active schema versions of ``event_type`` (cached), None when it has none."""
+    return _current().get(event_type)
 
 
 def cache_clear(**_: Any) -> None:
@@ -60,16 +79,20 @@ def cache_clear(**_: Any) -> None:
     _loaded_at = float("-inf")
 
 
-def _current() -> dict[str, Validator]:
-    global _validators, _loaded_at
+def _current() -> dict[str, TypeSchemas]:
+    global _types, _loaded_at
     if time.monotonic() - _loaded_at < settings.EVENTS_CONFIG_CACHE_SECONDS:
-        return _validators
-    latest: dict[str, Validator] = {}
-    # Highest version first: the first one seen per type wins.
-    for row in EventSchema.objects.filter(active=True).order_by("type", "-version"):
+        return _types
+    latest: dict[str, TypeSchemas] = {}
+    # Highest version first: the first one seen per type is the one events are validated by.
+    rows = EventSchema.objects.filter(active=True).order_by("type", "-version")
+    for row in rows.only("type", "version", "schema", "upcast"):
         if row.type not in latest:
-            latest[row.type] = validator_for(row.schema)(row.schema)
-    _validators, _loaded_at = latest, time.monotonic()
+            validator = validator_for(row.schema)(row.schema)
+            latest[row.type] = TypeSchemas(version=row.version, validator=validator)
+        if row.upcast:
+            latest[row.type].upcasts[row.version] = row.upcast
+    _types, _loaded_at = latest, time.monotonic()
     return latest
 
 

@@ -78,7 +78,7 @@ def event_record(
     field, or the failing path in ``data``) for a bad type, non-object data or data that fails
     the type's JSON Schema.
     """
-    _validate(
+    schema_version = _validate(
         type,
         data,
         source=source,
@@ -98,6 +98,7 @@ def event_record(
         "headers": headers or {},
         "occurred_at": occurred_at or timezone.now(),
         "actor_id": actor_id,
+        "schema_version": schema_version,
     }
     # Insert first: new deliveries (the common case) cost one statement, and the unique
     # constraint, not a prior SELECT, decides between concurrent duplicates. Events are
@@ -123,7 +124,7 @@ def event_record(
     return event, True
 
 
-def _validate(type: str, data: Any, **texts: str | None) -> None:
+def _validate(type: str, data: Any, **texts: str | None) -> int | None:
     validate_event_type(type)
     if not isinstance(data, dict):
         raise InvalidEvent("data", "a JSON object is required")
@@ -131,7 +132,7 @@ def _validate(type: str, data: Any, **texts: str | None) -> None:
         if value and len(value) > _MAX_LENGTHS[field]:
             raise InvalidEvent(field, f"at most {_MAX_LENGTHS[field]} characters")
     try:
-        schemas.data_validate(type, data)
+        return schemas.data_validate(type, data)
     except schemas.SchemaViolation as exc:
         raise InvalidEvent(exc.path, exc.message) from None
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from events import routing, services
+from events import projections, routing, services
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,13 @@ def route_events(event_ids: list[str]) -> int:
 @shared_task(name="events.sweep_unrouted")
 def sweep_unrouted() -> int:
     return routing.events_route_unrouted()
+
+
+@shared_task(name="events.project")
+def project() -> int:
+    """Fold new events into every projection (a redelivery applies nothing twice: the
+    checkpoint moves in the transaction that applies the events)."""
+    return projections.projections_advance()
 
 
 @shared_task(name="events.emit_scheduled", bind=True)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist
 from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 
-from events import schemas
+from events import compat, schemas, upcasting
 from events.models import (
     EventSchema,
     ModelAction,
@@ -109,7 +109,27 @@ def event_schema_errors(row: EventSchema) -> dict[str, str]:
         schemas.schema_check(row.schema)
     except ValueError as exc:
         errors["schema"] = str(exc)
+    upcast_problems = upcasting.upcast_errors(row.upcast)
+    if upcast_problems:
+        errors["upcast"] = "; ".join(upcast_problems)
+    if not errors and row._state.adding:
+        errors |= _compatibility_errors(row)
     return errors
+
+
+def _compatibility_errors(row: EventSchema) -> dict[str, str]:
+    # A new version is checked against the version before it, under this version's mode.
+    previous = (
+        EventSchema.objects.filter(type=row.type, active=True, version__lt=row.version)
+        .order_by("-version")
+        .first()
+    )
+    if previous is None:
+        return {}
+    problems = compat.problems(previous.schema, row.schema, row.compatibility)
+    if not problems:
+        return {}
+    return {"schema": f"not compatible with version {previous.version}: " + "; ".join(problems)}
 
 
 def signal_bridge_errors(bridge: SignalBridge) -> dict[str, str]:

@@ -146,3 +146,22 @@ def order_with_fallback(ctx: Any, event: Any) -> dict[str, Any]:
 @workflow("example-payment-child")
 def payment_child(ctx: Any, event: Any) -> dict[str, Any]:
     return ctx.step("charge", actions.charge, event.data, ctx.idempotency_key("charge"))
+
+
+@workflow("example-refund", on="example.refund.requested")
+def refund(ctx: Any, event: Any) -> dict[str, Any]:
+    """Search attributes and a guarded code change: the run can be found by customer and order
+    (``GET /api/runs/?search.customer=acme``), and the receipt email added in a later release
+    runs only for refunds that reach it on the new code (``ctx.patched``), so the refunds in
+    flight when it shipped still replay (``manage.py check_replay``)."""
+    ctx.set_search_attributes(
+        {"customer": event.data["customer"], "order": event.data["orderId"], "stage": "asked"}
+    )
+    ctx.action("tell", "example.send-email", {"to": event.data["customer"], "template": "refund"})
+    receipt = ctx.patched("refund-receipt")
+    if receipt:
+        ctx.action(
+            "receipt", "example.send-email", {"to": "accounting", "template": "refund-receipt"}
+        )
+    ctx.set_search_attributes({"stage": "done"})
+    return {"refunded": event.data["orderId"], "receipt": receipt}

@@ -7,15 +7,21 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework.decorators import api_view
+from rest_framework import permissions
+from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from approvals import selectors
+from approvals import delegations, selectors
 from approvals.api.filters import ApprovalFilter
-from approvals.api.serializers import ApprovalSerializer, DecisionSerializer
-from approvals.models import Approval
+from approvals.api.serializers import (
+    ApprovalSerializer,
+    DecisionSerializer,
+    DelegationSerializer,
+)
+from approvals.models import Approval, Delegation
 from approvals.services import AlreadyDecided, approval_decide
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
@@ -86,5 +92,53 @@ def approval_decide_view(request: Request, approval_id: Any) -> Response:
         return error(403, "not_allowed", str(denied))
     except AlreadyDecided:
         approval.refresh_from_db()  # answered with the status it has now, whoever decided it
+        if approval.status == Approval.Status.PENDING:
+            raise  # still open: the vote was refused (this person's say was given already)
         raise AlreadyDecided(f"This approval is {approval.status} already.") from None
     return Response(ApprovalSerializer(approval).data)
+
+
+# --- delegation (out of office) ---------------------------------------------------------------
+
+
+class DelegationList(ListView):
+    """GET: my delegations, newest period first. POST ``{"delegate": username, "starts_at",
+    "ends_at", "reason"}``: from ``starts_at`` to ``ends_at`` the approvals I may decide reach
+    the delegate too; 400 naming the problem (an overlapping period, an end in the past, myself
+    as delegate ...)."""
+
+    permission_classes = [permissions.IsAuthenticated]  # one's own delegations only
+    serializer_class = DelegationSerializer
+    ordering_fields = ["starts_at", "ends_at", "created_at"]
+    ordering = ["-starts_at", "-id"]
+    pagination_class = newest_first("-starts_at", "-id", max_page_size=200)
+
+    def get_queryset(self) -> QuerySet[Delegation]:
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return Delegation.objects.none()
+        return delegations.delegations_of(self.request.user)
+
+    def post(self, request: Request) -> Response:
+        asked = DelegationSerializer(data=request.data)
+        if not asked.is_valid():
+            return error(
+                400, "invalid_delegation", "The delegation is not valid.", fields=asked.errors
+            )
+        delegation = delegations.delegation_create(user=request.user, **asked.validated_data)
+        return Response(DelegationSerializer(delegation).data, status=201)
+
+
+delegation_list = DelegationList.as_view()
+
+
+@extend_schema(request=None, responses={200: DelegationSerializer, 204: None})
+@api_view(["DELETE"])
+@permission_classes([permissions.IsAuthenticated])
+def delegation_end_view(request: Request, delegation_id: int) -> Response:
+    """End one of my delegations now (204 when it had not started: it is deleted). 404 for
+    someone else's."""
+    delegation = get_object_or_404(Delegation, pk=delegation_id, user=request.user)
+    ended = delegations.delegation_end(delegation=delegation)
+    if ended is None:
+        return Response(status=204)
+    return Response(DelegationSerializer(ended).data)

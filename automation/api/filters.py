@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
 
 from automation.api.fields import IdPrefixFilter, UtcIsoDateTimeFilter
+from automation.engine import search
 from automation.models import Run, RunStatus
 
 
@@ -21,6 +26,14 @@ class RunFilter(django_filters.FilterSet):
     created_before = UtcIsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601, e.g. 2026-01-31T12:00Z"
     )
+
+    def filter_queryset(self, queryset: QuerySet[Run]) -> Any:
+        """The declared filters, then every ``search.<key>=<value>`` (exact, on text)."""
+        try:
+            pairs = search.parse_filters(self.data)
+        except search.SearchAttributeError as exc:
+            raise ValidationError({"search": [str(exc)]}) from None
+        return search.filter_runs(super().filter_queryset(queryset), pairs)
 
     class Meta:
         model = Run

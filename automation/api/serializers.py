@@ -33,7 +33,7 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = [
             "id", "workflow", "version", "status", "waiting_for", "input", "output", "error",
-            "trigger_event", "correlation_id", "parent_run", "recoveries", "created_at",
+            "trigger_event", "correlation_id", "parent_run", "recoveries", "search", "created_at",
             "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields

@@ -86,8 +86,9 @@ class OperatesRuns(permissions.BasePermission):
 
 
 class RunList(ListView):
-    """Runs, newest first; filtered by ``workflow``, ``status``, ``correlation_id`` and creation
-    time; ``?ordering=created_at`` for oldest first."""
+    """Runs, newest first; filtered by ``workflow``, ``status``, ``correlation_id``, creation
+    time and search attributes (``?search.customer=acme``, up to 5, exact match on text);
+    ``?ordering=created_at`` for oldest first."""
 
     permission_classes = [permissions.IsAuthenticated, ViewsRuns]
     serializer_class = RunSerializer

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from automation.definitions import interpreter
-from automation.definitions.templates import TemplateError
+from automation.definitions.templates import TemplateError, render
 from automation.definitions.validation import all_step_ids
-from automation.engine import matching, registry
+from automation.engine import matching, registry, search
 from automation.engine.errors import TIMED_OUT, NonRetryableError, StepFailed
 
 DECIDED = {
@@ -102,6 +102,7 @@ class DryRun:
     started: bool = True
     output: Any = None
     error: str = ""
+    search: dict[str, str] = field(default_factory=dict)  # the run's search attributes
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,6 +236,12 @@ def dry_run(
             return result
     ctx = DryContext(data, fakes or {}, result)
     scope = interpreter.new_scope(ctx, trigger, definition["name"], 0)
+    if "search" in definition:
+        try:
+            result.search = search.merged({}, render(definition["search"], scope))
+        except (TemplateError, search.SearchAttributeError) as exc:
+            result.error = f"search: {exc}"
+            return result
     try:
         result.output = interpreter.execute(definition, ctx, scope)
     except StepFailed as exc:

@@ -29,6 +29,9 @@ class DefinitionRuntimeError(NonRetryableError):
     """A template or condition of the definition could not be evaluated on this run's data."""
 
 
+SEARCH_STEP = "(search)"  # not a valid step id of a definition, so it names no step of it
+
+
 def workflow_spec(name: str, number: int, definition: dict[str, Any]) -> WorkflowSpec:
     """The engine's view of one version of a declarative workflow."""
     state: dict[str, Scope] = {}
@@ -36,6 +39,8 @@ def workflow_spec(name: str, number: int, definition: dict[str, Any]) -> Workflo
     def run(ctx: Any, event: Any) -> Any:
         scope = new_scope(ctx, event.as_dict(), name, number)
         state["scope"] = scope
+        if "search" in definition:
+            set_search(ctx, definition["search"], scope)
         return execute(definition, ctx, scope)
 
     on_failure = None
@@ -69,6 +74,12 @@ def new_scope(ctx: Any, trigger: dict[str, Any], name: str, number: int) -> Scop
         },
         "steps": {},
     }
+
+
+def set_search(ctx: Any, search: dict[str, Any], scope: Scope) -> None:
+    """The definition's ``search:`` attributes, rendered on the trigger (a template that cannot
+    be rendered fails the run at the journaled step "(search)", saying why)."""
+    ctx.set_search_attributes(_render(ctx, SEARCH_STEP, search, scope))
 
 
 def execute(definition: dict[str, Any], ctx: Any, scope: Scope) -> Any:
@@ -178,6 +189,8 @@ def _approval(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
         four_eyes=spec.get("four_eyes", False),
         escalate_to=spec.get("escalate_to"),
         escalation_timeout=spec.get("escalation_timeout"),
+        fields=spec.get("fields"),
+        remind_before=spec.get("remind_before", "auto"),
     )
     if spec.get("on_reject") == "fail" and not result["approved"]:
         raise StepFailed(

@@ -172,6 +172,14 @@ SCHEMA: dict[str, Any] = {
         },
         "steps": {"$ref": "#/definitions/steps"},
         "on_failure": {"$ref": "#/definitions/action_call"},
+        "search": {
+            "type": "object",
+            "description": "Search attributes set when a run starts (templates over trigger, "
+            "input and run): GET /api/runs/?search.<key>= filters on them.",
+            "maxProperties": 20,
+            "propertyNames": {"pattern": r"^[a-z][a-z0-9_]{0,39}$"},
+            "additionalProperties": {"type": ["string", "number", "boolean"]},
+        },
         "output": {
             "description": "The run's output (templates allowed). Default: each step's output."
         },
@@ -234,6 +242,16 @@ SCHEMA: dict[str, Any] = {
                     "four_eyes": {"type": "boolean"},
                     "escalate_to": _ASSIGNEES,
                     "escalation_timeout": {"$ref": "#/definitions/duration"},
+                    "fields": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "Form fields the approver fills in (docs/approvals.md).",
+                    },
+                    "remind_before": {
+                        "description": 'When to remind before the timeout: "auto" (default), '
+                        "a duration, or 0 for never.",
+                        "oneOf": [{"const": "auto"}, {"$ref": "#/definitions/duration"}],
+                    },
                 },
             },
         ),

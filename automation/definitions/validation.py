@@ -20,7 +20,7 @@ from automation.definitions import secrets as secret_store
 from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
-from automation.engine import flowspec, matching, registry
+from automation.engine import flowspec, matching, ports, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
@@ -182,6 +182,10 @@ class _Checker:
         if "filter" in trigger:
             self.cel("trigger.filter", trigger["filter"], available=set(), roots=("trigger",))
         self.flow_control(trigger)
+        if "search" in self.definition:
+            self.templates(
+                "search", self.definition["search"], set(), roots=("trigger", "input", "run")
+            )
         available: set[str] = set()
         for index, step in enumerate(self.definition["steps"]):
             available |= self.step(f"steps[{index}]", step, available)
@@ -350,6 +354,38 @@ class _Checker:
                 self.duration(f"{path}.{field}", approval[field])
         if approval.get("on_timeout") == "escalate" and not approval.get("escalate_to"):
             self.error(f"{path}.escalate_to", "on_timeout 'escalate' needs escalate_to")
+        self.reminder(path, approval)
+        if "fields" in approval:
+            try:
+                kind = ports.step_kind("approval")
+            except ports.PortNotFilled:
+                kind = None
+            for problem in kind.check(path, approval) if kind and kind.check else []:
+                self.error(f"{path}.fields", problem)
+
+    def reminder(self, path: str, approval: dict[str, Any]) -> None:
+        """remind_before: a duration shorter than the timeout (which it needs), auto, or 0."""
+        value = approval.get("remind_before", "auto")
+        if value == "auto":
+            return
+        try:
+            before = parse_duration(value)
+        except ValueError as exc:
+            self.error(f"{path}.remind_before", str(exc))
+            return
+        if before == timedelta(0):
+            return
+        if "timeout" not in approval:
+            self.error(f"{path}.remind_before", "a reminder needs a timeout to count from")
+            return
+        try:
+            timeout = parse_duration(approval["timeout"])
+        except ValueError:
+            return  # reported at .timeout
+        if before >= timeout:
+            self.error(
+                f"{path}.remind_before", f"must be shorter than the timeout ({approval['timeout']})"
+            )
 
     def wait(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
         self.templates(f"{path}.match", wait.get("match", {}), available)

@@ -15,7 +15,18 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from automation.engine import attempts, circuits, clock, journal, outward, ports, saga, waits
+from automation.engine import (
+    attempts,
+    circuits,
+    clock,
+    journal,
+    outward,
+    patches,
+    ports,
+    saga,
+    search,
+    waits,
+)
 from automation.engine import branches as branch_ops
 from automation.engine.durations import parse_duration
 from automation.engine.errors import (
@@ -65,7 +76,11 @@ class Context:
         self._journal = {record.step_id: record for record in journal}
         self._by_seq = {record.seq: record for record in journal if record.seq is not None}
         self._seq = 0
+        # The last position the journal reached: below it, a replay walks recorded history.
+        self._last_seq = max(self._by_seq, default=-1)
         self._seen: set[str] = set()
+        # ctx.patched() answers, once per change id and replay (patches.py).
+        self.patches: dict[str, bool] = {}
         self._counters: dict[str, int] = {}
         self.compensations: list[tuple[str, Callable[[Any], Any], Any]] = []
         self.cancelling = False
@@ -101,7 +116,9 @@ class Context:
         record = self._journal.get(step_id)
         if not ordered:
             if record is not None and record.kind != kind:
-                raise DeterminismError(f"{step_id!r} is a {record.kind} in the journal, not {kind}")
+                raise DeterminismError(
+                    f"{step_id!r} is a {record.kind} in the journal, not {kind}", step_id=step_id
+                )
             return record, None
         seq = self._seq
         self._seq += 1
@@ -110,12 +127,15 @@ class Context:
             raise DeterminismError(
                 f"replay diverged at operation #{seq + 1}: the journal has {expected.kind} "
                 f"{expected.step_id!r}, the code now asks for {kind} {step_id!r}. The code "
-                "changed under a running run; ship the change as a new workflow version."
+                "changed under a running run; ship the change as a new workflow version, or "
+                "guard it with ctx.patched().",
+                step_id=step_id,
             )
         if record is not None and (record.seq != seq or record.kind != kind):
             raise DeterminismError(
                 f"replay diverged at {kind} {step_id!r}: the journal recorded it as "
-                f"{record.kind} #{(record.seq or 0) + 1}, the code reaches it as #{seq + 1}"
+                f"{record.kind} #{(record.seq or 0) + 1}, the code reaches it as #{seq + 1}",
+                step_id=step_id,
             )
         unfinished = record is None or record.status not in ("succeeded", "failed", "skipped")
         if unfinished and not self.cancelling:
@@ -127,6 +147,15 @@ class Context:
 
     def _remember(self, record: StepRecord) -> None:
         self._journal[record.step_id] = record
+
+    def recorded(self, step_id: str) -> StepRecord | None:
+        """The journal's record of ``step_id``, or None."""
+        return self._journal.get(step_id)
+
+    def history_continues(self) -> bool:
+        """Whether the journal holds operations at or after the replay's current position:
+        the code is walking a path an earlier execution already took."""
+        return self._last_seq >= self._seq
 
     def used_side_tables(self) -> bool:
         """Whether this run may have timers, waits, approvals or branches left to close."""
@@ -156,12 +185,12 @@ class Context:
         """Step ids chosen in workflow code may not take the shapes the engine uses itself."""
         if isinstance(step_id, str) and (
             any(c in step_id for c in "#[]")
-            or step_id.startswith("compensate:")
+            or step_id.startswith(("compensate:", patches.MARKER_PREFIX))
             or step_id == "on_failure"
         ):
             raise WorkflowError(
-                f"step id {step_id!r}: '#', '[', ']', the prefix 'compensate:' and 'on_failure' "
-                "are reserved for the engine's own records"
+                f"step id {step_id!r}: '#', '[', ']', the prefixes 'compensate:' and 'patch:' "
+                "and 'on_failure' are reserved for the engine's own records"
             )
         return step_id
 
@@ -459,6 +488,32 @@ class Context:
             )
             self._remember(record)
         return branch_ops.parallel_result(self, record)
+
+    # --- changing code under running runs, search attributes ---------------------------------
+
+    def patched(self, change_id: str) -> bool:
+        """Whether this run takes the new path of a code change named ``change_id`` (as
+        Temporal's ``patched``). A run that reaches this point for the first time records a
+        marker and answers True from then on; a run whose journal already went past this point
+        without the marker (it started on the old code) answers False, so it keeps the old
+        path and replays cleanly. Use it as ``if ctx.patched("x"): new() else: old()``."""
+        decided = self.patches.get(change_id)
+        if decided is None:
+            decided = patches.decide(self, change_id)
+            if decided is None:  # new ground: nothing recorded here yet
+                self._remember(self._mark_patch(change_id))
+                decided = True
+            self.patches[change_id] = decided
+        return decided
+
+    def _mark_patch(self, change_id: str) -> StepRecord:
+        return patches.record_marker(self, change_id)
+
+    def set_search_attributes(self, attributes: dict[str, Any]) -> None:
+        """Merge ``attributes`` (short keys, text or number values; None removes a key) into
+        the run's search attributes, which ``GET /api/runs/?search.<key>=`` and the runs page
+        filter on. Idempotent: a replay writes nothing new."""
+        search.run_set_attributes(self, attributes)
 
     # --- recorded values ------------------------------------------------------------------------
 

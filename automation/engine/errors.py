@@ -43,7 +43,14 @@ class StepTimeout(Exception):
 
 
 class DeterminismError(BaseException):
-    """Replaying the code did not reach the steps the journal recorded: the code changed."""
+    """Replaying the code did not reach the steps the journal recorded: the code changed.
+
+    ``step_id``: the operation the code asks for where the journal disagrees (the replay
+    check reports it)."""
+
+    def __init__(self, message: str, step_id: str = "") -> None:
+        super().__init__(message)
+        self.step_id = step_id
 
 
 class Suspend(BaseException):
@@ -52,6 +59,10 @@ class Suspend(BaseException):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ReplayEnd(BaseException):
+    """The replay check reached the end of the recorded history (nothing past it to check)."""
 
 
 class Cancelled(BaseException):

@@ -177,10 +177,14 @@ def spec_builder_set(builder: SpecBuilder | None) -> SpecBuilder | None:
 class StepKind:
     """A kind of waiting step another app provides. ``start(ctx, step_id=, seq=, **options)``
     journals the waiting step (and whatever the app keeps beside it) and returns its record;
-    ``result(ctx, record)`` returns the step's outcome or raises Suspend while it waits."""
+    ``result(ctx, record)`` returns the step's outcome or raises Suspend while it waits.
+    ``check(step_id, options)``, when given, returns the problems of a declarative step's
+    options (messages), so a definition is refused when it is saved, not when a run gets
+    there."""
 
     start: Callable[..., StepRecord]
     result: Callable[[Context, StepRecord], Any]
+    check: Callable[[str, dict[str, Any]], list[str]] | None = None
 
 
 _step_kinds: dict[str, StepKind] = {}

@@ -35,6 +35,7 @@ class EventSerializer(serializers.ModelSerializer):
             "received_at",
             "routed_at",
             "route_errors",
+            "schema_version",
         ]
         read_only_fields = fields
 
@@ -122,6 +123,25 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         path = f"/hooks/{endpoint.slug}/"
         return request.build_absolute_uri(path) if request is not None else path
+
+
+class ReplayTargetSerializer(serializers.Serializer):
+    """The optional body of POST /api/events/<id>/replay/: aim the copy at one workflow."""
+
+    workflow = serializers.CharField(
+        max_length=200, required=False, help_text="Start only this workflow (no other subscriber)."
+    )
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="That workflow's version; default its latest."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        if "version" in attrs and "workflow" not in attrs:
+            raise serializers.ValidationError({"version": ["Name the workflow too."]})
+        return attrs
 
 
 MAX_ROTATION_GRACE = 365 * 86400  # a year; longer keeps a leaked secret alive for no reason

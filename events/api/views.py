@@ -35,6 +35,7 @@ from events.api.serializers import (
     EventSerializer,
     EventWithRunsSerializer,
     FlowOutcomeSerializer,
+    ReplayTargetSerializer,
     RotatedSecretSerializer,
     RotateSecretSerializer,
     RunSummarySerializer,
@@ -175,14 +176,20 @@ def event_detail(request: Request, event_id: str) -> Response:
     return Response(body)
 
 
-@extend_schema(request=None, responses={202: EventAcceptedSerializer})
+@extend_schema(request=ReplayTargetSerializer, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
-@parser_classes([UnreadBody])
+@parser_classes([JSONParser, UnreadBody])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("events.replay_event")])
 def event_replay(request: Request, event_id: str) -> Response:
+    target = ReplayTargetSerializer(data=request.data if isinstance(request.data, dict) else None)
+    if not target.is_valid():
+        return error(400, "invalid_target", "Fix the fields named.", fields=target.errors)
     original = get_object_or_404(Event, id=event_id)
-    # InvalidEvent (e.g. a schema added since the original was stored) is answered with 400.
-    replayed = routing.event_replay(event=original, actor_id=request.user.pk)
+    # InvalidEvent (e.g. a schema added since the original was stored) and UnknownTarget (a
+    # workflow that does not take this event) are answered with 400.
+    replayed = routing.event_replay(
+        event=original, actor_id=request.user.pk, **target.validated_data
+    )
     body = EventSerializer(replayed).data
     body["duplicate"] = False
     return Response(body, status=202)

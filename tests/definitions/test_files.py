@@ -200,3 +200,22 @@ def test_example_tenant_digest_batches_a_tenants_orders(workflow_harness, loaded
         [e["data"]["order_id"] for e in workflow_harness.result(run)["orders"]] for run in runs
     ]
     assert batches == [["o-1", "o-2"], ["o-3"]]
+
+
+def test_example_purchase_approval_with_a_form_a_reminder_and_search_attributes(
+    workflow_harness, loaded, manager
+):
+    workflow_harness.emit(
+        "example.declared.purchase.requested",
+        {"amount": 500, "supplier": "acme", "requester": "ada@example.com"},
+    )
+    run = run_of("declarative-purchase-approval")
+    assert run.search == {"requester": "ada@example.com", "supplier": "acme"}
+    workflow_harness.advance_time("44h30m")  # the reminder is due 4h before the 2-day timeout
+    approval = run.approvals.get()
+    assert approval.reminded_at is not None
+    workflow_harness.decide(
+        run, "approve", "approve", user=manager, values={"amount": 450, "centre": "ops"}
+    )
+    assert workflow_harness.refresh(run).status == "succeeded"
+    assert mail.outbox[-1].subject == "Approved: 450 (ops)"

@@ -215,3 +215,15 @@ def test_composition_child_result_and_child_failure(workflow_harness):
     assert output["paid"] is False
     assert "failed" in output["reason"]
     assert StepRecord.objects.get(run=failed, step_id="pay").status == "failed"
+
+
+def test_a_refund_is_found_by_its_search_attributes_and_takes_the_patched_path(
+    workflow_harness,
+):
+    workflow_harness.emit("example.refund.requested", {"customer": "acme", "orderId": "o-9"})
+    run = only_run("example-refund")
+    assert workflow_harness.result(run) == {"refunded": "o-9", "receipt": True}
+    assert run.steps.filter(kind="marker", step_id="patch:refund-receipt").exists()
+    run.refresh_from_db()
+    assert run.search == {"customer": "acme", "order": "o-9", "stage": "done"}
+    assert [e["template"] for e in actions.LEDGER["send-email"]] == ["refund", "refund-receipt"]

@@ -218,6 +218,26 @@ def escalate(ctx: Any, event: Any) -> dict[str, Any]:
     )
 
 
+@workflow("test-delegated-purchase", on="test.purchase")
+def delegated_purchase(ctx: Any, event: Any) -> dict[str, Any]:
+    """Search attributes, a guarded change and an approval with a form and a reminder: the
+    three additions of issue 18 (items 6-8) on one run, for the worker tests."""
+    ctx.set_search_attributes({"customer": event.data["customer"]})
+    checked = ctx.patched("budget-check")
+    if checked:
+        ctx.step("budget", noop)
+    decision = ctx.approval(
+        "ok",
+        title=f"Buy for {event.data['customer']}?",
+        assignees=["user:ann"],
+        timeout="1h",
+        remind_before="59m59s",
+        fields=[{"name": "amount", "type": "number", "required": True}],
+    )
+    ctx.set_search_attributes({"stage": decision["decision"]})
+    return {"checked": checked, "decision": decision}
+
+
 def charge_card() -> str:
     logging.getLogger("tests.engine_app.charge").info("charging the card")
     return "charged"

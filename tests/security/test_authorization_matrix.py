@@ -25,7 +25,7 @@ from approvals.models import Approval
 from automation.commands import workflow_definition_save
 from automation.engine.runs import run_start
 from automation.models import Circuit, Run
-from events.models import Event
+from events.models import Event, EventSchema
 from events.services import emit
 from events.webhooks import webhook_endpoint_create
 from rules.services import rule_save
@@ -79,10 +79,21 @@ RULE = {
     "within": "1m",
     "emit": {"type": "matrix.twice"},
 }
+AWAY = {
+    "delegate": "tokenuser",
+    "starts_at": "2099-01-01T00:00:00Z",
+    "ends_at": "2099-01-10T00:00:00Z",
+}
+AWAY_FORM = {**AWAY, "starts_at": "2099-01-01 00:00", "ends_at": "2099-01-10 00:00"}
 
 
 def _ev(w: World) -> str:
     return str(w.event.id)
+
+
+def _schema(w: World) -> str:
+    EventSchema.objects.get_or_create(type="matrix.posted", schema={"type": "object"})
+    return "/api/schemas/matrix.posted/"
 
 
 def _run(w: World) -> str:
@@ -106,6 +117,12 @@ ROUTES: dict[str, list[Rule]] = {
     "app/login/": [Rule(P, also=("POST",))],  # the form posts to its page
     "app/logout/": [Rule(P, "POST")],
     "app/approvals/": [Rule(S, page=True)],
+    # Out of office: every signed-in user manages their own delegations only (another's: 404)
+    "app/approvals/delegation/": [
+        Rule(S, page=True),
+        Rule(S, "POST", ok=302, page=True, body=AWAY_FORM)],
+    "app/approvals/delegation/<int:delegation_id>/end/": [
+        Rule(S, "POST", ok=404, page=True, path=lambda w: "/app/approvals/delegation/0/end/")],
     "app/approvals/<uuid:approval_id>/": [
         Rule(A, page=True, path=lambda w: f"/app/approvals/{_ap(w)}/")],
     "app/approvals/<uuid:approval_id>/decide/": [
@@ -127,6 +144,16 @@ ROUTES: dict[str, list[Rule]] = {
     "app/workflows/<slug:name>/start/": [
         Rule(PERM, "POST", perm="automation.add_run", ok=302, page=True, body={"input": "{}"},
              path=lambda w: "/app/workflows/matrix/start/")],
+    "app/workflows/<slug:name>/send-event/": [
+        Rule(PERM, "POST", perm="events.add_event", ok=302, page=True,
+             body={"type": "matrix.tested", "data": "{}"},
+             path=lambda w: "/app/workflows/matrix/send-event/")],
+    "app/workflows/<slug:name>/activate/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/activate/")],
+    "app/workflows/<slug:name>/deactivate/": [
+        Rule(PERM, "POST", perm="automation.change_workflow", ok=302, page=True,
+             path=lambda w: "/app/workflows/matrix/deactivate/")],
     "app/circuits/": [Rule(PERM, perm="automation.view_circuit", page=True)],
     "app/circuits/<str:key>/close/": [
         Rule(PERM, "POST", perm="automation.change_circuit", ok=302, page=True,
@@ -143,6 +170,9 @@ ROUTES: dict[str, list[Rule]] = {
     "api/docs/": [Rule(P)],
     # API: approvals (the list holds only the user's own)
     "api/approvals/": [Rule(S)],
+    "api/approvals/delegations/": [Rule(S), Rule(S, "POST", ok=201, body=AWAY)],
+    "api/approvals/delegations/<int:delegation_id>/": [
+        Rule(S, "DELETE", ok=404, path=lambda w: "/api/approvals/delegations/0/")],
     "api/approvals/<uuid:approval_id>/": [Rule(A, path=lambda w: f"/api/approvals/{_ap(w)}/")],
     "api/approvals/<uuid:approval_id>/decide/": [
         Rule(A, "POST", body={"decision": "approve"},
@@ -197,6 +227,13 @@ ROUTES: dict[str, list[Rule]] = {
     "api/events/<uuid:event_id>/replay/": [
         Rule(PERM, "POST", perm="events.replay_event", ok=202,
              path=lambda w: f"/api/events/{_ev(w)}/replay/")],
+    "api/schemas/": [
+        Rule(PERM, perm="events.view_eventschema"),
+        Rule(PERM, "POST", perm="events.add_eventschema", ok=201,
+             body={"type": "matrix.schema", "schema": {"type": "object"}}),
+    ],
+    "api/schemas/<str:event_type>/": [
+        Rule(PERM, perm="events.view_eventschema", path=lambda w: _schema(w))],
     "api/webhooks/": [
         Rule(STAFF, perm="events.view_webhookendpoint"),
         Rule(STAFF, "POST", perm="events.add_webhookendpoint", ok=201,

@@ -33,12 +33,23 @@ ops = User.objects.create_user("operator-with-a-long-name", "ops@example.com", "
 ops.groups.add(managers)
 ops.user_permissions.add(*Permission.objects.filter(
     codename__in=["view_run", "change_run", "view_event", "add_event", "view_workflow",
-                  "add_run", "view_rule", "add_rule"]))
+                  "add_run", "change_workflow", "view_rule", "add_rule"]))
 print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
 #: The app's URL names that answer a page to a GET (the others only take POSTs).
-POST_ONLY = {"logout", "decide", "run-cancel", "run-retry", "workflow-start", "circuit-close"}
+POST_ONLY = {
+    "logout",
+    "decide",
+    "run-cancel",
+    "run-retry",
+    "workflow-start",
+    "circuit-close",
+    "delegation-end",
+    "workflow-event",
+    "workflow-activate",
+    "workflow-deactivate",
+}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +110,7 @@ def pages(server):
         "workflows": "/app/workflows/",
         "workflow": "/app/workflows/example-expense-approval/",
         "circuits": "/app/circuits/",
+        "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
         "event": f"/app/events/{events[0]['id']}/",
         "rules": "/app/rules/",

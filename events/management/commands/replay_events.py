@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from automation.triggers import UnknownTarget, target_version
 from events import routing, selectors, services
 
 
@@ -13,8 +14,9 @@ class Command(BaseCommand):
     help = (
         "Replay stored events of a type (exact, or a prefix such as order.*) received in a time "
         "range: each gets a copy caused by it (causation_id = the original's id), routed to "
-        "the workflows subscribed now. Oldest first. Example: manage.py replay_events "
-        "--type order.created --since 2026-01-31T00:00Z --until 2026-02-01T00:00Z --dry-run"
+        "the workflows subscribed now, or with --workflow to that one workflow only. Oldest "
+        "first. Example: manage.py replay_events --type order.created --since "
+        "2026-01-31T00:00Z --until 2026-02-01T00:00Z --workflow billing --dry-run"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,10 +26,20 @@ class Command(BaseCommand):
         parser.add_argument("--source", help="Only events from this source (e.g. webhook:shop).")
         parser.add_argument("--limit", type=int, help="Replay at most this many.")
         parser.add_argument(
+            "--workflow", help="Start only this workflow (no other subscriber, no waiting run)."
+        )
+        parser.add_argument(
+            "--workflow-version",
+            dest="workflow_version",
+            type=int,
+            help="With --workflow: that version (default: its latest).",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed; change nothing."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        target = self._target(options)
         params = {"type": options["type"], "source": options["source"] or ""}
         params["received_after"] = options["since"] or ""
         params["received_before"] = options["until"] or ""
@@ -47,8 +59,11 @@ class Command(BaseCommand):
                 replayed += 1
                 continue
             try:
-                copy = routing.event_replay(event=event)
-            except services.InvalidEvent as exc:  # e.g. a schema added since it was stored
+                copy = routing.event_replay(event=event, **target)
+            except (
+                services.InvalidEvent,
+                UnknownTarget,
+            ) as exc:  # e.g. a schema added since it was stored
                 self.stderr.write(f"not replayed {line}: {exc}")
                 failed += 1
                 continue
@@ -60,3 +75,21 @@ class Command(BaseCommand):
         )
         if failed:
             raise CommandError(f"{failed} event(s) could not be replayed (see above).")
+
+    def _target(self, options: dict[str, Any]) -> dict[str, Any]:
+        if options["workflow_version"] is not None and not options["workflow"]:
+            raise CommandError(
+                "--workflow-version needs --workflow (the workflow whose version it is)"
+            )
+        if not options["workflow"]:
+            return {}
+        if not options["type"].endswith("*"):
+            try:  # refuse a workflow that cannot take these events before replaying any
+                target_version(
+                    workflow=options["workflow"],
+                    version=options["workflow_version"],
+                    event_type=options["type"],
+                )
+            except UnknownTarget as exc:
+                raise CommandError(str(exc)) from None
+        return {"workflow": options["workflow"], "version": options["workflow_version"]}
