@@ -15,7 +15,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	touch $@
 
-install: $(VENV)/.installed
+# axe-core for the accessibility browser tests (package.json), when npm is there: `make run`
+# needs only Python, and the tests say how to get it when it is missing.
+node_modules/.package-lock.json: package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the accessibility tests need it (apt-get install npm)"; fi
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 ## Set up everything and start the one-process embedded server on PORT (default 8000).
 run: install
@@ -58,4 +64,4 @@ beat: install
 	exec $(BIN)/celery -A automation beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) staticfiles site .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules staticfiles site .pytest_cache .ruff_cache

@@ -4,14 +4,17 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
-from automation.commands import circuit_close, run_retry, runs_retry_failed
+from automation.commands import circuit_close, run_retry, run_signal, runs_retry_failed
 from automation.engine import search
 from automation.engine.errors import WorkflowError
 from automation.engine.runs import run_cancel
+from automation.lib.errors import DomainError
 from automation.lib.paging import LargeTablePaginator
 from automation.models import (
     ACTIVE_STATUSES,
@@ -21,10 +24,12 @@ from automation.models import (
     Heartbeat,
     Run,
     RunStatus,
+    Signal,
     StepRecord,
     Timer,
     Wait,
 )
+from automation.views import SignalForm
 from automation.workflow_admin import WorkflowAdmin, WorkflowVersionAdmin
 
 __all__ = ["WorkflowAdmin", "WorkflowVersionAdmin"]  # registered in automation.workflow_admin
@@ -32,6 +37,34 @@ __all__ = ["WorkflowAdmin", "WorkflowVersionAdmin"]  # registered in automation.
 
 def pretty(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def failure(error: dict[str, Any]) -> str:
+    """A recorded error as a person reads it: what failed and why, where, whether a retry can
+    help, then the traceback in a scrollable monospace block (never one line of JSON)."""
+    known = {"type", "message", "traceback", "retryable", "step", "attempt"}
+    facts = [f"step {error['step']}"] if error.get("step") else []
+    if error.get("attempt"):
+        facts.append(f"attempt {error['attempt']}")
+    if "retryable" in error:
+        facts.append("a retry may succeed" if error["retryable"] else "a retry will not help")
+    rest = {k: v for k, v in error.items() if k not in known}
+    return format_html(
+        '<div class="failure"><p class="failure-what"><strong>{}</strong> {}</p>{}{}{}</div>',
+        error.get("type", "Error"),
+        error.get("message", ""),
+        format_html('<p class="failure-facts">{}</p>', " · ".join(facts)) if facts else "",
+        pretty(rest) if rest else "",
+        traceback_block(error.get("traceback", "")),
+    )
+
+
+def traceback_block(text: str) -> str:
+    if not text:
+        return ""
+    return format_html(
+        '<pre class="traceback" tabindex="0" aria-label="Traceback">{}</pre>', text.rstrip()
+    )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,7 +79,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class StepInline(admin.TabularInline):
     model = StepRecord
-    fields = ["step_id", "kind", "status", "attempt", "started_at", "duration", "summary"]
+    fields = [
+        "step_id", "kind", "status", "attempt", "started_at", "duration", "summary", "traceback",
+    ]  # fmt: skip
     readonly_fields = fields
     ordering = TIMELINE_ORDER
     extra = 0
@@ -58,6 +93,17 @@ class StepInline(admin.TabularInline):
     @admin.display(description="duration (s)")
     def duration(self, obj: StepRecord) -> str:
         return "" if obj.duration is None else f"{obj.duration:.3f}"
+
+    @admin.display(description="traceback")
+    def traceback(self, obj: StepRecord) -> str:
+        text = (obj.error or {}).get("traceback", "") if obj.status != "succeeded" else ""
+        if not text:
+            return ""
+        return format_html(
+            "<details><summary>{}</summary>{}</details>",
+            "Show the traceback",
+            traceback_block(text),
+        )
 
     @admin.display(description="output / error")
     def summary(self, obj: StepRecord) -> str:
@@ -77,16 +123,32 @@ class RunAdmin(ReadOnlyAdmin):
     paginator = LargeTablePaginator
     # No date_hierarchy: its year/month links are a DISTINCT over every run's created_at on each
     # load; the created_at list filter (today, past 7 days, this month) costs no query.
-    readonly_fields = [
-        "id", "workflow", "version", "status", "waiting_for", "trigger_event", "correlation_id",
-        "parent_run", "parent_step_id", "started_by", "concurrency_key", "queued",
-        "cancel_requested", "recoveries", "lease_owner", "lease_expires_at", "deadline_at",
-        "created_at", "started_at", "finished_at", "input_pretty", "output_pretty",
-        "error_pretty", "search_pretty",
+    # What the run is about first; how the engine drives it folded away at the bottom.
+    fieldsets = [
+        (None, {"fields": [
+            "id", "workflow", "version", "status", "waiting_for", "correlation_id",
+            "trigger_event", "parent_run", "parent_step_id", "started_by", "started_via",
+            "created_at", "started_at", "finished_at", "deadline_at",
+        ]}),
+        ("Input, output and error", {"fields": [
+            "input_pretty", "output_pretty", "error_pretty", "search_pretty",
+        ]}),
+        ("Engine internals", {
+            "classes": ["collapse"],
+            "description": "How the engine drives this run: its lease, wake-ups and dispatches. "
+            "For diagnosing a stuck run; nothing here needs changing by hand.",
+            "fields": [
+                "lease_owner", "lease_expires_at", "wakeups", "dispatched_at", "queued",
+                "cancel_requested", "recoveries", "concurrency_key", "priority", "updated_at",
+            ],
+        }),
     ]  # fmt: skip
-    exclude = ["input", "output", "error", "search"]
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
     inlines = [StepInline]
-    actions = ["retry", "cancel"]
+    actions = ["retry", "cancel", "send_signal"]
+
+    class Media:
+        css = {"all": ["app/admin.css"]}
 
     @admin.display(description="input")
     def input_pretty(self, obj: Run) -> str:
@@ -98,7 +160,7 @@ class RunAdmin(ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_pretty(self, obj: Run) -> str:
-        return pretty(obj.error) if obj.error else "-"
+        return failure(obj.error) if obj.error else "-"
 
     @admin.display(description="search attributes")
     def search_pretty(self, obj: Run) -> str:
@@ -124,6 +186,38 @@ class RunAdmin(ReadOnlyAdmin):
     @admin.action(description="Cancel (compensates completed steps)", permissions=["cancel"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._each(request, queryset.filter(status__in=ACTIVE_STATUSES), run_cancel, "cancelled")
+
+    has_send_signal_permission = has_retry_permission
+
+    @admin.action(description="Send a signal", permissions=["send_signal"])
+    def send_signal(self, request: HttpRequest, queryset: QuerySet) -> TemplateResponse | None:
+        """Ask for the signal's name and data, then send it to each selected active run (the
+        same service as the API and the run page)."""
+        applying = "apply" in request.POST
+        form = SignalForm(request.POST if applying else None)
+        if not applying or not form.is_valid():
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Send a signal",
+                "opts": self.model._meta,
+                "runs": queryset.select_related("workflow"),
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            status = 400 if applying else 200
+            return TemplateResponse(
+                request, "admin/automation/run/send_signal.html", context, status=status
+            )
+        name, data = form.cleaned_data["name"], form.cleaned_data["data"]
+        sent = 0
+        for run in queryset.filter(status__in=ACTIVE_STATUSES):
+            try:
+                run_signal(run_id=run.id, name=name, data=data, user=request.user)
+                sent += 1
+            except DomainError as exc:
+                self.message_user(request, f"Run {run.id}: {exc}", messages.WARNING)
+        self.message_user(request, f"Signal {name} sent to {sent} run(s).")
+        return None
 
     def _each(self, request: HttpRequest, runs: QuerySet, service: Any, verb: str) -> None:
         done = 0
@@ -167,10 +261,27 @@ class TimerAdmin(ReadOnlyAdmin):
 
 @admin.register(Wait)
 class WaitAdmin(ReadOnlyAdmin):
-    list_display = ["run", "step_id", "event_type", "status", "deadline", "created_at"]
+    list_display = ["run", "step_id", "part", "event_type", "status", "deadline", "created_at"]
     list_filter = ["status", "event_type"]
     show_full_result_count = False
     paginator = LargeTablePaginator
+
+
+@admin.register(Signal)
+class SignalAdmin(ReadOnlyAdmin):
+    """Signals sent to runs (API, run page): who sent what, and which step took it."""
+
+    list_display = ["name", "run", "sent_by", "sent_at", "step_id", "consumed_at"]
+    list_filter = [("consumed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["=run__id", "name"]
+    readonly_fields = ["run", "name", "data_shown", "sent_by", "sent_at", "step_id", "consumed_at"]
+    exclude = ["data"]
+    show_full_result_count = False
+    paginator = LargeTablePaginator
+
+    @admin.display(description="data")
+    def data_shown(self, obj: Signal) -> str:
+        return pretty(obj.data)
 
 
 @admin.register(Heartbeat)

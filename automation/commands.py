@@ -1,4 +1,5 @@
-"""Operator commands: retrying failed runs and saving declarative workflow definitions.
+"""Operator commands: retrying failed runs, signalling runs, saving declarative workflow
+definitions, closing circuits.
 
 Cancelling a run is in the engine (automation.engine.runs.run_cancel): the engine cancels runs
 itself too (children of a run that ends, runs a concurrency limit replaces).
@@ -16,13 +17,14 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db import transaction
 
 from automation.definitions import validation
-from automation.engine import circuits, clock, dispatch, registry, transitions
+from automation.engine import circuits, clock, dispatch, registry, signalling, transitions
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.lib.errors import DomainError
 from automation.models import (
     Circuit,
     Run,
     RunStatus,
+    Signal,
     StepRecord,
     StepStatus,
     Timer,
@@ -89,7 +91,12 @@ def _reset_for_retry(run: Run, record: StepRecord) -> None:
             dispatch.branch(run.id, branch.step_id)
 
 
-_BEGUN_ANEW = (StepRecord.Kind.WAIT_EVENT, StepRecord.Kind.APPROVAL, StepRecord.Kind.CHILD)
+_BEGUN_ANEW = (
+    StepRecord.Kind.WAIT_EVENT,
+    StepRecord.Kind.WAIT_SIGNAL,
+    StepRecord.Kind.APPROVAL,
+    StepRecord.Kind.CHILD,
+)
 
 
 def _reopen_closed(run: Run) -> None:
@@ -248,3 +255,23 @@ def workflow_activate(*, workflow: Workflow, active: bool, user: Any) -> bool:
             user.get_username(),
         )
     return bool(changed)
+
+
+# --- signals --------------------------------------------------------------------------------
+
+
+def run_signal(*, run_id: Any, name: Any, data: Any, user: Any) -> Signal:
+    """Send the signal ``name`` with ``data`` to a run as ``user`` (API, run page, admin):
+    stored, delivered to the step waiting for it if one waits, and written to the admin's
+    history of the run with who sent it. Raises SignalRefused (400, 404, 409), storing
+    nothing, for a bad name or data, an unknown run or one that has ended."""
+    signal = signalling.signal_send(run_id=run_id, name=name, data=data, user=user)
+    LogEntry.objects.log_actions(
+        user_id=user.pk,
+        queryset=[Run.objects.get(id=run_id)],
+        action_flag=CHANGE,
+        change_message=f"Sent the signal {signal.name!r} ({signal.id}).",
+        single_object=True,
+    )
+    logger.info("signal %s sent to run %s by %s", signal.name, run_id, user.get_username())
+    return signal

@@ -266,6 +266,7 @@ class StepRecord(models.Model):
         STEP = "step", "Step"
         SLEEP = "sleep", "Sleep"
         WAIT_EVENT = "wait_event", "Wait for event"
+        WAIT_SIGNAL = "wait_signal", "Wait for signal"
         APPROVAL = "approval", "Approval"
         EMIT = "emit", "Emit event"
         CHILD = "child", "Child workflow"
@@ -455,10 +456,22 @@ class Wait(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A step waiting for any or all of several events has one Wait per event, numbered.
+    part = models.PositiveSmallIntegerField(
+        default=0, help_text="Which of the step's events this is (a wait for any or all)."
+    )
+    mode = models.CharField(
+        max_length=3,
+        choices=[("", "One event"), ("any", "Any of several"), ("all", "All of several")],
+        blank=True,
+        default="",
+    )
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["run", "step_id"], name="wait_unique_per_run_step"),
+            models.UniqueConstraint(
+                fields=["run", "step_id", "part"], name="wait_unique_per_run_step_part"
+            ),
         ]
         indexes = [
             # Routing an event: the open waits for its type.
@@ -471,6 +484,42 @@ class Wait(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} waits for {self.event_type} ({self.status})"
+
+
+class Signal(models.Model):
+    """A message sent to a run (``POST /api/runs/<id>/signals/``): kept until a step of the run
+    waiting for a signal of its name consumes it, each signal once, oldest first."""
+
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="signals")
+    name = models.CharField(max_length=200)
+    data = models.JSONField(default=dict, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sent_at = models.DateTimeField(default=timezone.now)
+    step_id = models.CharField(
+        max_length=200, blank=True, help_text="The waiting step that consumed it; blank: none yet."
+    )
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        indexes = [
+            # A step waiting for a signal: the run's oldest unconsumed signal of that name.
+            models.Index(
+                fields=["run", "name", "sent_at"],
+                condition=models.Q(consumed_at__isnull=True),
+                name="signal_pending_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"signal {self.name} to {self.run_id}"
+
+    @property
+    def consumed(self) -> bool:
+        return self.consumed_at is not None
 
 
 class Circuit(models.Model):

@@ -36,12 +36,18 @@ def runs_filtered(
     if status in RunStatus.values:
         runs = runs.filter(status=status)
     if q:
-        try:
-            by_id = id_lookup("id", q)
-        except BadIdPrefix:  # not an id: only a correlation id can match
-            by_id = Q(pk__in=[])
-        runs = runs.filter(Q(correlation_id=q) | by_id)
+        runs = runs.filter(run_search(q))
     return runs
+
+
+def run_search(q: str) -> Q:
+    """Runs whose correlation id is ``q``, or whose id it names (a whole id or a short id)."""
+    q = q.strip()
+    try:
+        by_id = id_lookup("id", q)
+    except BadIdPrefix:  # not an id: only a correlation id can match
+        by_id = Q(pk__in=[])
+    return Q(correlation_id=q) | by_id
 
 
 def search_attributes_asked(params: Any) -> dict[str, str]:

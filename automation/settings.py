@@ -317,6 +317,10 @@ CEL_MAX_INPUT_VALUES = env_int("CEL_MAX_INPUT_VALUES", 10_000, minimum=1)
 CEL_TIMEOUT_MS = env_int("CEL_TIMEOUT_MS", 50, minimum=1)
 # wait_for_event also accepts an event stored this long before the wait began.
 AUTOMATION_WAIT_LOOKBACK = timedelta(seconds=env_float("WAIT_LOOKBACK_SECONDS", 300.0))
+# A run's query handler (@workflow.query) answers within this many seconds and this many bytes
+# of JSON, or the request is answered 504 / 500 (one slow or huge handler holds no web worker).
+AUTOMATION_QUERY_TIMEOUT = env_float("QUERY_TIMEOUT_SECONDS", 2.0, minimum=0.01)
+AUTOMATION_QUERY_MAX_BYTES = env_int("QUERY_MAX_BYTES", 262_144, minimum=1)
 # How often the sweep fires due timers and recovers runs; a due timer fires within this.
 # Whole seconds: django-celery-beat stores intervals as integers (0.5 would become 0: non-stop).
 SWEEP_INTERVAL = env_int("SWEEP_INTERVAL", 1, minimum=1)
@@ -464,3 +468,8 @@ AUTOMATION_CIRCUIT = {
     "open_for": env_str("AUTOMATION_CIRCUIT_OPEN_FOR", "30s"),
     "actions": env_list("AUTOMATION_CIRCUIT_ACTIONS", []),
 }
+
+# --- Search -----------------------------------------------------------------------------------
+# Milliseconds a text search over event data may take (the events page and ?q= in the API)
+# before it is stopped and the person is asked to narrow it (docs/search.md).
+SEARCH_TIMEOUT_MS = env_int("SEARCH_TIMEOUT_MS", 5000, minimum=100, maximum=600_000)

@@ -6,6 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from automation import health, selectors
 from automation import metrics as prometheus
-from automation.commands import circuit_close, run_retry, workflow_activate
+from automation.commands import circuit_close, run_retry, run_signal, workflow_activate
+from automation.engine import queries, querying, signalling
 from automation.engine.errors import WorkflowError
 from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
@@ -25,6 +27,7 @@ from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
 from automation.models import Circuit, Run, RunOrigin, RunStatus, Workflow
+from events import selectors as event_selectors
 from events.services import InvalidEvent, event_ingest, validate_event_type
 
 
@@ -46,6 +49,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 # --- Operator UI: dashboard and runs ----------------------------------------------------------
 
 VIEW_RUNS = "automation.view_run"
+VIEW_EVENTS = "events.view_event"
 OPERATE_RUNS = "automation.change_run"
 
 
@@ -103,17 +107,89 @@ def _runs_refused(request: HttpRequest, filters: dict[str, str], problem: str) -
 @require_safe
 @permission_required(VIEW_RUNS, raise_exception=True)
 def run_page(request: HttpRequest, run_id: Any) -> HttpResponse:
-    run = get_object_or_404(
+    return _render_run(request, _run_for_page(run_id))
+
+
+def _run_for_page(run_id: Any) -> Run:
+    return get_object_or_404(
         Run.objects.select_related("workflow", "version", "trigger_event", "parent_run"), id=run_id
     )
+
+
+def _render_run(request: HttpRequest, run: Run, status: int = 200, **extra: Any) -> HttpResponse:
+    """The run page; ``extra``: a signal form with its errors, a query's answer."""
     context = {
         "run": run,
         "timeline": selectors.run_timeline(run),
         "approvals": run.approvals.all(),
         "can_operate": request.user.has_perm(OPERATE_RUNS),
+        "signals": signalling.run_signals(run),
+        "queries": queries.queries_of(run.workflow.name),
+        "signal_form": SignalForm(),
         "section": "runs",
+        **extra,
     }
-    return render_page(request, "app/run.html", context)
+    response = render_page(request, "app/run.html", context)
+    response.status_code = status
+    return response
+
+
+class SignalForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="The name a wait_for_signal step waits for.")
+    data = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono"}),
+        initial="{}",
+        required=False,
+        help_text='A JSON object, e.g. {"approved": true}.',
+    )
+
+    def clean_data(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.cleaned_data["data"] or "{}")
+        except ValueError as exc:
+            raise forms.ValidationError(
+                f"This is not JSON ({exc}); fix it and send again."
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError('The data must be a JSON object: {"key": value, ...}.')
+        return value
+
+
+@login_required
+@require_POST
+@permission_required(OPERATE_RUNS, raise_exception=True)
+def run_signal_page(request: HttpRequest, run_id: Any) -> HttpResponse:
+    """Send a signal from the run page: the same service and permission as the API. A bad
+    form is shown again with its errors (400), nothing sent."""
+    run = _run_for_page(run_id)
+    form = SignalForm(request.POST)
+    if not form.is_valid():
+        return _render_run(request, run, status=400, signal_form=form)
+    try:
+        signal = run_signal(
+            run_id=run.id, name=form.cleaned_data["name"], data=form.cleaned_data["data"],
+            user=request.user,
+        )  # fmt: skip
+    except DomainError as exc:
+        form.add_error(None, str(exc))
+        return _render_run(request, run, status=exc.status, signal_form=form)
+    taken = f", taken by {signal.step_id}" if signal.step_id else ", kept until a step waits"
+    messages.success(request, f"Signal {signal.name} sent{taken}.")
+    return redirect("app:run", run_id=run.id)
+
+
+@login_required
+@require_safe
+@permission_required(VIEW_RUNS, raise_exception=True)
+def run_query_page(request: HttpRequest, run_id: Any, name: str) -> HttpResponse:
+    """Ask the run a query from its page: its answer (or why there is none) on the page."""
+    run = _run_for_page(run_id)
+    try:
+        result = querying.query_run(run=run, name=name, params=dict(request.GET.items()))
+    except DomainError as exc:
+        answer = {"name": name, "error": str(exc)}
+        return _render_run(request, run, status=exc.status, query_answer=answer)
+    return _render_run(request, run, query_answer={"name": name, "result": result})
 
 
 @login_required
@@ -131,6 +207,40 @@ def run_operate(request: HttpRequest, run_id: Any, operation: str) -> HttpRespon
         done = {"cancel": "Cancellation requested.", "retry": "Retrying from the failed step."}
         messages.success(request, done[operation])
     return redirect("app:run", run_id=run.id)
+
+
+# --- Operator UI: one search box for runs and events ------------------------------------------
+
+#: Rows of each kind the search page shows; the runs and events pages page through the rest.
+SEARCH_SHOWN = 20
+
+
+@login_required
+@require_safe
+def search(request: HttpRequest) -> HttpResponse:
+    """Runs and events a text names: an id or short id, a correlation id, or (events) words in
+    their data. Each kind only for people who may view it."""
+    can_runs, can_events = (request.user.has_perm(p) for p in (VIEW_RUNS, VIEW_EVENTS))
+    if not (can_runs or can_events):
+        raise PermissionDenied("Searching needs automation.view_run or events.view_event.")
+    q = request.GET.get("q", "").strip()[: event_selectors.SEARCH_MAX_LENGTH]
+    context: dict[str, Any] = {"q": q, "section": "search", "error": ""}
+    context["runs"] = (
+        list(selectors.runs_filtered(q=q).order_by("-id")[:SEARCH_SHOWN])
+        if q and can_runs
+        else None
+    )
+    context["events"], status = None, 200
+    if q and can_events:
+        try:
+            with event_selectors.search_time_limit(q):
+                found = event_selectors.events_matching(q).order_by("-id")[:SEARCH_SHOWN]
+                context["events"] = list(found)
+        except event_selectors.SearchTooSlow as exc:
+            context["error"], status = str(exc), 400
+    response = render(request, "app/search.html", context)
+    response.status_code = status
+    return response
 
 
 # --- Operator UI: workflows -------------------------------------------------------------------

@@ -102,15 +102,18 @@ def _receive(request: HttpRequest, slug: str) -> JsonResponse:
 @require_safe
 @permission_required("events.view_event", raise_exception=True)
 def events_page(request: HttpRequest) -> HttpResponse:
-    names = ("id", "type", "source", "correlation_id")
+    names = ("q", "id", "type", "source", "correlation_id")
     filters = {k: request.GET.get(k, "").strip() for k in names}
     error, status = "", 200
     try:
         events = selectors.events_filter({k: v for k, v in filters.items() if v})
-    except selectors.BadFilter as exc:  # a mistyped id: the form again, saying what to give
-        events, error, status = Event.objects.none(), str(exc), 400
+        with selectors.search_time_limit(filters["q"]):
+            page = keyset_page(events, request)
+    # A mistyped id, a search too short or too slow: the form again, saying what to give.
+    except (selectors.BadFilter, selectors.SearchTooSlow) as exc:
+        page, error, status = keyset_page(Event.objects.none(), request), str(exc), 400
     context = {
-        "page": keyset_page(events, request),
+        "page": page,
         "filters": filters,
         "error": error,
         "query": query_without(request, "before", "fragment"),

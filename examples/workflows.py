@@ -148,6 +148,41 @@ def payment_child(ctx: Any, event: Any) -> dict[str, Any]:
     return ctx.step("charge", actions.charge, event.data, ctx.idempotency_key("charge"))
 
 
+@workflow("example-return-pickup", on="example.return.requested")
+def return_pickup(ctx: Any, event: Any) -> dict[str, Any]:
+    """Wait for any of several events and for a signal; answer queries while it waits.
+
+    The courier's scan or the customer's drop-off, whichever comes first, within 3 days; then
+    a warehouse clerk confirms the parcel with the signal ``inspected`` (``{"ok": true}``)."""
+    order = event.data["order"]
+    arrival = ctx.wait_for_events(
+        "arrival",
+        any=[
+            {"event": "example.return.scanned", "match": {"order": order}},
+            {"event": "example.return.dropped_off", "match": {"order": order}},
+        ],
+        timeout="3d",
+    )
+    if not arrival:
+        return {"order": order, "outcome": "never arrived"}
+    how = ["courier", "drop-off"][arrival["arrived"][0]]
+    inspection = ctx.wait_for_signal("inspection", "inspected", timeout="7d")
+    if not inspection:
+        return {"order": order, "outcome": "not inspected", "via": how}
+    refund = bool(inspection["data"].get("ok"))
+    return {"order": order, "outcome": "refunded" if refund else "refused", "via": how}
+
+
+@workflow.query(return_pickup)
+def where(run: Any) -> dict[str, Any]:
+    """Where the return is: waiting for the parcel, for the inspection, or done."""
+    if "inspection" in run.steps:
+        return {"stage": "done", "outcome": (run.output or {}).get("outcome")}
+    if "arrival" in run.steps:
+        return {"stage": "waiting for inspection"}
+    return {"stage": "waiting for the parcel"}
+
+
 @workflow("example-refund", on="example.refund.requested")
 def refund(ctx: Any, event: Any) -> dict[str, Any]:
     """Search attributes and a guarded code change: the run can be found by customer and order

@@ -11,6 +11,7 @@ from rest_framework.exceptions import ValidationError
 from automation.api.fields import IdPrefixFilter, UtcIsoDateTimeFilter
 from automation.engine import search
 from automation.models import Run, RunStatus
+from automation.selectors import run_search
 
 
 class RunFilter(django_filters.FilterSet):
@@ -18,6 +19,12 @@ class RunFilter(django_filters.FilterSet):
         field_name="workflow__name", help_text="The workflow's name."
     )
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+    q = django_filters.CharFilter(
+        method="filter_q",
+        max_length=200,
+        help_text="A run id, a short id (e.g. b242fe9c) or a correlation id: the search box of "
+        "the runs page.",
+    )
     correlation_id = django_filters.CharFilter()
     id_prefix = IdPrefixFilter()
     created_after = UtcIsoDateTimeFilter(
@@ -38,5 +45,9 @@ class RunFilter(django_filters.FilterSet):
     class Meta:
         model = Run
         fields = [
-            "workflow", "status", "correlation_id", "id_prefix", "created_after", "created_before",
+            "q", "workflow", "status", "correlation_id", "id_prefix", "created_after",
+            "created_before",
         ]  # fmt: skip
+
+    def filter_q(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        return queryset.filter(run_search(value))

@@ -13,6 +13,7 @@ from automation.definitions.templates import TemplateError, render
 from automation.definitions.validation import all_step_ids
 from automation.engine import matching, registry, search
 from automation.engine.errors import TIMED_OUT, NonRetryableError, StepFailed
+from automation.engine.waitgroups import EventsOutcome
 
 DECIDED = {
     "approved": True,
@@ -68,6 +69,11 @@ def check_fakes(definition: dict[str, Any], fakes: dict[str, Any]) -> None:
                 approval_fake(step["id"], fake)
             except FakeError as exc:
                 problems.append(str(exc))
+        elif "wait_for_signal" in step and not isinstance(fake, dict):
+            problems.append(
+                f"the fake for wait_for_signal {step['id']!r} must be an object like "
+                '{"data": {...}} or {"timed_out": true}'
+            )
         elif "wait_for_event" in step and not isinstance(fake, dict):
             problems.append(
                 f"the fake for wait_for_event {step['id']!r} must be an event object like "
@@ -163,6 +169,29 @@ class DryContext:
             self._add(step_id, "wait_for_event", "ran", shown, {"timed_out": True}, "timed out")
             return TIMED_OUT
         self._add(step_id, "wait_for_event", "ran", shown, output, "an event arrived (fake)")
+        return output
+
+    def wait_for_events(self, step_id: str, **options: Any) -> Any:
+        mode = "any" if options.get("any") is not None else "all"
+        entries = options[mode]
+        shown = {mode: entries}
+        fake = self.fakes.get(step_id)
+        if fake is None:  # by default every event asked for arrives, with its match as data
+            events = [{"type": e["event"], "data": e.get("match") or {}} for e in entries]
+            arrived = [0] if mode == "any" else list(range(len(entries)))
+            events = [event if i in arrived else None for i, event in enumerate(events)]
+            fake = {"mode": mode, "arrived": arrived, "events": events, "timed_out": False}
+        outcome = EventsOutcome(fake)
+        note = "timed out" if not outcome else "the events arrived (fake)"
+        self._add(step_id, "wait_for_event", "ran", shown, dict(outcome), note)
+        return outcome
+
+    def wait_for_signal(self, step_id: str, name: str, **options: Any) -> Any:
+        output = self.fakes.get(step_id, {"signal": name, "data": {}, "timed_out": False})
+        if output.get("timed_out"):
+            self._add(step_id, "wait_for_signal", "ran", {"name": name}, output, "timed out")
+            return TIMED_OUT
+        self._add(step_id, "wait_for_signal", "ran", {"name": name}, output, "a signal came (fake)")
         return output
 
     def child(self, step_id: str, workflow: str, input: Any, **options: Any) -> Any:

@@ -206,6 +206,8 @@ def _approval(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
 
 def _wait(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
     step_id, spec = step["id"], step["wait_for_event"]
+    if "any" in spec or "all" in spec:
+        return _wait_several(ctx, step, scope)
     match = _render(ctx, step_id, spec.get("match", {}), scope)
     event = ctx.wait_for_event(
         step_id,
@@ -228,6 +230,41 @@ def _wait(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
             },
         )
     return {"timed_out": True}
+
+
+def _wait_several(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
+    step_id, spec = step["id"], step["wait_for_event"]
+    mode = "any" if "any" in spec else "all"
+    entries = []
+    for entry in spec[mode]:
+        match = _render(ctx, step_id, entry.get("match", {}), scope)
+        entries.append({**entry, "match": match or None})
+    outcome = ctx.wait_for_events(
+        step_id,
+        **{mode: entries},
+        timeout=spec.get("timeout", step.get("timeout")),
+        lookback=spec.get("lookback"),
+    )
+    if not outcome and spec.get("on_timeout") == "fail":
+        wanted = ", ".join(entry["event"] for entry in spec[mode])
+        _timed_out(step_id, f"{mode} of {wanted} did not arrive in time")
+    return dict(outcome)
+
+
+def _wait_signal(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
+    step_id, spec = step["id"], step["wait_for_signal"]
+    signal = ctx.wait_for_signal(
+        step_id, spec["name"], timeout=spec.get("timeout", step.get("timeout"))
+    )
+    if signal:
+        return signal
+    if spec.get("on_timeout") == "fail":
+        _timed_out(step_id, f"no signal {spec['name']!r} arrived in time")
+    return {"timed_out": True}
+
+
+def _timed_out(step_id: str, message: str) -> None:
+    raise StepFailed(step_id, {"type": "TimedOut", "message": message, "retryable": False})
 
 
 def _sleep(ctx: Any, step: dict[str, Any], scope: Scope) -> Any:
@@ -259,6 +296,7 @@ _KINDS: dict[str | None, Callable[[Any, dict[str, Any], Scope], Any]] = {
     "action": _action,
     "approval": _approval,
     "wait_for_event": _wait,
+    "wait_for_signal": _wait_signal,
     "sleep": _sleep,
     "parallel": _parallel,
     "child": _child,

@@ -92,10 +92,33 @@ _ASSIGNEES = {
     "items": {"type": "string", "pattern": "^(user|group):.+$"},
 }
 
+# What a wait for one event names; each entry of a wait for any/all of several is the same.
+_WAIT_ENTRY: dict[str, Any] = {
+    "event": {"type": "string", "minLength": 1},
+    "source": {"$ref": "#/definitions/source"},
+    "match": {
+        "type": "object",
+        "description": "Exact values by dotted path into the event's data.",
+    },
+    "condition": {"$ref": "#/definitions/cel"},
+}
+_WAIT_ENTRIES = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 20,
+    "items": {
+        "type": "object",
+        "required": ["event"],
+        "additionalProperties": False,
+        "properties": _WAIT_ENTRY,
+    },
+}
+
 _KINDS = {
     "action": "action_step",
     "approval": "approval_step",
     "wait_for_event": "wait_step",
+    "wait_for_signal": "signal_step",
     "sleep": "sleep_step",
     "parallel": "parallel_step",
     "child": "child_step",
@@ -259,18 +282,34 @@ SCHEMA: dict[str, Any] = {
             "wait_for_event",
             {
                 "type": "object",
-                "required": ["event"],
                 "additionalProperties": False,
+                # One event (event, match ...), or any/all of several under one deadline:
+                # exactly one of event, any and all (checked with a clearer message there).
+                "description": "Wait for one event (event, match, condition, source), or for "
+                "any/all of several (any: [{event, match, ...}] or all: [...]).",
                 "properties": {
-                    "event": {"type": "string", "minLength": 1},
-                    "source": {"$ref": "#/definitions/source"},
-                    "match": {
-                        "type": "object",
-                        "description": "Exact values by dotted path into the event's data.",
-                    },
-                    "condition": {"$ref": "#/definitions/cel"},
+                    **_WAIT_ENTRY,
+                    "any": _WAIT_ENTRIES,
+                    "all": _WAIT_ENTRIES,
                     "timeout": {"$ref": "#/definitions/duration"},
                     "lookback": {"$ref": "#/definitions/duration"},
+                    "on_timeout": {"enum": ["continue", "fail"]},
+                },
+            },
+        ),
+        "signal_step": _step(
+            "wait_for_signal",
+            {
+                "type": "object",
+                "required": ["name"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "pattern": r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$",
+                        "description": "The signal's name (POST /api/runs/<id>/signals/).",
+                    },
+                    "timeout": {"$ref": "#/definitions/duration"},
                     "on_timeout": {"enum": ["continue", "fail"]},
                 },
             },

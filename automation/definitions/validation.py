@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import SchemaError
 
+from automation.definitions import plain
 from automation.definitions import secrets as secret_store
 from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
@@ -26,7 +27,15 @@ from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
 from automation.lib.errors import DomainError
 
-STEP_KINDS = ("action", "approval", "wait_for_event", "sleep", "parallel", "child")
+STEP_KINDS = (
+    "action",
+    "approval",
+    "wait_for_event",
+    "wait_for_signal",
+    "sleep",
+    "parallel",
+    "child",
+)
 RESERVED_NAMES = {"schema"}  # /api/workflows/schema/ is the JSON Schema
 RESERVED_STEP_IDS = {"on_failure"}  # the engine journals the failure handler under this id
 _CEL_STEP_REF = STEP_REF  # the grammar the interpreter reads skipped steps with
@@ -73,11 +82,34 @@ def step_kind(step: dict[str, Any]) -> str | None:
 
 
 def validate(definition: Any) -> list[DefinitionError]:
-    """Every problem of ``definition`` (empty when it can be saved)."""
-    errors = _json_errors(definition, []) or _shape_errors(definition)
+    """Every problem of ``definition`` (empty when it can be saved): its shape, and what the
+    steps mean (actions, references, durations, CEL) as far as the shape lets them be read, so
+    a person fixes them all in one go rather than one layer after the other."""
+    errors = _json_errors(definition, [])
     if errors:
         return errors
-    return _Checker(definition).check()
+    shape = _shape_errors(definition)
+    if not shape:
+        return _Checker(definition).check()
+    return shape + _meaning_despite(definition, shape)
+
+
+def _meaning_despite(definition: Any, shape: list[DefinitionError]) -> list[DefinitionError]:
+    """The meaning errors of a definition with shape errors: each step that can be read is
+    checked; what the shape errors already point at is not reported twice."""
+    steps = definition.get("steps") if isinstance(definition, dict) else None
+    if not isinstance(steps, list):
+        return []
+    try:
+        found = _TolerantChecker(definition).check()
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+        return []  # the outline itself is unreadable: the shape errors say why
+    covered = {error.path for error in shape}
+    return [error for error in found if not _under_any(error.path, covered)]
+
+
+def _under_any(path: str, paths: set[str]) -> bool:
+    return any(path == p or (p and path.startswith((f"{p}.", f"{p}["))) for p in paths)
 
 
 def check(definition: Any) -> None:
@@ -122,13 +154,14 @@ def _json_errors(value: Any, path: list[Any]) -> list[DefinitionError]:
 def _shape_errors(definition: Any) -> list[DefinitionError]:
     found: list[DefinitionError] = []
     for error in sorted(_VALIDATOR.iter_errors(definition), key=lambda e: list(e.absolute_path)):
-        found.extend(_explain(error))
+        found.extend(e for e in _explain(error) if e not in found)  # once, however many rules
     return found
 
 
 def _explain(error: Any) -> list[DefinitionError]:
     """A step without exactly one kind gets a message saying so, not jsonschema's "is valid
-    under each of" / "is not valid under any of the given schemas"."""
+    under each of" / "is not valid under any of the given schemas"; every other error is said
+    in plain words (automation.definitions.plain), not as a regular expression."""
     path = list(error.absolute_path)
     if error.validator == "oneOf" and isinstance(error.instance, dict):
         present = [k for k in STEP_KINDS if k in error.instance]
@@ -138,7 +171,7 @@ def _explain(error: Any) -> list[DefinitionError]:
             f" (this one has {', '.join(present)})" if present else ""
         )
         return [DefinitionError(format_path(path), message)]
-    return [DefinitionError(format_path(path), error.message)]
+    return [DefinitionError(format_path(path), plain.describe(error))]
 
 
 def _step_keys() -> frozenset[str]:
@@ -228,6 +261,10 @@ class _Checker:
         elif kind == "wait_for_event":
             self.wait(f"{path}.wait_for_event", step["wait_for_event"], available)
             self.both_timeouts(path, step, "wait_for_event")
+        elif kind == "wait_for_signal":
+            if "timeout" in step["wait_for_signal"]:
+                self.duration(f"{path}.wait_for_signal.timeout", step["wait_for_signal"]["timeout"])
+            self.both_timeouts(path, step, "wait_for_signal")
         elif kind == "sleep":
             self.duration(f"{path}.sleep", step["sleep"])
         elif kind == "parallel":
@@ -240,7 +277,7 @@ class _Checker:
 
     def modifiers(self, path: str, step: dict[str, Any], kind: str | None) -> None:
         if "retry" in step:
-            if kind in ("approval", "wait_for_event", "sleep", "child"):
+            if kind in ("approval", "wait_for_event", "wait_for_signal", "sleep", "child"):
                 self.error(f"{path}.retry", f"a {kind} step has nothing to retry")
             else:
                 self.retry(f"{path}.retry", step["retry"])
@@ -388,15 +425,29 @@ class _Checker:
             )
 
     def wait(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
+        given = [key for key in ("event", "any", "all") if key in wait]
+        if len(given) != 1:
+            self.error(path, "give exactly one of event (one event), any or all (several events)")
+            return
+        for field in ("timeout", "lookback"):
+            if field in wait:
+                self.duration(f"{path}.{field}", wait[field])
+        if given[0] == "event":
+            self.wait_entry(path, wait, available)
+            return
+        for key in ("match", "condition", "source"):
+            if key in wait:
+                self.error(f"{path}.{key}", f"with {given[0]}, give {key} in each event of it")
+        for i, entry in enumerate(wait[given[0]]):
+            self.wait_entry(f"{path}.{given[0]}[{i}]", entry, available)
+
+    def wait_entry(self, path: str, wait: dict[str, Any], available: set[str]) -> None:
         self.templates(f"{path}.match", wait.get("match", {}), available)
         for key, value in wait.get("match", {}).items():
             if not isinstance(value, str | int | float | bool) and value is not None:
                 self.error(f"{path}.match.{key}", "match values are exact values (or templates)")
         if "condition" in wait:
             self.cel(f"{path}.condition", wait["condition"], set(), roots=("event",))
-        for field in ("timeout", "lookback"):
-            if field in wait:
-                self.duration(f"{path}.{field}", wait[field])
 
     def child(self, path: str, child: dict[str, Any], available: set[str]) -> None:
         name = child["workflow"]
@@ -507,6 +558,35 @@ class _Checker:
             self.error(path, f"step {step_id!r} has not run before this point")
         else:
             self.error(path, f"no step {step_id!r} in this workflow")
+
+
+class _TolerantChecker(_Checker):
+    """The checker for a definition whose shape is wrong somewhere: a step it cannot read (a
+    missing id, a list where an object belongs) is left to the shape errors, and the other steps
+    are still checked."""
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        super().__init__({**definition, "steps": []})
+        self.definition = definition
+        self.all_ids = _readable_ids(definition["steps"])
+
+    def step(self, path: str, step: dict[str, Any], available: set[str]) -> set[str]:
+        try:
+            return super().step(path, step, available)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError):
+            step_id = step.get("id") if isinstance(step, dict) else None
+            return {step_id} if isinstance(step_id, str) else set()
+
+
+def _readable_ids(steps: Any) -> set[str]:
+    """The step ids of a definition whose shape is wrong: those that can be read."""
+    ids: set[str] = set()
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict) and isinstance(step.get("id"), str):
+            ids.add(step["id"])
+        for branch in step.get("parallel", []) if isinstance(step, dict) else []:
+            ids |= _readable_ids(branch)
+    return ids
 
 
 def all_step_ids(steps: list[dict[str, Any]]) -> set[str]:

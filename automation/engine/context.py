@@ -25,6 +25,7 @@ from automation.engine import (
     ports,
     saga,
     search,
+    signalling,
     waits,
 )
 from automation.engine import branches as branch_ops
@@ -42,6 +43,7 @@ from automation.engine.errors import (
 from automation.engine.registry import get_action
 from automation.engine.retry import RetryPolicy
 from automation.engine.specs import EventView
+from automation.engine.waitgroups import EventsOutcome
 from automation.models import Run, StepRecord
 
 __all__ = ["Context", "EventView"]
@@ -50,7 +52,15 @@ if TYPE_CHECKING:
     from automation.engine.registry import WorkflowSpec
 
 MAX_STEP_ID = 200
-_SIDE_TABLE_KINDS = {"sleep", "wait_event", "approval", "parallel", "branch", "child"}
+_SIDE_TABLE_KINDS = {
+    "sleep",
+    "wait_event",
+    "wait_signal",
+    "approval",
+    "parallel",
+    "branch",
+    "child",
+}
 _UNORDERED_KINDS = {"compensation", "on_failure"}
 
 
@@ -356,7 +366,68 @@ class Context:
                 lookback=parse_duration(lookback) if lookback is not None else None,
             )
             self._remember(record)
+        if "mode" in (record.input or {}):
+            raise DeterminismError(
+                f"replay diverged at {step_id!r}: the journal has a wait for several events, "
+                "the code now waits for one; ship the change as a new workflow version"
+            )
         output = waits.wait_result(self, record)
+        return TIMED_OUT if output.get("timed_out") else output
+
+    def wait_for_events(
+        self,
+        step_id: str,
+        *,
+        any: list[dict[str, Any]] | None = None,
+        all: list[dict[str, Any]] | None = None,
+        timeout: str | float | timedelta | None = None,
+        lookback: str | float | timedelta | None = None,
+    ) -> EventsOutcome:
+        """Wait for any one, or all, of several events under one deadline. Each entry is
+        ``{"event": type, "match"?: dict or CEL, "condition"?: CEL, "source"?: pattern}``, as
+        the arguments of ``wait_for_event``; events stored within ``lookback`` before the wait
+        count, as there. Returns ``{"mode", "arrived": [indexes], "events": [event or None
+        per entry], "timed_out"}``, falsy when ``timeout`` passed first (``arrived`` then says
+        which came). One event fills one entry."""
+        if (any is None) == (all is None):
+            raise WorkflowError(f"wait_for_events {step_id!r}: give any=[...] or all=[...]")
+        record, seq = self._enter(self._user_id(step_id), "wait_event")
+        if record is None:
+            record = waits.start_group_wait(
+                self,
+                step_id=step_id,
+                seq=seq,
+                mode="any" if any is not None else "all",
+                entries=any if any is not None else all,
+                timeout=parse_duration(timeout) if timeout is not None else None,
+                lookback=parse_duration(lookback) if lookback is not None else None,
+            )
+            self._remember(record)
+        if "mode" not in (record.input or {}):
+            raise DeterminismError(
+                f"replay diverged at {step_id!r}: the journal has a wait for one event, the code "
+                "now waits for several; ship the change as a new workflow version"
+            )
+        return waits.group_wait_result(self, record)
+
+    def wait_for_signal(
+        self, step_id: str, name: str, *, timeout: str | float | timedelta | None = None
+    ) -> dict[str, Any] | TimedOut:
+        """Wait for a signal ``name`` sent to this run (``POST /api/runs/<id>/signals/``, the
+        run page). A signal sent before the wait began is kept and taken here, oldest first;
+        each signal is taken by one wait. Returns ``{"signal", "id", "data", "sent_by",
+        "sent_at", "timed_out": False}``, or a falsy TimedOut after ``timeout``."""
+        record, seq = self._enter(self._user_id(step_id), "wait_signal")
+        if record is None:
+            record = signalling.start_signal_wait(
+                self,
+                step_id=step_id,
+                seq=seq,
+                name=name,
+                timeout=parse_duration(timeout) if timeout is not None else None,
+            )
+            self._remember(record)
+        output = signalling.signal_result(self, record)
         return TIMED_OUT if output.get("timed_out") else output
 
     def approval(

@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from automation.engine import flowspec
+from automation.engine import flowspec, queries
 from automation.engine.circuitspec import CircuitPolicy
 from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
@@ -340,3 +340,7 @@ def sync_code_workflows(force: bool = False) -> None:
                 spec.version,
             )
     _synced_generation = _generation
+
+
+# ``@workflow.query(fn)``: a workflow's read-only query handlers (automation/engine/queries.py).
+workflow.query = queries.query  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from automation.engine import (
     ports,
     registry,
     transitions,
+    waitgroups,
 )
 from automation.engine.errors import UnknownWorkflow, WorkflowError
 from automation.models import (
@@ -274,6 +275,12 @@ def wait_resolve(
     """Give ``event`` to the waiting step if it still waits and the event matches."""
     if not wait_accepts(wait, event, problems):
         return False
+    if wait.mode:
+        with transaction.atomic():
+            decided = waitgroups.fill(wait, event)
+            if decided and wake:
+                run_wake(run_id=wait.run_id)
+        return decided is not None
     with transaction.atomic():
         if not Wait.objects.filter(pk=wait.pk, status=Wait.Status.OPEN).update(
             status=Wait.Status.MATCHED, event_id=event.id, resolved_at=clock.now()

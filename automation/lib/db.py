@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, TypeVar
 
-from django.db import DataError, models, transaction
+from django.db import DataError, OperationalError, connections, models, transaction
 from django.db.models.sql import UpdateQuery
 
 logger = logging.getLogger(__name__)
@@ -141,3 +143,70 @@ def delete_in_batches(queryset: Any, *, batch_size: int, max_batches: int | None
         batches += 1
     logger.info("purged %d %s rows", deleted, model._meta.verbose_name)
     return deleted
+
+
+# --- bounded reads ----------------------------------------------------------------------------
+
+
+class QueryTooSlow(Exception):
+    """A read stopped by ``statement_timeout``: the caller words what to narrow."""
+
+
+#: SET LOCAL, with the value as a parameter (SET itself takes none).
+_SET_LOCAL = "SELECT set_config(%s, %s, true)"
+
+
+@contextmanager
+def statement_timeout(
+    milliseconds: int, using: str = "default", *, postgresql: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Stop the queries run inside after ``milliseconds`` and raise QueryTooSlow.
+
+    For reads a person can make arbitrarily expensive (a text search over every event): one
+    search must not hold a connection and a CPU for minutes. PostgreSQL gets ``SET LOCAL
+    statement_timeout`` (and the other ``postgresql`` settings, e.g. planner switches) in a
+    transaction of its own; SQLite has no such setting, so a progress handler interrupts the
+    statement once the time is up. The queries must be evaluated inside the block (a lazy
+    QuerySet returned from it runs unbounded)."""
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        wanted = {"statement_timeout": f"{int(milliseconds)}ms", **(postgresql or {})}
+        with _interrupted_is_too_slow(), transaction.atomic(using=using):
+            with connection.cursor() as cursor:
+                before = {}
+                for name, value in wanted.items():
+                    cursor.execute("SELECT current_setting(%s)", [name])
+                    (before[name],) = cursor.fetchone()
+                    cursor.execute(_SET_LOCAL, [name, value])
+            yield
+            # Inside a caller's transaction the settings would outlive this block (a savepoint's
+            # release keeps them): put them back. After a timeout the rollback has done so.
+            with connection.cursor() as cursor:
+                for name, value in before.items():
+                    cursor.execute(_SET_LOCAL, [name, value])
+        return
+    if connection.vendor != "sqlite":
+        yield
+        return
+    connection.ensure_connection()
+    deadline = time.monotonic() + milliseconds / 1000
+    raw = connection.connection
+    # Called every 10,000 virtual machine instructions; a true result interrupts the statement.
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        with _interrupted_is_too_slow():
+            yield
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
+@contextmanager
+def _interrupted_is_too_slow() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        cause = exc.__cause__
+        cancelled = type(cause).__name__ == "QueryCanceled" or str(exc) == "interrupted"
+        if not cancelled:
+            raise
+        raise QueryTooSlow(str(exc)) from exc

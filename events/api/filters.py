@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
 
 from automation.api.fields import IdPrefixFilter, UtcIsoDateTimeFilter
 from events.models import Event, WebhookEndpoint
+from events.selectors import (
+    SEARCH_MAX_LENGTH,
+    SEARCH_MAX_WORDS,
+    SEARCH_MIN_LENGTH,
+    BadFilter,
+    data_search,
+)
 
 
 class EventFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="filter_q",
+        min_length=SEARCH_MIN_LENGTH,
+        max_length=SEARCH_MAX_LENGTH,
+        help_text=f"Words in the event data (its string and number values, at any depth), "
+        f"{SEARCH_MIN_LENGTH} to {SEARCH_MAX_LENGTH} characters, at most {SEARCH_MAX_WORDS} "
+        "words; every word must match. PostgreSQL matches the start of words, SQLite any part "
+        "of a value.",
+    )
     type = django_filters.CharFilter(
         method="filter_type", help_text="An exact type, or a prefix pattern such as order.*"
     )
@@ -27,9 +44,15 @@ class EventFilter(django_filters.FilterSet):
     class Meta:
         model = Event
         fields = [
-            "type", "source", "correlation_id", "id_prefix", "subject", "received_after",
+            "q", "type", "source", "correlation_id", "id_prefix", "subject", "received_after",
             "received_before",
         ]  # fmt: skip
+
+    def filter_q(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
+        try:
+            return data_search(queryset, value)
+        except BadFilter as exc:  # too many words: answered as the other invalid fields are
+            raise ValidationError({"q": [str(exc)]}) from None
 
     def filter_type(self, queryset: QuerySet[Event], name: str, value: str) -> QuerySet[Event]:
         if value.endswith(".*"):

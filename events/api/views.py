@@ -102,6 +102,11 @@ class Events(ListView):
     pagination_class = newest_first("-received_at", "-id", max_page_size=500)
     parser_classes = [UnreadBody]
 
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # A ?q= search is evaluated (page and serializer) inside its time limit.
+        with selectors.search_time_limit(request.query_params.get("q", "")):
+            return super().get(request, *args, **kwargs)
+
     @extend_schema(
         request={
             "application/json": EventInSerializer,

@@ -43,8 +43,8 @@ def test_a_circuit_on_an_action_step_is_valid():
         ({"failures": 0}, "steps[0].circuit.failures", "minimum"),
         ({"within": "soon"}, "steps[0].circuit.within", "not a duration"),
         ({"open_for": 0}, "steps[0].circuit.open_for", "longer than zero"),
-        ({"after": 3}, "steps[0].circuit", "Additional properties"),
-        ("often", "steps[0].circuit", "is not of type 'boolean'"),
+        ({"after": 3}, "steps[0].circuit", "unknown key 'after'"),
+        ("often", "steps[0].circuit", "should be true or false"),
     ],
 )
 def test_a_bad_circuit_is_an_error_naming_its_path(circuit, path, message):

@@ -249,3 +249,67 @@ def logs_from_a_step(ctx: Any, event: Any) -> None:
 
 
 from tests.engine_app import state_workflows  # noqa: E402, F401  (registers the sm-* workflows)
+
+# --- waits for any or all of several events, signals and queries ---------------------------
+
+
+def _either(key: str) -> list[dict[str, Any]]:
+    return [
+        {"event": "test.paid", "match": {"key": key}},
+        {"event": "test.voided", "match": {"key": key}},
+    ]
+
+
+@workflow("test-wait-any", on="test.wait-any")
+def wait_any(ctx: Any, event: Any) -> dict[str, Any]:
+    key, timeout = event.data["key"], event.data.get("timeout", "1h")
+    got = ctx.wait_for_events("either", any=_either(key), timeout=timeout)
+    return {"timed_out": not got, "arrived": got["arrived"], "events": got["events"]}
+
+
+@workflow("test-wait-all", on="test.wait-all")
+def wait_all(ctx: Any, event: Any) -> dict[str, Any]:
+    key, timeout = event.data["key"], event.data.get("timeout", "1h")
+    got = ctx.wait_for_events("both", all=_either(key), timeout=timeout)
+    return {"timed_out": not got, "arrived": got["arrived"], "events": got["events"]}
+
+
+@workflow("test-signal", on="test.signal")
+def wait_signal(ctx: Any, event: Any) -> dict[str, Any]:
+    first = ctx.wait_for_signal("first", "go", timeout=event.data.get("timeout", "1h"))
+    if not first:
+        return {"timed_out": True}
+    second = ctx.wait_for_signal("second", "go", timeout="1h")
+    return {"timed_out": False, "first": first["data"], "second": second["data"]}
+
+
+@workflow.query(wait_signal)
+def progress(run: Any) -> dict[str, Any]:
+    """Which signals the run has taken so far."""
+    return {"status": run.status, "taken": sorted(run.steps)}
+
+
+@workflow.query(wait_signal, name="step-output")
+def step_output(run: Any, step: str = "first") -> Any:
+    return run.steps.get(step)
+
+
+@workflow.query(wait_signal, name="slow")
+def slow_answer(run: Any) -> str:
+    time.sleep(float(run.input.get("query_sleep", 0)))
+    return "late"
+
+
+@workflow.query(wait_signal)
+def broken(run: Any) -> Any:
+    return run.input["no-such-key"]
+
+
+@workflow.query(wait_signal)
+def huge(run: Any) -> str:
+    return "x" * int(run.input.get("query_bytes", 10))
+
+
+@workflow.query("test-signal", name="meddle")
+def meddle(run: Any) -> None:
+    run.steps["first"] = "forged"  # a read-only mapping: refused

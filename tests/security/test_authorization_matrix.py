@@ -137,6 +137,12 @@ ROUTES: dict[str, list[Rule]] = {
     "app/runs/<uuid:run_id>/retry/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True,
              path=lambda w: f"/app/runs/{_run(w)}/retry/")],
+    "app/runs/<uuid:run_id>/signals/": [
+        Rule(PERM, "POST", perm="automation.change_run", ok=302, page=True, body={"name": "go"},
+             path=lambda w: f"/app/runs/{_run(w)}/signals/")],
+    "app/runs/<uuid:run_id>/queries/<str:name>/": [  # 404: the workflow has no such query
+        Rule(PERM, perm="automation.view_run", ok=404, page=True,
+             path=lambda w: f"/app/runs/{_run(w)}/queries/progress/")],
     "app/workflows/": [Rule(PERM, perm="automation.view_workflow", page=True)],
     "app/workflows/<slug:name>/": [
         Rule(PERM, perm="automation.view_workflow", page=True,
@@ -160,6 +166,10 @@ ROUTES: dict[str, list[Rule]] = {
              path=lambda w: "/app/circuits/api.example.com/close/")],
     "app/events/": [Rule(PERM, perm="events.view_event", page=True)],
     "app/rules/": [Rule(PERM, perm="rules.view_rule", page=True)],
+    # Runs for automation.view_run, events for events.view_event; either opens the page.
+    "app/search/": [
+        Rule(PERM, perm="events.view_event", page=True, path=lambda w: "/app/search/?q=order"),
+        Rule(PERM, perm="automation.view_run", page=True, path=lambda w: "/app/search/?q=order")],
     "app/events/<uuid:event_id>/": [
         Rule(PERM, perm="events.view_event", page=True, path=lambda w: f"/app/events/{_ev(w)}/")],
     "app/a/<str:token>/": [Rule(P, path=lambda w: "/app/a/not-a-link/")],
@@ -181,6 +191,15 @@ ROUTES: dict[str, list[Rule]] = {
     "api/runs/": [Rule(PERM, perm="automation.view_run")],
     "api/runs/<uuid:run_id>/": [
         Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/")],
+    "api/runs/<uuid:run_id>/signals/": [
+        Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/signals/"),
+        Rule(PERM, "POST", perm="automation.change_run", ok=202, body={"name": "go"},
+             path=lambda w: f"/api/runs/{_run(w)}/signals/")],
+    "api/runs/<uuid:run_id>/queries/": [
+        Rule(PERM, perm="automation.view_run", path=lambda w: f"/api/runs/{_run(w)}/queries/")],
+    "api/runs/<uuid:run_id>/queries/<str:name>/": [  # 404: the workflow has no such query
+        Rule(PERM, perm="automation.view_run", ok=404,
+             path=lambda w: f"/api/runs/{_run(w)}/queries/progress/")],
     "api/runs/<uuid:run_id>/cancel/": [
         Rule(PERM, "POST", perm="automation.change_run", ok=202,
              path=lambda w: f"/api/runs/{_run(w)}/cancel/")],

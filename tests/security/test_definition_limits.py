@@ -64,7 +64,7 @@ def test_ten_years_is_still_a_duration(users):
 
 def test_an_absurd_quorum_is_refused_naming_the_path(users):
     step = {"id": "ok", "approval": {"title": "t", "assignees": ["user:root"], "quorum": 1e9}}
-    assert "maximum of 100" in errors_of(step)["steps[0].approval.quorum"]
+    assert "above the maximum, 100" in errors_of(step)["steps[0].approval.quorum"]
     step["approval"]["quorum"] = 3
     assert errors_of(step) == {}
 

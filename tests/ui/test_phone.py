@@ -43,6 +43,7 @@ POST_ONLY = {
     "decide",
     "run-cancel",
     "run-retry",
+    "run-signal",
     "workflow-start",
     "circuit-close",
     "delegation-end",
@@ -101,7 +102,14 @@ def pages(server):
     ]
     runs = [_first_run(server, token, e["id"]) for e in events]
     approvals = server.api(token, "GET", "/api/approvals/?status=pending")["results"]
+    pickup = server.api(
+        token,
+        "POST",
+        "/api/events/",
+        {"type": "example.return.requested", "data": {"order": "r-1"}},
+    )
     return {
+        "run-query": f"/app/runs/{_first_run(server, token, pickup['id'])}/queries/where/",
         "dashboard": "/app/",
         "inbox": "/app/approvals/?scope=all&status=",
         "approval": f"/app/approvals/{approvals[0]['id']}/",
@@ -112,6 +120,7 @@ def pages(server):
         "circuits": "/app/circuits/",
         "delegation": "/app/approvals/delegation/",
         "events": "/app/events/",
+        "search": "/app/search/?q=order-2026-12-04-0000000000000000000000000000000000000001",
         "event": f"/app/events/{events[0]['id']}/",
         "rules": "/app/rules/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",

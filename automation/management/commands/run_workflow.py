@@ -175,6 +175,7 @@ def _step_line(step: StepRecord) -> str:
 DUE_LABELS = {
     StepRecord.Kind.APPROVAL: "due at",
     StepRecord.Kind.WAIT_EVENT: "times out at",
+    StepRecord.Kind.WAIT_SIGNAL: "times out at",
     StepRecord.Kind.SLEEP: "wakes at",
 }
 
