@@ -10,6 +10,7 @@ from approvals import views as approvals
 from automation import control_views as control
 from automation import views as automation
 from events import views as events
+from rules import views as rules
 
 app_name = "app"
 LOGIN = {"template_name": "app/login.html", "redirect_authenticated_user": True}
@@ -81,4 +82,5 @@ urlpatterns = [
     path("search/", automation.search, name="search"),
     path("events/", events.events_page, name="events"),
     path("events/<uuid:event_id>/", events.event_page, name="event"),
+    path("rules/", rules.rules_page, name="rules"),
 ]

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "automation",
     "events",
     "approvals",
+    "rules",
 ]
 # Example workflows of every common pattern; they only react to `example.*` events.
 EXAMPLES = env_bool("EXAMPLES", default=EMBEDDED)

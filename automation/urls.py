@@ -25,5 +25,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("app/a/", include("approvals.urls")),
     path("api/", include("events.api.urls")),
+    path("api/", include("rules.urls")),
     path("", include("events.urls")),
 ]

@@ -18,9 +18,11 @@ run bench/waiting.py
 run bench/live.py
 run bench/cel_flood.py
 run bench/scale.py
+run bench/rules.py
 run bench/projections.py
 run bench/faults/kill_workers.py
 run bench/faults/restart_redis.py
 run bench/faults/restart_postgres.py
 run bench/faults/kill_before_dispatch.py
+run bench/faults/kill_rules.py
 echo "bench smoke: all scripts ran"

@@ -9,6 +9,7 @@ the automation triggers, and the engine runs what they started.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,20 @@ from events.services import event_record
 from events.upcasting import latest_data, latest_shape
 
 logger = logging.getLogger(__name__)
+
+#: Called with (event, problems) in the transaction that claims and routes each event, after its
+#: runs started: what else watches every event (rules) without events importing it.
+RouteHook = Callable[[Event, list[str]], Any]
+_route_hooks: list[RouteHook] = []
+
+
+def route_hook_add(hook: RouteHook) -> None:
+    """Have ``hook(event, problems)`` see every routed event, exactly once (in the routing
+    transaction: if it fails the routing rolls back, and the event is routed again later).
+    ``problems`` collects what the event's page should say (the event's routing errors)."""
+    if hook not in _route_hooks:
+        _route_hooks.append(hook)
+
 
 # Events stored less than this long ago are left to their on_commit dispatch by the sweep.
 ROUTING_GRACE = timedelta(seconds=5)
@@ -74,6 +89,8 @@ def _route_claimed(event_id: Any, *, lease_first_to: str = "") -> list:
         problems: list[str] = []
         runs = runs_start_for_event(event, lease_first_to=lease_first_to, problems=problems)
         waits_resolve_for_event(event, problems=problems)
+        for hook in _route_hooks:
+            hook(event, problems)
         if problems:  # shown on the event's page: a filter over its limits is not silent
             Event.objects.filter(id=event_id).update(route_errors=problems[:50])
     return runs

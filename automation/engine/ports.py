@@ -10,7 +10,8 @@ tasks. Where it needs them it calls a port here, which those apps fill from thei
 - the spec builder of declarative workflows (automation.definitions);
 - step kinds that are not the engine's own (approvals: the approval step);
 - open-work closers, called when a run ends or is being cancelled (approvals: cancel the run's
-  pending approvals).
+  pending approvals);
+- sweep hooks: more due rows the periodic sweep fires (rules: window ends and deadlines).
 
 A port nobody filled raises PortNotFilled, naming the app that fills it: a missing app fails
 the first run that needs it, never silently.
@@ -46,6 +47,8 @@ __all__ = [
     "spec_builder_set",
     "step_kind",
     "step_kind_register",
+    "sweep_hook_add",
+    "sweep_hooks",
 ]
 
 
@@ -245,3 +248,21 @@ def run_rerun_hook_add(hook: RunRerunHook) -> None:
 def run_rerun_hooks_call(run_id: Any, step_ids: list[str], execution: int) -> None:
     for hook in _run_rerun_hooks:
         hook(run_id, step_ids, execution)
+
+
+# --- more due work for the sweep ------------------------------------------------------------
+
+#: Called by every sweep with no arguments; returns how many due items it handled.
+SweepHook = Callable[[], int]
+
+_sweep_hooks: dict[str, SweepHook] = {}
+
+
+def sweep_hook_add(name: str, hook: SweepHook) -> None:
+    """Have every sweep call ``hook()`` too (its count reported under ``name``): due rows an
+    outer app keeps (rule windows and deadlines) fire on the same beat as the engine's timers."""
+    _sweep_hooks[name] = hook
+
+
+def sweep_hooks() -> dict[str, SweepHook]:
+    return dict(_sweep_hooks)

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from automation import lifecycle
-from automation.engine import clock, dispatch, flow, transitions
+from automation.engine import clock, dispatch, flow, ports, transitions
 from automation.engine.branches import fail_branch_dead_letter
 from automation.engine.endings import run_end
 from automation.engine.runs import run_wake
@@ -28,13 +28,20 @@ BATCH = 500
 
 
 def sweep() -> dict[str, int]:
-    return {
+    done = {
         "timers": timers_fire(),
         "recovered": runs_recover(),
         "redispatched": runs_redispatch(),
         "branches": branches_recover(),
         "flow_keys": flow.flow_keys_expire(),
     }
+    for name, hook in ports.sweep_hooks().items():
+        try:
+            done[name] = hook()
+        except Exception:  # an outer app's broken hook never stops the engine's sweep
+            logger.exception("sweep: hook %s failed; continuing", name)
+            done[name] = 0
+    return done
 
 
 def _each(items: Any, handle: Any, what: str) -> int:

@@ -221,7 +221,7 @@ def test_the_same_options_on_workflow(workflow_harness):
     ("trigger", "path", "message"),
     [
         ({"rate_limit": {"limit": 0, "period": "1h"}}, "trigger.rate_limit.limit", "minimum"),
-        ({"rate_limit": {"limit": 1}}, "trigger.rate_limit", "'period' is a required"),
+        ({"rate_limit": {"limit": 1}}, "trigger.rate_limit", "'period' is missing"),
         ({"throttle": {"limit": 1, "period": "soon"}}, "trigger.throttle.period", "duration"),
         ({"throttle": {"limit": 1, "period": "0s"}}, "trigger.throttle.period", "longer than"),
         ({"debounce": {"period": "5s", "key": "trigger.data.("}}, "trigger.debounce.key", "CEL"),

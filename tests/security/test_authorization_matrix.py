@@ -28,6 +28,7 @@ from automation.models import Circuit, Run
 from events.models import Event, EventSchema
 from events.services import emit
 from events.webhooks import webhook_endpoint_create
+from rules.services import rule_save
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +71,14 @@ DEFINITION = {
     "steps": [{"id": "hello", "action": "log", "input": {"message": "hi"}}],
 }
 EVENT = {"type": "matrix.posted", "data": {"n": 1}}
+RULE = {
+    "name": "matrix-rule",
+    "kind": "threshold",
+    "event": "matrix.seen",
+    "count": 2,
+    "within": "1m",
+    "emit": {"type": "matrix.twice"},
+}
 AWAY = {
     "delegate": "tokenuser",
     "starts_at": "2099-01-01T00:00:00Z",
@@ -171,6 +180,7 @@ ROUTES: dict[str, list[Rule]] = {
         Rule(PERM, "POST", perm="automation.change_circuit", ok=302, page=True,
              path=lambda w: "/app/circuits/api.example.com/close/")],
     "app/events/": [Rule(PERM, perm="events.view_event", page=True)],
+    "app/rules/": [Rule(PERM, perm="rules.view_rule", page=True)],
     # Runs for automation.view_run, events for events.view_event; either opens the page.
     "app/search/": [
         Rule(PERM, perm="events.view_event", page=True, path=lambda w: "/app/search/?q=order"),
@@ -243,6 +253,17 @@ ROUTES: dict[str, list[Rule]] = {
         Rule(PERM, "POST", perm="automation.add_run", ok=202, body={"input": {}},
              path=lambda w: "/api/workflows/matrix/runs/")],
     "api/actions/": [Rule(S)],
+    # API: event rules
+    "api/rules/": [
+        Rule(PERM, perm="rules.view_rule"),
+        Rule(PERM, "POST", perm="rules.add_rule", ok=201,
+             body={"definition": {**RULE, "name": "matrix-rule-new"}}),
+    ],
+    "api/rules/<str:name>/": [
+        Rule(PERM, perm="rules.view_rule", path=lambda w: "/api/rules/matrix-rule/"),
+        Rule(PERM, "PUT", perm="rules.change_rule", body={"definition": RULE},
+             path=lambda w: "/api/rules/matrix-rule/"),
+    ],
     "api/circuits/": [Rule(PERM, perm="automation.view_circuit")],
     "api/circuits/<str:key>/close/": [
         Rule(PERM, "POST", perm="automation.change_circuit",
@@ -353,6 +374,7 @@ def world(people) -> World:
     approval = Approval.objects.create(run=run, step_id="ok", title="Pay?", assignees=["x"])
     webhook_endpoint_create(slug="open", scheme="none")
     Circuit.objects.create(key="api.example.com", state="open", failures=5)
+    rule_save(definition=RULE)
     return World(event=emit("matrix.seen", {"n": 1}), run=run, approval=approval)
 
 

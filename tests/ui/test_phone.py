@@ -33,7 +33,7 @@ ops = User.objects.create_user("operator-with-a-long-name", "ops@example.com", "
 ops.groups.add(managers)
 ops.user_permissions.add(*Permission.objects.filter(
     codename__in=["view_run", "change_run", "view_event", "add_event", "view_workflow",
-                  "add_run", "change_workflow"]))
+                  "add_run", "change_workflow", "view_rule", "add_rule"]))
 print("TOKEN=" + Token.objects.create(user=ops).key)
 """
 
@@ -77,6 +77,16 @@ def pages(server):
     """Every /app/ page by URL name, with data in it: an expense waiting for approval (a long
     correlation id and subject), and one decided."""
     server, token = server
+    rule = {  # fires on each expense: a derived event with causes, a rule that has fired
+        "name": "expenses-by-employee-with-a-long-rule-name",
+        "kind": "threshold",
+        "event": "example.expense.submitted",
+        "correlate": "data.employee",
+        "count": 1,
+        "within": "1h",
+        "emit": {"type": "example.expense.counted"},
+    }
+    server.api(token, "POST", "/api/rules/", {"definition": rule})
     events = [
         server.api(
             token,
@@ -114,6 +124,7 @@ def pages(server):
         "events": "/app/events/",
         "search": "/app/search/?q=order-2026-12-04-0000000000000000000000000000000000000001",
         "event": f"/app/events/{events[0]['id']}/",
+        "rules": "/app/rules/",
         "not-found": f"/app/runs/{uuid.uuid4()}/",
     }
 

@@ -1,4 +1,6 @@
-"""``manage.py load_workflows <dir>``: declarative workflows from YAML/JSON files in git.
+"""``manage.py load_workflows <dir>``: declarative workflows and event rules from YAML/JSON files
+in git. A file with a rule ``kind`` (sequence, absence, threshold, aggregate, anomaly) and no
+``steps`` is a rule (docs/rules.md).
 
 Every file is checked first; if any is invalid nothing is loaded (each error names the file and
 the path in it). A file whose definition did not change creates no version, so running it on
@@ -16,6 +18,8 @@ from django.db import transaction
 
 from automation.commands import workflow_definition_save
 from automation.definitions.validation import validate
+from rules import spec as rule_spec
+from rules.services import rule_save
 
 SUFFIXES = {".yaml", ".yml", ".json"}
 
@@ -32,7 +36,10 @@ def definition_files(directory: Path) -> list[Path]:
 
 
 class Command(BaseCommand):
-    help = "Load (create or update) declarative workflows from the YAML/JSON files in a directory."
+    help = (
+        "Load (create or update) declarative workflows and event rules from the YAML/JSON files "
+        "in a directory."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", type=Path)
@@ -54,6 +61,11 @@ class Command(BaseCommand):
             return
         with transaction.atomic():
             for path, definition in definitions:
+                if rule_spec.is_rule(definition):
+                    _, changed = rule_save(definition=definition)
+                    note = "rule saved" if changed else "rule unchanged"
+                    self.stdout.write(f"{definition['name']} ({path.name}): {note}")
+                    continue
                 _, version, created = workflow_definition_save(definition=definition)
                 note = f"version {version.number} created" if created else "unchanged"
                 self.stdout.write(f"{definition['name']} ({path.name}): {note}")
@@ -61,17 +73,23 @@ class Command(BaseCommand):
     def _read_all(self, files: list[Path]) -> tuple[list[tuple[Path, Any]], list[str]]:
         definitions: list[tuple[Path, Any]] = []
         problems: list[str] = []
-        names: dict[str, Path] = {}
+        names: dict[Any, Path] = {}
         for path in files:
             try:
                 definition = read_definition(path)
             except (ValueError, yaml.YAMLError) as exc:
                 problems.append(f"{path}: not valid {path.suffix[1:].upper()}: {exc}")
                 continue
-            problems.extend(f"{path}: {error}" for error in validate(definition))
+            is_rule = rule_spec.is_rule(definition)
+            check = rule_spec.validate if is_rule else validate
+            problems.extend(f"{path}: {error}" for error in check(definition))
             name = definition.get("name") if isinstance(definition, dict) else None
+            # Rules and workflows have names of their own: a rule may share a workflow's.
+            name = (("rule", name) if is_rule else name) if name else None
             if name in names:
-                problems.append(f"{path}: name {name!r} is also used by {names[name]}")
+                problems.append(
+                    f"{path}: name {definition['name']!r} is also used by {names[name]}"
+                )
             elif name:
                 names[name] = path
             definitions.append((path, definition))
