@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from automation.lib.errors import DomainError
-from events import compat, schemas, upcasting
+from events import compat, payloads, schemas, upcasting
 from events.models import Compatibility, EventSchema
 from events.validation import event_type_error
 
@@ -135,7 +135,12 @@ def _check(type: Any, schema: Any, compatibility: Any, upcast: Any) -> None:
     if problem:
         fields["type"] = problem
     try:
+        # As deep as an event may be: much deeper, the check and the compatibility walk recurse
+        # past Python's limit (a 500, before).
+        payloads.check_depth(schema, what="schema")
         schemas.schema_check(schema)
+    except payloads.BadPayload as exc:
+        fields["schema"] = exc.message
     except ValueError as exc:
         fields["schema"] = str(exc)
     if compatibility is not None and compatibility not in Compatibility.values:

@@ -17,6 +17,11 @@ from rest_framework.parsers import JSONParser
 
 from automation.lib import jsonsafe
 
+#: The deepest nesting of objects/arrays an API body may have. Far more than any definition,
+#: input or signal needs; much deeper, storing it (json.dumps) or checking it (JSON Schema)
+#: recurses past Python's limit and a body became a 500.
+MAX_DEPTH = 100
+
 
 class BodyTooLarge(APIException):
     status_code = 413
@@ -33,8 +38,25 @@ class StorableJSONParser(JSONParser):
             # Django bounds form bodies by this setting, not bodies read as a stream.
             raise BodyTooLarge(f"The body is larger than this URL's limit of {limit} bytes.")
         try:
-            return jsonsafe.loads(raw.decode(encoding))
+            value = jsonsafe.loads(raw.decode(encoding))
         except jsonsafe.UnstorableJSON as exc:
             raise ParseError(f"The body cannot be stored: {exc}") from None
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
+        # Each level opens a bracket: a body with no more brackets than the limit needs no walk.
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(value):
+            raise ParseError(
+                f"The body nests objects/arrays more than {MAX_DEPTH} levels deep; flatten it."
+            )
+        return value
+
+
+def _too_deep(value: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False

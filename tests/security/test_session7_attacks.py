@@ -1,0 +1,79 @@
+"""Attacks on the session's new features: signals, pause and rerun, rules, the schema registry,
+delegation, search. Each test is one attempt and what the product answers: a 4xx naming the
+problem with nothing stored, or the attempt leading nowhere."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from automation.engine import registry
+from automation.models import Signal
+from events.models import EventSchema
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh():
+    registry.sync_code_workflows(force=True)
+
+
+@pytest.fixture
+def admin_api(users) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(users["admin"])
+    return client
+
+
+def _nested_schema(levels: int) -> dict:
+    schema: dict = {"type": "object", "properties": {"x": {"type": "string"}}}
+    for _ in range(levels):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+# --- unbounded recursion inside a request ----------------------------------------------------
+
+
+def test_a_schema_nested_too_deep_is_a_400_not_a_500(admin_api):
+    """jsonschema's check and the compatibility walk recurse per level: 150 levels of
+    properties overflowed Python's stack (500)."""
+    body = {"type": "order.created", "schema": _nested_schema(150)}
+    response = admin_api.post("/api/schemas/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "deep" in response.json()["error"]["fields"]["schema"]
+    assert not EventSchema.objects.exists()
+
+
+def test_a_nested_schema_of_reasonable_depth_is_still_saved(admin_api):
+    body = {"type": "order.created", "schema": _nested_schema(20)}
+    response = admin_api.post("/api/schemas/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 201, response.content
+
+
+def test_signal_data_nested_too_deep_is_a_400_with_nothing_stored(admin_api, workflow_harness):
+    """900 levels parsed, then storing the signal (json.dumps) overflowed the stack: a 500."""
+    run = workflow_harness.start("test-signal")
+    deep = "[" * 900 + "]" * 900
+    response = admin_api.post(
+        f"/api/runs/{run.id}/signals/",
+        '{"name": "go", "data": {"a": ' + deep + "}}",
+        content_type="application/json",
+    )
+    assert response.status_code == 400, response.content
+    assert "levels deep" in response.json()["error"]["message"]
+    assert not Signal.objects.exists()
+
+
+def test_signal_data_of_ordinary_depth_is_taken(admin_api, workflow_harness):
+    run = workflow_harness.start("test-signal", drain=False)
+    nested = "[" * 40 + "1" + "]" * 40
+    response = admin_api.post(
+        f"/api/runs/{run.id}/signals/",
+        '{"name": "go", "data": {"a": ' + nested + "}}",
+        content_type="application/json",
+    )
+    assert response.status_code == 202, response.content
