@@ -44,19 +44,8 @@ class StorableJSONParser(JSONParser):
         except (ValueError, RecursionError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         # Each level opens a bracket: a body with no more brackets than the limit needs no walk.
-        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _too_deep(value):
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and jsonsafe.deeper_than(value, MAX_DEPTH):
             raise ParseError(
                 f"The body nests objects/arrays more than {MAX_DEPTH} levels deep; flatten it."
             )
         return value
-
-
-def _too_deep(value: Any) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False

@@ -22,6 +22,7 @@ from django.db import transaction
 
 from automation.engine import clock, journal, runs, waits
 from automation.engine.errors import Suspend, WorkflowError
+from automation.lib import jsonsafe
 from automation.lib.errors import DomainError
 from automation.models import FINISHED_STATUSES, Run, Signal, StepRecord, StepStatus
 
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,199}$")
 NAME_RULE = "1 to 200 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
 MAX_DATA_BYTES = 64 * 1024
+MAX_DATA_DEPTH = 64  # levels of objects/arrays; far deeper overflowed the stack when stored
 
 
 class SignalRefused(DomainError):
@@ -53,6 +55,8 @@ def check_name(name: Any) -> str:
 def _check_data(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SignalRefused('data: a JSON object, e.g. {"approved": true} (or leave it out)')
+    if jsonsafe.deeper_than(data, MAX_DATA_DEPTH):
+        raise SignalRefused(f"data: nests objects/arrays over {MAX_DATA_DEPTH} levels; flatten it")
     try:
         stored = journal.to_json(data, "data")
     except journal.NotJSONError as exc:

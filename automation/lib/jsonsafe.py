@@ -101,6 +101,20 @@ def check_storable(value: Any, path: str = "") -> None:
             stack.extend((child, f"{where}[{index}]") for index, child in enumerate(node))
 
 
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects/arrays in ``value`` nest more than ``limit`` levels. Storing (json.dumps)
+    and most walks recurse once per level: a few hundred levels overflow Python's stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict | list):
+            stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
 def _key_path(where: str, key: str) -> str:
     # A lone surrogate in the key is shown as its escape, so the message itself stays valid.
     shown = key.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -77,3 +77,14 @@ def test_signal_data_of_ordinary_depth_is_taken(admin_api, workflow_harness):
         content_type="application/json",
     )
     assert response.status_code == 202, response.content
+
+
+def test_signal_data_from_the_run_page_nested_too_deep_is_a_400(client, users, workflow_harness):
+    """The run page's form parses its own JSON: 900 levels reached the database (a 500)."""
+    run = workflow_harness.start("test-signal", drain=False)
+    client.force_login(users["admin"])
+    data = '{"a": ' + "[" * 900 + "]" * 900 + "}"
+    response = client.post(f"/app/runs/{run.id}/signals/", {"name": "go", "data": data})
+    assert response.status_code == 400
+    assert "levels" in response.content.decode()
+    assert not Signal.objects.exists()
