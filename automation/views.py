@@ -71,6 +71,8 @@ def runs(request: HttpRequest) -> HttpResponse:
         "status": request.GET.get("status", ""),
         "q": request.GET.get("q", "").strip(),
     }
+    if any("\x00" in value for value in filters.values()):
+        return _runs_refused(request, filters, NUL_REFUSED)
     try:
         attributes = selectors.search_attributes_asked(request.GET)
     except SearchAttributeError as exc:
@@ -87,6 +89,11 @@ def runs(request: HttpRequest) -> HttpResponse:
         "section": "runs",
     }
     return render_page(request, "app/runs.html", context)
+
+
+#: Nothing stored holds a NUL character (PostgreSQL refuses it in text): a search for one is
+#: refused rather than sent to the database, which would answer with an error (a 500).
+NUL_REFUSED = "The search has a NUL character (\\x00), which no stored text holds; remove it."
 
 
 def _runs_refused(request: HttpRequest, filters: dict[str, str], problem: str) -> HttpResponse:
@@ -226,6 +233,9 @@ def search(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Searching needs automation.view_run or events.view_event.")
     q = request.GET.get("q", "").strip()[: event_selectors.SEARCH_MAX_LENGTH]
     context: dict[str, Any] = {"q": q, "section": "search", "error": ""}
+    if "\x00" in q:
+        context["error"] = NUL_REFUSED
+        return render(request, "app/search.html", context, status=400)
     context["runs"] = (
         list(selectors.runs_filtered(q=q).order_by("-id")[:SEARCH_SHOWN])
         if q and can_runs

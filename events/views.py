@@ -106,6 +106,8 @@ def events_page(request: HttpRequest) -> HttpResponse:
     filters = {k: request.GET.get(k, "").strip() for k in names}
     error, status = "", 200
     try:
+        if any("\x00" in value for value in filters.values()):  # PostgreSQL refuses NUL
+            raise selectors.BadFilter("A filter has a NUL character (\\x00); remove it.")
         events = selectors.events_filter({k: v for k, v in filters.items() if v})
         with selectors.search_time_limit(filters["q"]):
             page = keyset_page(events, request)

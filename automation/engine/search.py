@@ -57,6 +57,8 @@ def as_text(key: str, value: Any) -> str:
         raise SearchAttributeError(
             f"search attribute {key!r}: at most {MAX_VALUE} characters ({len(text)} given)"
         )
+    if "\x00" in text:  # PostgreSQL stores no NUL in text or jsonb: say so, not a DataError
+        raise SearchAttributeError(f"search attribute {key!r}: a value holds no NUL character")
     return text
 
 

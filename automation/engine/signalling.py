@@ -18,11 +18,12 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import DataError, transaction
 
 from automation.engine import clock, journal, runs, waits
 from automation.engine.errors import Suspend, WorkflowError
 from automation.lib import jsonsafe
+from automation.lib.db import refused_value
 from automation.lib.errors import DomainError
 from automation.models import FINISHED_STATUSES, Run, Signal, StepRecord, StepStatus
 
@@ -84,7 +85,11 @@ def signal_send(*, run_id: Any, name: Any, data: Any, user: Any = None) -> Signa
                 code="not_allowed_now",
                 status=409,
             )
-        signal = Signal.objects.create(run_id=run_id, name=name, data=data, sent_by=user)
+        try:
+            with transaction.atomic():
+                signal = Signal.objects.create(run_id=run_id, name=name, data=data, sent_by=user)
+        except DataError as exc:  # text PostgreSQL cannot store (a NUL character)
+            raise SignalRefused(f"data: {refused_value(exc)}") from None
     deliver(run_id=run_id, name=name)
     signal.refresh_from_db()
     return signal

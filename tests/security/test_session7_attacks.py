@@ -88,3 +88,38 @@ def test_signal_data_from_the_run_page_nested_too_deep_is_a_400(client, users, w
     assert response.status_code == 400
     assert "levels" in response.content.decode()
     assert not Signal.objects.exists()
+
+
+# --- text no database can store (a NUL character) --------------------------------------------
+
+
+def test_a_nul_in_signal_data_is_a_400_with_nothing_stored(client, users, workflow_harness):
+    """PostgreSQL's jsonb refuses \\u0000: the run page answered 500 there."""
+    run = workflow_harness.start("test-signal", drain=False)
+    client.force_login(users["admin"])
+    response = client.post(
+        f"/app/runs/{run.id}/signals/", {"name": "go", "data": '{"a": "x\\u0000y"}'}
+    )
+    assert response.status_code in (302, 400)
+    if response.status_code == 400:  # PostgreSQL
+        assert "refused" in response.content.decode()
+        assert not Signal.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/app/search/", "/app/runs/", "/app/events/", "/api/runs/"])
+def test_a_search_for_a_nul_character_is_answered_not_a_500(client, users, url):
+    client.force_login(users["admin"])
+    response = client.get(url, {"q": "ab\x00cd"})
+    assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("query", ["search.customer=a%00b", "attr=customer%3Da%00b"])
+@pytest.mark.parametrize("url", ["/app/runs/", "/api/runs/"])
+def test_a_search_attribute_with_a_nul_character_is_a_400(client, users, url, query):
+    client.force_login(users["admin"])
+    response = client.get(f"{url}?{query}")
+    if url.startswith("/api/") and query.startswith("attr"):
+        assert response.status_code == 200  # the API has no attr parameter
+    else:
+        assert response.status_code == 400
+        assert "NUL" in response.content.decode()
