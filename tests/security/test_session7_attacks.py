@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
+from approvals.models import Delegation
 from automation.engine import registry
-from automation.models import Signal
+from automation.models import Run, Signal, Workflow
 from events.models import EventSchema
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +125,45 @@ def test_a_search_attribute_with_a_nul_character_is_a_400(client, users, url, qu
     else:
         assert response.status_code == 400
         assert "NUL" in response.content.decode()
+
+
+# --- CSRF on the new forms of the operator UI -------------------------------------------------
+
+
+def test_the_new_app_forms_refuse_a_post_without_the_csrf_token(users, workflow_harness):
+    """Delegation, signals, pause, resume, rerun, activate and test events: a cross-site form
+    (a session cookie, no token) is refused with 403 and changes nothing."""
+    run = workflow_harness.start("test-signal", drain=False)
+    later = "2099-01-01T00:00"
+    Delegation.objects.create(
+        user=users["admin"],
+        delegate=users["operator"],
+        starts_at="2098-01-01T00:00Z",
+        ends_at="2098-02-01T00:00Z",
+        created_at="2026-01-01T00:00Z",
+    )
+    mine = Delegation.objects.get()
+    posts = [
+        (
+            "/app/approvals/delegation/",
+            {"delegate": "olivia", "starts_at": later, "ends_at": later},
+        ),
+        (f"/app/approvals/delegation/{mine.pk}/end/", {}),
+        (f"/app/runs/{run.id}/signals/", {"name": "go", "data": "{}"}),
+        (f"/app/runs/{run.id}/pause/", {}),
+        (f"/app/runs/{run.id}/resume/", {}),
+        (f"/app/runs/{run.id}/rerun/", {"from_step": "first"}),
+        ("/app/workflows/test-signal/pause/", {}),
+        ("/app/workflows/test-signal/deactivate/", {}),
+        ("/app/workflows/test-signal/send-event/", {"type": "a.b", "data": "{}"}),
+    ]
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(users["admin"])
+    for url, body in posts:
+        assert browser.post(url, body).status_code == 403, url
+    assert Delegation.objects.count() == 1
+    assert not Signal.objects.exists()
+    assert Run.objects.get(id=run.id).status == "pending"
+    workflow = Workflow.objects.get(name="test-signal")
+    assert workflow.active
+    assert workflow.paused_at is None
