@@ -13,10 +13,10 @@ from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.parsers import StorableJSONParser
 from automation.api.permissions import HasPerm, ReadWrite
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
@@ -80,7 +80,7 @@ class Schemas(ListView):
     POST: save a version (events.add_eventschema): 201 when new, 200 when unchanged."""
 
     permission_classes = [permissions.IsAuthenticated, ReadWrite.of(READ, WRITE)]
-    parser_classes = [JSONParser]
+    parser_classes = [StorableJSONParser]
     serializer_class = SchemaVersionSerializer
     ordering_fields = ["type"]
     ordering = ["type"]

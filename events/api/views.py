@@ -19,10 +19,11 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.decorators import api_view, parser_classes, permission_classes
-from rest_framework.parsers import BaseParser, JSONParser
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from automation.api.parsers import StorableJSONParser
 from automation.api.permissions import HasPerm, ReadWrite, has_perm
 from automation.api.responses import ListView, error, newest_first
 from automation.api.schema import ErrorSerializer
@@ -183,7 +184,7 @@ def event_detail(request: Request, event_id: str) -> Response:
 
 @extend_schema(request=ReplayTargetSerializer, responses={202: EventAcceptedSerializer})
 @api_view(["POST"])
-@parser_classes([JSONParser, UnreadBody])
+@parser_classes([StorableJSONParser, UnreadBody])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("events.replay_event")])
 def event_replay(request: Request, event_id: str) -> Response:
     target = ReplayTargetSerializer(data=request.data if isinstance(request.data, dict) else None)
@@ -207,7 +208,7 @@ class Webhooks(ListView):
     """GET: webhook endpoints by slug. POST: create one; its secret is shown this once."""
 
     permission_classes = [permissions.IsAuthenticated, ManagesWebhooks]
-    parser_classes = [JSONParser]
+    parser_classes = [StorableJSONParser]
     serializer_class = WebhookEndpointSerializer
     queryset = WebhookEndpoint.objects.all()
     filterset_class = WebhookEndpointFilter
@@ -246,7 +247,7 @@ def _webhook_create(request: Request) -> Response:
 
 @extend_schema(request=RotateSecretSerializer, responses=RotatedSecretSerializer)
 @api_view(["POST"])
-@parser_classes([JSONParser])
+@parser_classes([StorableJSONParser])
 @permission_classes([permissions.IsAuthenticated, RotatesWebhookSecrets])
 def webhook_rotate(request: Request, slug: str) -> Response:
     serializer = RotateSecretSerializer(data=request.data)

@@ -40,13 +40,17 @@ def _nested_schema(levels: int) -> dict:
 # --- unbounded recursion inside a request ----------------------------------------------------
 
 
-def test_a_schema_nested_too_deep_is_a_400_not_a_500(admin_api):
+@pytest.mark.parametrize("levels", [40, 150])
+def test_a_schema_nested_too_deep_is_a_400_not_a_500(admin_api, levels):
     """jsonschema's check and the compatibility walk recurse per level: 150 levels of
-    properties overflowed Python's stack (500)."""
-    body = {"type": "order.created", "schema": _nested_schema(150)}
+    properties overflowed Python's stack (500). The API's parser refuses such a body; the
+    registry refuses a schema deeper than an event may be (EVENTS_MAX_JSON_DEPTH) from anywhere
+    (the admin too)."""
+    body = {"type": "order.created", "schema": _nested_schema(levels)}
     response = admin_api.post("/api/schemas/", json.dumps(body), content_type="application/json")
     assert response.status_code == 400, response.content
-    assert "deep" in response.json()["error"]["fields"]["schema"]
+    error = response.json()["error"]
+    assert "deep" in (error["fields"]["schema"] if "fields" in error else error["message"])
     assert not EventSchema.objects.exists()
 
 
@@ -167,3 +171,20 @@ def test_the_new_app_forms_refuse_a_post_without_the_csrf_token(users, workflow_
     workflow = Workflow.objects.get(name="test-signal")
     assert workflow.active
     assert workflow.paused_at is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/schemas/",
+        "/api/events/01a243fc-8012-7f29-b233-42c416bb8d2c/replay/",
+        "/api/webhooks/",
+    ],
+)
+def test_a_body_too_deep_for_the_json_parser_is_a_400(admin_api, url):
+    """These views took DRF's plain JSONParser, which lets the parser's RecursionError
+    through: 100,000 nested arrays were a 500."""
+    body = "[" * 100_000 + "]" * 100_000
+    response = admin_api.post(url, body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert not EventSchema.objects.exists()
