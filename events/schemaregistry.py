@@ -38,7 +38,7 @@ class InvalidSchema(DomainError, ValueError):
         self.fields = fields
 
     def details(self) -> dict[str, Any]:
-        return {"fields": self.fields}
+        return {"fields": {field: [problem] for field, problem in self.fields.items()}}
 
 
 class IncompatibleSchema(DomainError):

@@ -24,5 +24,6 @@ SPECTACULAR_SETTINGS = {
         "ApprovalStatusEnum": "approvals.models.Approval.Status",
         "WorkflowKindEnum": "automation.models.Workflow.Kind",
         "StepKindEnum": "automation.models.StepRecord.Kind",
+        "RuleKindEnum": "rules.models.Rule.Kind",
     },
 }
