@@ -50,7 +50,9 @@ def test_a_schema_nested_too_deep_is_a_400_not_a_500(admin_api, levels):
     response = admin_api.post("/api/schemas/", json.dumps(body), content_type="application/json")
     assert response.status_code == 400, response.content
     error = response.json()["error"]
-    assert "deep" in (error["fields"]["schema"] if "fields" in error else error["message"])
+    assert "deep" in (
+        " ".join(error["fields"]["schema"]) if "fields" in error else error["message"]
+    )
     assert not EventSchema.objects.exists()
 
 
