@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -22,7 +23,7 @@ from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
 from automation.engine.search import SearchAttributeError
 from automation.graphs.pages import in_flight_runs, pick_diff
-from automation.lib import ids
+from automation.lib import ids, jsonsafe
 from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
@@ -296,14 +297,23 @@ class TestEventForm(forms.Form):
             raise forms.ValidationError(f"{exc.message}.") from None
 
     def clean_data(self) -> dict[str, Any]:
+        # As the events API takes a body: NaN, 1e999, lone surrogates and deep nesting are
+        # refused here, naming the problem, rather than failing in the database (a 500).
         try:
-            value = json.loads(self.cleaned_data["data"])
-        except ValueError as exc:
+            value = jsonsafe.loads(self.cleaned_data["data"])
+        except jsonsafe.UnstorableJSON as exc:
+            raise forms.ValidationError(f"This cannot be stored: {exc}") from None
+        except (ValueError, RecursionError) as exc:
             raise forms.ValidationError(
                 f"This is not JSON ({exc}); fix it and send again."
             ) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('The data must be a JSON object: {"key": value, ...}.')
+        if jsonsafe.deeper_than(value, settings.EVENTS_MAX_JSON_DEPTH):
+            raise forms.ValidationError(
+                f"The data nests objects/arrays more than {settings.EVENTS_MAX_JSON_DEPTH} "
+                "levels deep; flatten it."
+            )
         return value
 
 

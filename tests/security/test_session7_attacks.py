@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from approvals.models import Delegation
 from automation.engine import registry
 from automation.models import Run, Signal, Workflow
-from events.models import EventSchema
+from events.models import Event, EventSchema
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +190,22 @@ def test_a_body_too_deep_for_the_json_parser_is_a_400(admin_api, url):
     response = admin_api.post(url, body, content_type="application/json")
     assert response.status_code == 400, response.content
     assert not EventSchema.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ('{"a": NaN}', "cannot be stored"),
+        ('{"a": 1e999}', "cannot be stored"),
+        ('{"a": "\\ud800"}', "cannot be stored"),
+        ('{"a": ' + "[" * 300 + "]" * 300 + "}", "levels deep"),
+    ],
+)
+def test_the_workflow_pages_test_event_refuses_unstorable_data(client, users, data, says):
+    """The form parsed its own JSON: NaN and 1e999 failed SQLite's JSON check, a lone
+    surrogate PostgreSQL's jsonb, 300 levels json.dumps; each was a 500."""
+    client.force_login(users["admin"])
+    response = client.post("/app/workflows/test-signal/send-event/", {"type": "a.b", "data": data})
+    assert response.status_code == 400
+    assert says in response.content.decode()
+    assert not Event.objects.exists()
