@@ -269,6 +269,7 @@ class StartRunForm(forms.Form):
         the JSON textarea stays as the fallback for any other input."""
         super().__init__(*args, **kwargs)
         self.properties = simple_properties(schema)
+        self.fields["input"].required = not self.properties  # with fields, blank JSON is {}
         for name, field in schema_fields(schema, self.properties).items():
             self.fields[FIELD_PREFIX + name] = field
 
