@@ -124,7 +124,8 @@ def test_a_bad_request_is_400_naming_the_field_and_stores_nothing(schema_api, bo
     response = register(schema_api, **body)
     assert response.status_code == 400
     problems = response.json()["error"]["fields"][field]
-    assert isinstance(problems, list) and problems  # as every other 400 of the API
+    assert isinstance(problems, list)  # as every other 400 of the API
+    assert problems
     assert not EventSchema.objects.exists()
 
 
