@@ -22,7 +22,7 @@ from automation.commands import workflow_definition_save
 from automation.definitions.schema import definition_schema
 from automation.engine import registry
 from automation.engine.errors import WorkflowError
-from automation.engine.inputs import InvalidInput
+from automation.engine.inputs import InvalidInput, version_input_schema
 from automation.engine.runs import run_start
 from automation.models import ACTIVE_STATUSES, RunOrigin, Workflow, WorkflowVersion
 
@@ -76,14 +76,21 @@ class WorkflowSerializer(serializers.ModelSerializer):
 class WorkflowDetailSerializer(WorkflowSerializer):
     definition = serializers.SerializerMethodField()
     versions = serializers.SerializerMethodField()
+    input_schema = serializers.SerializerMethodField()
 
     class Meta(WorkflowSerializer.Meta):
-        fields = [*WorkflowSerializer.Meta.fields, "definition", "versions"]
+        fields = [*WorkflowSerializer.Meta.fields, "definition", "versions", "input_schema"]
         read_only_fields = fields
 
     def get_definition(self, wf: Workflow) -> dict[str, Any] | None:
         latest = _latest(wf)
         return latest.definition if latest and wf.kind == Workflow.Kind.DECLARATIVE else None
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_input_schema(self, wf: Workflow) -> dict[str, Any] | None:
+        """What POST .../runs/ checks the input against (the latest version's); null: none."""
+        latest = _latest(wf)
+        return version_input_schema(latest) if latest else None
 
     @extend_schema_field(VersionSerializer(many=True))
     def get_versions(self, wf: Workflow) -> list[dict[str, Any]]:

@@ -102,6 +102,14 @@ def test_the_api_refuses_an_input_naming_each_path_and_starts_nothing(client, st
     assert Run.objects.get().input == {"email": "ada@example.com", "plan": "pro"}
 
 
+def test_the_api_shows_the_input_schema(client, starter, welcome):
+    client.force_login(starter)
+    assert client.get("/api/workflows/welcome/").json()["input_schema"] == SCHEMA
+    run_start(workflow="input-schema-code", input={"sku": "A1"})  # registers its row
+    coded_detail = client.get("/api/workflows/input-schema-code/").json()
+    assert coded_detail["input_schema"] == {"type": "object", "required": ["sku"]}
+
+
 def test_outsiders_cannot_start_runs(client, users, welcome):
     url = "/api/workflows/welcome/runs/"
     assert client.post(url, {"input": {}}, "application/json").status_code in (401, 403)
