@@ -86,7 +86,6 @@ class WorkflowDetailSerializer(WorkflowSerializer):
         latest = _latest(wf)
         return latest.definition if latest and wf.kind == Workflow.Kind.DECLARATIVE else None
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
     def get_input_schema(self, wf: Workflow) -> dict[str, Any] | None:
         """What POST .../runs/ checks the input against (the latest version's); null: none."""
         latest = _latest(wf)
