@@ -19,6 +19,7 @@ from automation import metrics as prometheus
 from automation.commands import circuit_close, run_retry, run_signal, workflow_activate
 from automation.engine import queries, querying, signalling
 from automation.engine.errors import WorkflowError
+from automation.engine.inputs import InvalidInput, version_input_schema
 from automation.engine.journal import NotJSONError
 from automation.engine.runs import run_cancel, run_start
 from automation.engine.search import SearchAttributeError
@@ -28,6 +29,7 @@ from automation.lib.errors import DomainError
 from automation.lib.paging import keyset_page, query_without
 from automation.lib.ui import render_page
 from automation.models import Circuit, Run, RunOrigin, RunStatus, Workflow
+from automation.startform import FIELD_PREFIX, fields_input, schema_fields, simple_properties
 from events import selectors as event_selectors
 from events.services import InvalidEvent, event_ingest, validate_event_type
 
@@ -267,19 +269,54 @@ class StartRunForm(forms.Form):
     input = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "mono"}),
         initial="{}",
+        required=False,
         help_text='The run\'s input: a JSON object, e.g. {"amount": 420}.',
     )
+    use_json = forms.BooleanField(required=False, label="Send the JSON below instead")
     correlation_id = forms.CharField(required=False, max_length=200)
 
-    def clean_input(self) -> dict[str, Any]:
+    def __init__(self, *args: Any, schema: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """With an input schema of simple properties, one field per property (``in_<name>``);
+        the JSON textarea stays as the fallback for any other input."""
+        super().__init__(*args, **kwargs)
+        self.properties = simple_properties(schema)
+        self.fields["input"].required = not self.properties  # with fields, blank JSON is {}
+        for name, field in schema_fields(schema, self.properties).items():
+            self.fields[FIELD_PREFIX + name] = field
+
+    @property
+    def input_fields(self) -> list[Any]:
+        return [self[FIELD_PREFIX + name] for name in self.properties]
+
+    def uses_fields(self) -> bool:
+        return bool(self.properties) and not self.cleaned_data.get("use_json")
+
+    def clean_input(self) -> dict[str, Any] | None:
+        raw = self.cleaned_data["input"].strip() or "{}"
         try:
-            value = json.loads(self.cleaned_data["input"])
+            value = json.loads(raw)
         except ValueError as exc:
             message = f"This is not JSON ({exc}); fix it and start again."
             raise forms.ValidationError(message) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('The input must be a JSON object: {"key": value, ...}.')
         return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.properties and not cleaned.get("use_json"):
+            self.errors.pop("input", None)  # the textarea is not what is sent
+            cleaned["input"] = fields_input(self.properties, cleaned)
+        return cleaned
+
+    def show_input_errors(self, errors: list[tuple[str, str]]) -> None:
+        """The schema's complaints, each under its field (or the JSON textarea)."""
+        for path, message in errors:
+            name = path.removeprefix("input.")
+            if self.uses_fields() and name in self.properties:
+                self.add_error(FIELD_PREFIX + name, f"{message}.")
+            else:
+                self.add_error("input", f"{path}: {message}.")
 
 
 class TestEventForm(forms.Form):
@@ -354,7 +391,7 @@ def _render_workflow(
         "diff": pick_diff(versions, request.GET.get("from"), request.GET.get("to")),
         "runs": selectors.workflow_recent_runs(workflow),
         "in_flight": in_flight_runs(workflow),
-        "form": form or StartRunForm(),
+        "form": form or StartRunForm(schema=_input_schema(workflow)),
         "event_form": event_form or TestEventForm(initial={"type": _exact(trigger)}),
         "can_start": request.user.has_perm(START_RUNS),
         "can_send": request.user.has_perm(SEND_EVENTS),
@@ -378,6 +415,12 @@ def circuits(request: HttpRequest) -> HttpResponse:
     return render_page(request, "app/circuits.html", context)
 
 
+def _input_schema(workflow: Workflow) -> dict[str, Any] | None:
+    """The input schema of the version a run started now would be pinned to."""
+    version = workflow.latest_version()
+    return version_input_schema(version) if version is not None else None
+
+
 @login_required
 @require_POST
 @permission_required(START_RUNS, raise_exception=True)
@@ -385,7 +428,7 @@ def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
     """Start a run from the workflow page: the same service and permission as the API. Invalid
     input is shown again with its error, and nothing is started."""
     workflow = get_object_or_404(Workflow, name=name)
-    form = StartRunForm(request.POST)
+    form = StartRunForm(request.POST, schema=_input_schema(workflow))
     if not form.is_valid():
         return _render_workflow(request, workflow, form, status=400)
     try:
@@ -395,7 +438,11 @@ def workflow_start(request: HttpRequest, name: str) -> HttpResponse:
             correlation_id=form.cleaned_data["correlation_id"].strip(),
             started_by=request.user,
             started_via=RunOrigin.API,
+            check_input=True,
         )
+    except InvalidInput as exc:
+        form.show_input_errors(exc.errors)
+        return _render_workflow(request, workflow, form, status=400)
     except NotJSONError as exc:  # NaN, or text no database can store
         form.add_error("input", f"{exc}.")
         return _render_workflow(request, workflow, form, status=400)

@@ -22,6 +22,7 @@ from automation.commands import workflow_definition_save
 from automation.definitions.schema import definition_schema
 from automation.engine import registry
 from automation.engine.errors import WorkflowError
+from automation.engine.inputs import InvalidInput, version_input_schema
 from automation.engine.runs import run_start
 from automation.models import ACTIVE_STATUSES, RunOrigin, Workflow, WorkflowVersion
 
@@ -75,14 +76,20 @@ class WorkflowSerializer(serializers.ModelSerializer):
 class WorkflowDetailSerializer(WorkflowSerializer):
     definition = serializers.SerializerMethodField()
     versions = serializers.SerializerMethodField()
+    input_schema = serializers.SerializerMethodField()
 
     class Meta(WorkflowSerializer.Meta):
-        fields = [*WorkflowSerializer.Meta.fields, "definition", "versions"]
+        fields = [*WorkflowSerializer.Meta.fields, "definition", "versions", "input_schema"]
         read_only_fields = fields
 
     def get_definition(self, wf: Workflow) -> dict[str, Any] | None:
         latest = _latest(wf)
         return latest.definition if latest and wf.kind == Workflow.Kind.DECLARATIVE else None
+
+    def get_input_schema(self, wf: Workflow) -> dict[str, Any] | None:
+        """What POST .../runs/ checks the input against (the latest version's); null: none."""
+        latest = _latest(wf)
+        return version_input_schema(latest) if latest else None
 
     @extend_schema_field(VersionSerializer(many=True))
     def get_versions(self, wf: Workflow) -> list[dict[str, Any]]:
@@ -210,12 +217,15 @@ def workflow_detail(request: Request, name: str) -> Response:
     return Response({**_detail(name), "version_created": created})
 
 
-@extend_schema(request=RunInput, responses={202: RunSerializer, 409: ErrorSerializer})
+@extend_schema(
+    request=RunInput, responses={202: RunSerializer, 400: ErrorSerializer, 409: ErrorSerializer}
+)
 @api_view(["POST"])
 @permission_classes([permissions.IsAuthenticated, HasPerm.of("automation.add_run")])
 def workflow_run_start(request: Request, name: str) -> Response:
     """``{"input": {...}, "correlation_id"?}`` → 202 with the run (pinned to the latest
-    version). 409 when the workflow is inactive."""
+    version). 400 naming each path when the input breaks the workflow's input schema; 409
+    when the workflow is inactive."""
     wf = get_object_or_404(Workflow, name=name)
     body = RunInput(data=request.data)
     body.is_valid(raise_exception=True)
@@ -226,7 +236,11 @@ def workflow_run_start(request: Request, name: str) -> Response:
             correlation_id=body.validated_data["correlation_id"],
             started_by=request.user,
             started_via=RunOrigin.API,
+            check_input=True,
         )
+    except InvalidInput as exc:
+        problems = [{"path": path, "message": message} for path, message in exc.errors]
+        return error(400, "invalid_input", str(exc), errors=problems)
     except WorkflowError as exc:
         return error(409, "not_startable", str(exc))
     return Response(RunSerializer(run).data, status=202)

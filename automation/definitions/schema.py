@@ -140,6 +140,11 @@ SCHEMA: dict[str, Any] = {
         },
         "description": {"type": "string"},
         "version": {"const": 1, "description": "The format version (1)."},
+        "input_schema": {
+            "type": "object",
+            "description": "JSON Schema (draft 7, type: object) the input of a run started "
+            "by a person or client must match (API, run_workflow, the Start run form).",
+        },
         "trigger": {
             "type": "object",
             "additionalProperties": False,

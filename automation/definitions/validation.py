@@ -21,7 +21,7 @@ from automation.definitions import secrets as secret_store
 from automation.definitions.celpaths import STEP_REF
 from automation.definitions.schema import SCHEMA
 from automation.definitions.templates import TemplateError, has_template, paths_in
-from automation.engine import flowspec, matching, ports, registry
+from automation.engine import flowspec, inputs, matching, ports, registry
 from automation.engine.durations import parse_duration
 from automation.engine.retry import RetryPolicy
 from automation.lib import jsonsafe
@@ -215,6 +215,9 @@ class _Checker:
         if "filter" in trigger:
             self.cel("trigger.filter", trigger["filter"], available=set(), roots=("trigger",))
         self.flow_control(trigger)
+        if "input_schema" in self.definition:
+            for where, message in inputs.schema_problems(self.definition["input_schema"]):
+                self.error(f"input_schema.{where}" if where else "input_schema", message)
         if "search" in self.definition:
             self.templates(
                 "search", self.definition["search"], set(), roots=("trigger", "input", "run")

@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from automation.engine import flowspec, queries
+from automation.engine import flowspec, inputs, queries
 from automation.engine.circuitspec import CircuitPolicy
 from automation.engine.durations import parse_duration
 from automation.engine.errors import NonRetryableError, UnknownWorkflow, WorkflowError
@@ -62,6 +62,7 @@ class WorkflowSpec:
     on_failure: Callable[..., Any] | None = None
     description: str = ""
     flow: FlowControl = flowspec.NONE
+    input_schema: dict[str, Any] | None = None
 
     @property
     def code_ref(self) -> str:
@@ -148,6 +149,7 @@ def workflow(
     debounce: dict[str, Any] | None = None,
     batch: dict[str, Any] | None = None,
     priority: str | None = None,
+    input_schema: dict[str, Any] | None = None,
 ) -> Any:
     """Register a code workflow: ``fn(ctx, event)``. Usable bare (``@workflow``) or with options.
 
@@ -158,7 +160,9 @@ def workflow(
     ``timeout``: whole-run limit; ``concurrency``: see Concurrency; ``on_failure``:
     ``handler(ctx, error)`` run after compensations when the run fails. ``rate_limit``,
     ``throttle``, ``debounce``, ``batch`` and ``priority``: the trigger's flow control, as in
-    a definition's trigger (docs/flow-control.md).
+    a definition's trigger (docs/flow-control.md). ``input_schema``: JSON Schema (draft 7,
+    ``type: object``) the input of a run started by a person or client must match
+    (docs/workflows.md); events are not checked.
     """
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -186,6 +190,10 @@ def workflow(
             flow = flowspec.from_options({**options, "priority": priority})
         except WorkflowError as exc:
             raise WorkflowError(f"workflow {wf_name!r}: {exc}") from None
+        if input_schema is not None:
+            for where, message in inputs.schema_problems(input_schema):
+                at = f"input_schema.{where}" if where else "input_schema"
+                raise WorkflowError(f"workflow {wf_name!r}: {at}: {message}")
         _workflows[(wf_name, version)] = WorkflowSpec(
             name=wf_name,
             fn=fn,
@@ -199,6 +207,7 @@ def workflow(
             on_failure=on_failure,
             description=inspect.getdoc(fn) or "",
             flow=flow,
+            input_schema=input_schema,
         )
         fn.workflow_name = wf_name  # type: ignore[attr-defined]
         global _generation

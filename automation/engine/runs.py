@@ -20,6 +20,7 @@ from automation import lifecycle
 from automation.engine import (
     clock,
     dispatch,
+    inputs,
     journal,
     leases,
     matching,
@@ -61,6 +62,7 @@ def run_start(
     priority: int = 0,
     delay_until: datetime | None = None,
     waiting_for: str = "",
+    check_input: bool = False,
 ) -> Run:
     """Start a run of the workflow's latest version; it is dispatched after commit.
 
@@ -73,6 +75,8 @@ def run_start(
     ``priority``: higher is sent to workers first. ``delay_until``: the run waits (showing
     ``waiting_for``) until then, when a timer wakes it (a trigger's throttle or debounce).
     A paused workflow's run is created paused (not delayed); resuming the workflow starts it.
+    ``check_input``: the input must match the version's input schema (a person or client
+    started it), else InvalidInput names each path and nothing is started.
     """
     registry.sync_code_workflows()
     wf = workflow if isinstance(workflow, Workflow) else _workflow(workflow)
@@ -84,6 +88,8 @@ def run_start(
     data = event.data if event is not None else (input if input is not None else {})
     if not isinstance(data, dict):
         raise WorkflowError("a run's input must be a JSON object")
+    if check_input and event is None:
+        inputs.check_input(version, data)
     run = Run(
         workflow=wf,
         version=version,

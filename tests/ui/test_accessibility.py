@@ -38,6 +38,19 @@ ada = User.objects.create_user("ada", "ada@example.com", "ada-pass", first_name=
 ada.groups.add(managers)
 ada.user_permissions.add(*Permission.objects.filter(codename="view_run"))
 """
+#: A workflow whose input schema gives the Start run form one field per property.
+INPUTS = """
+from automation.commands import workflow_definition_save
+workflow_definition_save(definition={
+    "name": "a11y-inputs",
+    "input_schema": {"type": "object", "required": ["email"], "properties": {
+        "email": {"type": "string", "description": "Who to welcome."},
+        "plan": {"enum": ["free", "pro"]}, "seats": {"type": "integer"},
+        "trial": {"type": "boolean"}}},
+    "trigger": {"event": "a11y.inputs"},
+    "steps": [{"id": "hello", "action": "log", "input": {"message": "hi"}}],
+})
+"""
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +59,7 @@ def server(tmp_path_factory):
     env = project_env(DATA_DIR=str(data_dir), DATABASE_URL=None, EXAMPLES="true")
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-    output = manage(env, "shell", "-c", phone.SETUP + APPROVER)
+    output = manage(env, "shell", "-c", phone.SETUP + APPROVER + INPUTS)
     token = output.split("TOKEN=")[1].split()[0]
     server = start_server(env, data_dir / "server.log")
     yield server, token
@@ -126,6 +139,11 @@ def test_pages_in_their_other_states_pass_axe(server, browser, pages, size):
     for name, path in states.items():
         page.goto(server.url + path)
         results[name] = axe(page)
+    page.goto(server.url + "/app/workflows/a11y-inputs/")
+    results["start-run-fields"] = axe(page)
+    page.click("#start-form button[type=submit]")
+    page.wait_for_selector("#start-form .field-error")
+    results["start-run-refused"] = axe(page)
     context.close()
     print("\n".join(f"{size} {name}: {_summary(v)}" for name, v in results.items()))
     assert {

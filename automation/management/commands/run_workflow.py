@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from automation.engine.errors import WorkflowError
+from automation.engine.inputs import InvalidInput
 from automation.engine.runs import run_start
 from automation.models import Run, RunOrigin, RunStatus, StepRecord
 
@@ -80,7 +81,14 @@ class Command(BaseCommand):
                 input=data,
                 correlation_id=options["correlation_id"],
                 started_via=RunOrigin.COMMAND_LINE,
+                check_input=True,
             )
+        except InvalidInput as exc:
+            lines = "\n".join(f"  {path}: {message}" for path, message in exc.errors)
+            raise CommandError(
+                f"--input does not match the input schema of {options['workflow']!r}; "
+                f"nothing was started:\n{lines}"
+            ) from None
         except WorkflowError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Started run {run.id} of {run.workflow.name} v{run.version.number}.")
