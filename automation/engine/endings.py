@@ -36,7 +36,10 @@ _ENDINGS = {
     RunStatus.CANCELLED: "cancel",
 }
 
-__all__ = ["open_work_close", "run_end"]
+#: What run_end answers when a run about to succeed was asked to cancel meanwhile.
+CANCEL_ASKED = "cancel asked"
+
+__all__ = ["CANCEL_ASKED", "open_work_close", "run_end"]
 
 
 def run_end(
@@ -49,7 +52,8 @@ def run_end(
     cleanup: bool = True,
 ) -> str:
     """End the run held by ``owner`` with ``status``. Returns the status, or "lease lost"
-    when another worker holds the run (then nothing changed). ``cleanup=False`` is for a run
+    when another worker holds the run, or CANCEL_ASKED when it was to succeed but a cancel
+    was asked for (then nothing changed). ``cleanup=False`` is for a run
     that never opened anything (a plain sequence of steps that succeeded): it skips the
     queries that would find nothing to close."""
     now = clock.now()
@@ -68,6 +72,8 @@ def run_end(
             output=output,
             error=error,
         ):
+            if status == RunStatus.SUCCEEDED and _cancel_asked(run.id, owner):
+                return CANCEL_ASKED
             return "lease lost"
         run.status, run.output, run.error = status, output, error
         run_finished(run=run)
@@ -76,6 +82,10 @@ def run_end(
             "run %s of %s failed: %s", run.id, run.workflow.name, (error or {}).get("message")
         )
     return status
+
+
+def _cancel_asked(run_id: Any, owner: str) -> bool:
+    return Run.objects.filter(id=run_id, lease_owner=owner, cancel_requested=True).exists()
 
 
 def _lock_parent(run: Run) -> None:

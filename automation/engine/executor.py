@@ -14,7 +14,7 @@ from django.db import transaction
 
 from automation.engine import leases, registry, transitions
 from automation.engine.context import Context
-from automation.engine.endings import run_end
+from automation.engine.endings import CANCEL_ASKED, run_end
 from automation.engine.errors import (
     Cancelled,
     DeterminismError,
@@ -101,7 +101,10 @@ def _replay(run_id: Any, owner: str, fresh: Run | None = None) -> str:
     except Exception as exc:  # the workflow body itself raised
         error = error_info(exc, retryable=False, step="(workflow)")
         return _unwind(ctx, run, owner, wakeups, error=error)
-    return run_end(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
+    ended = run_end(run, owner, RunStatus.SUCCEEDED, output=output, cleanup=ctx.used_side_tables())
+    if ended == CANCEL_ASKED:  # asked after its last step: undo what it did, as a cancel does
+        return _unwind(ctx, run, owner, wakeups, error=None)
+    return ended
 
 
 def _newer_than_this_code(run: Run) -> bool:

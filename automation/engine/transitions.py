@@ -150,7 +150,10 @@ _TABLE = [
                writes={**_RELEASED, "waiting_for": GIVEN, "recoveries": 0}),
     # The three ends, only through endings.run_end: it closes the run's open work (steps,
     # waits, approvals, timers, children) in the same transaction.
-    Transition("succeed", (S.RUNNING,), S.SUCCEEDED, guard=_HELD, writes=_ENDED),
+    # Not once a cancel was asked for: its parent may have closed the step that waited for
+    # it, so nothing would undo what it did; the worker compensates and cancels instead.
+    Transition("succeed", (S.RUNNING,), S.SUCCEEDED, guard={**_HELD, "cancel_requested": False},
+               writes=_ENDED),
     Transition("fail", (S.RUNNING,), S.FAILED, guard=_HELD, writes=_ENDED),
     Transition("cancel", (S.RUNNING,), S.CANCELLED, guard=_HELD, writes=_ENDED),
     # Refused at creation by its concurrency limit ("skip").

@@ -102,3 +102,34 @@ def test_a_child_that_ends_locks_its_parent_before_itself(workflow_harness):
 
 def first(queries: list[str], *parts: str) -> int | None:
     return next((i for i, sql in enumerate(queries) if all(part in sql for part in parts)), None)
+
+
+# The parent's cancel lands after the child recorded its last step and before the child ends:
+# the workflow body's last lines stand for that moment (as an operator's click would).
+@workflow("cancel-late-child")
+def late_child(ctx, event):
+    ctx.step("charge", charge, compensate=refund)
+    parent = Run.objects.get(id=ctx.run.parent_run_id)
+    if parent.status == "waiting":
+        run_cancel(run=parent)
+    return "charged"
+
+
+@workflow("cancel-late-parent")
+def late_parent(ctx, event):
+    ctx.step("reserve", reserve, compensate=release)
+    return ctx.child("kid", "cancel-late-child")
+
+
+def test_a_child_asked_to_cancel_after_its_last_step_is_undone_not_left_succeeded(
+    workflow_harness,
+):
+    """The child used to succeed anyway: its parent had closed the step waiting for it, so
+    nothing ever refunded the charge. Now the child compensates and ends cancelled."""
+    parent = workflow_harness.start("cancel-late-parent")
+    workflow_harness.drain()
+    child = Run.objects.get(parent_run=parent)
+    parent, child = workflow_harness.refresh(parent), workflow_harness.refresh(child)
+    assert (parent.status, child.status) == ("cancelled", "cancelled")
+    assert workflow_harness.calls["compensate:reserve"] == 1
+    assert workflow_harness.calls["compensate:charge"] == 1
