@@ -215,8 +215,8 @@ _NOT_A_START = (StepRecord.Kind.BRANCH, StepRecord.Kind.COMPENSATION, StepRecord
 class RerunPlan:
     """What a rerun from ``from_step`` does: ``kept``, the journal before it, replayed as
     recorded; ``repeated``, the records it supersedes, whose steps run again when the
-    workflow reaches them (their side effects repeat); ``undone``, the kept-looking steps a
-    compensation undid, which run again too."""
+    workflow reaches them (their side effects repeat), among them the earlier steps a
+    compensation undid."""
 
     run: Run
     from_step: str

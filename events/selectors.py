@@ -91,10 +91,10 @@ SEARCH_MAX_LENGTH = 200
 SEARCH_MAX_WORDS = 8
 
 
-#: PostgreSQL cannot estimate how many rows a prefix search (``word:*``) matches, and guesses 2%:
-#: for "newest 50" it then walks the primary key backwards testing every row, 400 ms over 100,000
-#: events for a word that is in none. Without plain index scans it takes the GIN index and sorts
-#: the matches: about 1 ms for a rare word, 25 ms for a word in every event (100,000 events).
+#: PostgreSQL cannot estimate how many rows a prefix search (``word:*``) matches and guesses a
+#: few percent: for "newest 50" it then walks the primary key backwards testing every row, slow
+#: for a word in no event. Without plain index scans it takes the GIN index and sorts the
+#: matches (figures in bench/README.md, "Search in event data").
 SEARCH_PLANNER = {"enable_indexscan": "off"}
 
 
